@@ -1,0 +1,5 @@
+import sys
+
+from revivadiag.cli import main
+
+sys.exit(main())

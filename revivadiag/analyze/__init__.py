@@ -1,0 +1,1 @@
+"""Analysis: access policy, KPIs, config and source audits, findings."""

@@ -1,0 +1,1 @@
+"""Collectors: one module per resource, each gathering raw facts and shaping them into a frame."""

@@ -1,0 +1,1 @@
+"""How revivadiag reaches a Docker Engine and a container's network namespace."""

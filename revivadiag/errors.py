@@ -1,0 +1,218 @@
+"""Every error revivadiag raises, under one base class.
+
+The tree::
+
+    RevivadiagError
+     ├── EngineError                 the Docker Engine cannot be used
+     │    └── EngineUnreachable      no engine answers at the socket / DOCKER_HOST
+     ├── NotFoundError
+     │    ├── ProjectNotFound        no container carries that compose project label
+     │    ├── ServiceNotFound        the project has no such service
+     │    └── ContainerNotFound      a container vanished or never existed
+     ├── InputError                  bad input; nothing was changed
+     │    ├── ComposeFileError       a compose file that does not parse or validate
+     │    ├── PolicyError            a malformed policy file
+     │    ├── PlanError              a malformed migration plan
+     │    └── ParameterError         an unknown variant, profile, port or option
+     ├── CredentialsError            a password or token was rejected
+     ├── LabError                    the reference lab could not be built or started
+     │    ├── ImageBuildError
+     │    ├── PortInUseError
+     │    └── LabStartError
+     ├── ProbeError                  a probe failed; carries a NetworkErrorType
+     └── RunbookError                a runbook step or its notebook failed
+
+Failed probes are usually *rows* (with an ``error_type`` column), not exceptions:
+``ProbeError`` is raised only where a single probe was asked for directly.
+Third-party exceptions are translated where they enter (``raise X(...) from exc``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class NetworkErrorType(enum.StrEnum):
+    """The seed design's six network error types."""
+
+    CONNECTION_REFUSED = "CONNECTION_REFUSED"
+    TIMEOUT = "TIMEOUT"
+    DNS_RESOLUTION_FAILED = "DNS_RESOLUTION_FAILED"
+    PROXY_ERROR = "PROXY_ERROR"
+    CONTAINER_NOT_FOUND = "CONTAINER_NOT_FOUND"
+    CERTIFICATE_ERROR = "CERTIFICATE_ERROR"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a retry with backoff may help (the seed's handling table)."""
+        return self in (NetworkErrorType.CONNECTION_REFUSED, NetworkErrorType.TIMEOUT)
+
+
+class RevivadiagError(Exception):
+    """Base class of every error raised by revivadiag."""
+
+
+class EngineError(RevivadiagError):
+    """The Docker Engine could not be used."""
+
+
+class EngineUnreachable(EngineError):
+    """No Docker Engine answers at the configured address."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(f"no Docker Engine answers at {address}: {reason}")
+
+
+class NotFoundError(RevivadiagError):
+    """Something named by the user does not exist."""
+
+
+class ProjectNotFound(NotFoundError):
+    """No container carries the compose project label asked for."""
+
+    def __init__(self, project: str, known: list[str] | None = None) -> None:
+        self.project = project
+        self.known = sorted(known or [])
+        hint = f" (projects seen: {', '.join(self.known)})" if self.known else ""
+        super().__init__(f"no compose project named {project!r} on this engine{hint}")
+
+
+class ServiceNotFound(NotFoundError):
+    """The project has no service of that name."""
+
+    def __init__(self, service: str, known: list[str] | None = None) -> None:
+        self.service = service
+        self.known = sorted(known or [])
+        hint = f"; known services: {', '.join(self.known)}" if self.known else ""
+        super().__init__(f"unknown service {service!r}{hint}")
+
+
+class ContainerNotFound(NotFoundError):
+    """A container vanished (or never existed)."""
+
+    def __init__(self, container: str) -> None:
+        self.container = container
+        super().__init__(f"container {container!r} not found")
+
+
+class InputError(RevivadiagError):
+    """Bad input from the user; nothing was changed."""
+
+
+class ComposeFileError(InputError):
+    """A compose file that does not parse or does not validate."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"compose file {path}: {reason}")
+
+
+class PolicyError(InputError):
+    """A malformed access-policy file."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"policy {path}: {reason}")
+
+
+class PlanError(InputError):
+    """A malformed migration plan."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"plan {path}: {reason}")
+
+
+class ParameterError(InputError):
+    """An unknown variant, profile, port or option value."""
+
+    def __init__(self, name: str, value: object, allowed: str) -> None:
+        self.name = name
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"bad {name} {value!r}: {allowed}")
+
+
+class CredentialsError(RevivadiagError):
+    """A service rejected the credentials (the secret itself is never shown)."""
+
+    def __init__(self, service: str, detail: str) -> None:
+        self.service = service
+        self.detail = detail
+        super().__init__(f"{service} rejected the credentials: {detail}")
+
+
+class LabError(RevivadiagError):
+    """The reference lab could not be built, started or stopped."""
+
+
+class ImageBuildError(LabError):
+    """An image of the lab failed to build."""
+
+    def __init__(self, image: str, reason: str) -> None:
+        self.image = image
+        self.reason = reason
+        super().__init__(f"building {image} failed: {reason}")
+
+
+class PortInUseError(LabError):
+    """A host port the lab wants to publish is already taken."""
+
+    def __init__(self, host: str, port: int, service: str) -> None:
+        self.host = host
+        self.port = port
+        self.service = service
+        super().__init__(
+            f"host port {host}:{port} for service {service!r} is already in use; "
+            f"pick another with --port {service}=PORT"
+        )
+
+
+class LabStartError(LabError):
+    """`lab up` failed; what it had started was removed."""
+
+    def __init__(self, prefix: str, reason: str, log_tail: str = "") -> None:
+        self.prefix = prefix
+        self.reason = reason
+        self.log_tail = log_tail
+        super().__init__(f"lab {prefix!r} did not start: {reason}")
+
+
+@dataclass
+class ProbeFailure:
+    """Structured description of one failed probe (what a row's error columns hold)."""
+
+    error_type: NetworkErrorType
+    message: str
+    target: str = ""
+    attempts: int = 1
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class ProbeError(RevivadiagError):
+    """A single probe failed; ``failure.error_type`` is one of the seed's six types."""
+
+    def __init__(self, failure: ProbeFailure) -> None:
+        self.failure = failure
+        super().__init__(f"{failure.error_type}: {failure.target}: {failure.message}")
+
+    @property
+    def error_type(self) -> NetworkErrorType:
+        return self.failure.error_type
+
+
+class RunbookError(RevivadiagError):
+    """A runbook step, or the notebook that runs it, failed."""
+
+    def __init__(self, runbook: str, reason: str, cell: int | None = None) -> None:
+        self.runbook = runbook
+        self.reason = reason
+        self.cell = cell
+        where = f" (cell {cell})" if cell is not None else ""
+        super().__init__(f"runbook {runbook}{where}: {reason}")

@@ -1,0 +1,1 @@
+"""Rendering: topology graphs and drawings, HTML reports."""

@@ -1,0 +1,1 @@
+"""Runbooks: papermill-executed notebooks, their parameters and their reports."""

@@ -1,0 +1,281 @@
+"""Column names, dtypes and meaning of every frame revivadiag produces.
+
+Units live in column names (``latency_ms``, ``connect_ms``). Columns that hold lists
+(``aliases``, ``answers``) have dtype ``object`` and hold ``list[str]``; file writers
+JSON-encode them. Timestamps are timezone-aware UTC.
+
+Every collector builds its frame with :func:`to_frame`, which orders and casts the
+columns, and tests check each frame with :func:`validate`.
+
+>>> f = to_frame("networks", [{"network_id": "ab12", "name": "p_default", "driver": "bridge",
+...                             "subnet": "172.20.0.0/16", "gateway": "172.20.0.1",
+...                             "internal": False, "project": "p"}])
+>>> list(f.columns)[:3]
+['network_id', 'name', 'driver']
+>>> validate("networks", f)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+#: Where each row of a probe frame came from.
+METHODS = ("setns", "sidecar", "exec", "host", "api")
+#: Outcomes of a TCP reachability probe.
+OUTCOMES = ("open", "refused", "timeout", "unresolvable", "error")
+#: Health states (the seed's three, plus unknown when no check could run).
+HEALTH_STATES = ("healthy", "degraded", "unhealthy", "unknown")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, pandas dtype and a one-line meaning."""
+
+    name: str
+    dtype: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class FrameSchema:
+    """The columns of one frame, in order."""
+
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def dtypes(self) -> dict[str, str]:
+        return {c.name: c.dtype for c in self.columns}
+
+
+def _s(name: str, doc: str, *cols: tuple[str, str, str]) -> FrameSchema:
+    return FrameSchema(name, doc, tuple(Column(*c) for c in cols))
+
+
+STR = "string"
+INT = "Int64"
+FLOAT = "float64"
+BOOL = "boolean"
+TS = "datetime64[ns, UTC]"
+LIST = "object"
+
+SCHEMAS: dict[str, FrameSchema] = {
+    s.name: s
+    for s in (
+        _s(
+            "containers",
+            "One row per container of the project (running or not).",
+            ("container_id", STR, "full container id"),
+            ("name", STR, "container name without the leading slash"),
+            ("project", STR, "com.docker.compose.project label"),
+            ("service", STR, "com.docker.compose.service label (or parsed from the name)"),
+            ("number", INT, "com.docker.compose.container-number label"),
+            ("image", STR, "image tag (or id when untagged)"),
+            ("state", STR, "running, exited, restarting, paused, created, dead"),
+            ("health", STR, "Docker healthcheck status: healthy, unhealthy, starting, none"),
+            ("restart_count", INT, "times the engine restarted it"),
+            ("started_at", TS, "when it last started (UTC)"),
+            ("pid", INT, "host PID of its init process, 0 when not running"),
+            ("labels", STR, "JSON object of its labels, secret-looking values redacted"),
+        ),
+        _s(
+            "networks",
+            "One row per network a project container is attached to.",
+            ("network_id", STR, "full network id"),
+            ("name", STR, "network name"),
+            ("driver", STR, "bridge, overlay, ..."),
+            ("subnet", STR, "first IPv4 subnet, CIDR"),
+            ("gateway", STR, "IPv4 gateway"),
+            ("internal", BOOL, "internal networks have no route out"),
+            ("project", STR, "compose project label of the network, if any"),
+        ),
+        _s(
+            "endpoints",
+            "Container x network attachments.",
+            ("container", STR, "container name"),
+            ("service", STR, "compose service"),
+            ("network", STR, "network name"),
+            ("ipv4", STR, "address on that network"),
+            ("aliases", LIST, "network aliases (list of str)"),
+            ("dns_names", LIST, "every name Docker's resolver answers for it there"),
+        ),
+        _s(
+            "ports",
+            "Published ports.",
+            ("container", STR, "container name"),
+            ("service", STR, "compose service"),
+            ("container_port", INT, "port inside the container"),
+            ("protocol", STR, "tcp or udp"),
+            ("host_ip", STR, "host address it is bound to"),
+            ("host_port", INT, "host port"),
+        ),
+        _s(
+            "env",
+            "Container environment; sensitive values are redacted at collection.",
+            ("container", STR, "container name"),
+            ("service", STR, "compose service"),
+            ("key", STR, "variable name"),
+            ("value", STR, "value, or '***' when sensitive"),
+            ("is_sensitive", BOOL, "the value was redacted"),
+        ),
+        _s(
+            "dns",
+            "Source container x queried name, asked of Docker's resolver 127.0.0.11.",
+            ("source", STR, "container the query was made from"),
+            ("source_service", STR, "its compose service"),
+            ("query", STR, "name asked"),
+            ("query_kind", STR, "container_name, service, alias or other"),
+            ("answers", LIST, "A records returned (list of str)"),
+            ("rcode", STR, "NOERROR, NXDOMAIN, SERVFAIL, TIMEOUT, ERROR"),
+            ("latency_ms", FLOAT, "query round trip"),
+            ("method", STR, "setns, sidecar or exec"),
+            ("error_type", STR, "a NetworkErrorType when the name did not resolve"),
+        ),
+        _s(
+            "reachability",
+            "Source container x target service port: one TCP connect each.",
+            ("source", STR, "container the connect was made from"),
+            ("source_service", STR, "its compose service"),
+            ("target", STR, "target container"),
+            ("target_service", STR, "target compose service"),
+            ("target_host", STR, "name that was resolved (the target's service name)"),
+            ("target_ip", STR, "address connected to (empty when unresolvable)"),
+            ("target_port", INT, "TCP port inside the target"),
+            ("outcome", STR, "open, refused, timeout, unresolvable, error"),
+            ("connect_ms", FLOAT, "time to connect or to fail"),
+            ("attempts", INT, "tries made (retries with backoff on transient errors)"),
+            ("error_type", STR, "a NetworkErrorType, empty when open"),
+            ("error", STR, "the underlying error, short"),
+            ("method", STR, "setns, sidecar or exec"),
+        ),
+        _s(
+            "latency",
+            "HTTP probes summarised per path and phase (N samples each, after warm-up).",
+            ("path", STR, "direct or proxy"),
+            ("source", STR, "where the requests were made from (container or 'host')"),
+            ("url", STR, "URL requested (credentials never included)"),
+            ("phase", STR, "dns, connect, first_byte, total"),
+            ("samples", INT, "successful samples"),
+            ("errors", INT, "failed samples"),
+            ("p50_ms", FLOAT, "median"),
+            ("p95_ms", FLOAT, "95th percentile"),
+            ("p99_ms", FLOAT, "99th percentile"),
+            ("mean_ms", FLOAT, "mean"),
+            ("method", STR, "setns, sidecar, exec or host"),
+            ("error_type", STR, "the most frequent NetworkErrorType among failures"),
+        ),
+        _s(
+            "health",
+            "Per service and check path: the seed's health rules.",
+            ("service", STR, "compose service"),
+            ("container", STR, "container name"),
+            ("check", STR, "http, postgres_internal, postgres_external, redis_internal, "
+                           "redis_external, docker"),
+            ("target", STR, "what was checked (URL without credentials, or host:port)"),
+            ("status", STR, "healthy, degraded, unhealthy or unknown"),
+            ("response_ms", FLOAT, "time the check took"),
+            ("error_type", STR, "a NetworkErrorType when unhealthy"),
+            ("detail", STR, "short explanation, never a secret"),
+            ("method", STR, "setns, sidecar, exec or host"),
+        ),
+        _s(
+            "violations",
+            "Observed reachability compared with the expected access policy.",
+            ("source_service", STR, "service the probe came from"),
+            ("target_service", STR, "service probed"),
+            ("target_port", INT, "port probed"),
+            ("expected", STR, "allow or deny (from the policy)"),
+            ("observed", STR, "the probe's outcome: open, refused, timeout, unresolvable, error"),
+            ("verdict", STR, "ok, violation (denied but open), blocked (allowed but not open), "
+                             "refused_not_dropped (denied, but refused rather than dropped)"),
+            ("evidence", STR, "source container -> target ip:port, outcome, connect_ms, method"),
+        ),
+        _s(
+            "kpis",
+            "The seed's key performance indicators, measured.",
+            ("kpi", STR, "startup_time, inter_service_latency, proxy_overhead, dns_resolution, "
+                         "connection_reuse"),
+            ("title", STR, "human name"),
+            ("value", FLOAT, "measured value"),
+            ("unit", STR, "s, ms or %"),
+            ("threshold", FLOAT, "the seed's target"),
+            ("comparison", STR, "< or >"),
+            ("samples", INT, "how many measurements the value summarises"),
+            ("passed", BOOL, "value meets the target (NA when it could not be measured)"),
+            ("detail", STR, "how it was measured"),
+        ),
+        _s(
+            "findings",
+            "What the diagnose runbook concludes; one row per problem or observation.",
+            ("id", STR, "stable identifier, e.g. RD-NET-001"),
+            ("severity", STR, "error, warning or info"),
+            ("category", STR, "policy, kpi, config, naming, proxy, source, health"),
+            ("title", STR, "one line"),
+            ("evidence", STR, "what was observed, with values"),
+            ("remediation", STR, "what to do, naming the runbook or README section that does it"),
+        ),
+    )
+}
+
+SEVERITIES = ("error", "warning", "info")
+
+
+def schema(name: str) -> FrameSchema:
+    """The schema of frame ``name`` (KeyError names the known frames)."""
+    try:
+        return SCHEMAS[name]
+    except KeyError:
+        raise KeyError(f"unknown frame {name!r}; known: {', '.join(SCHEMAS)}") from None
+
+
+def empty_frame(name: str) -> pd.DataFrame:
+    """An empty frame with the right columns and dtypes."""
+    return to_frame(name, [])
+
+
+def to_frame(name: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Build frame ``name`` from row dicts: columns ordered and cast, missing ones filled."""
+    sch = schema(name)
+    records = [dict(r) for r in rows]
+    df = pd.DataFrame.from_records(records, columns=sch.names)
+    for col in sch.columns:
+        df[col.name] = _cast(df[col.name], col.dtype)
+    return df.reset_index(drop=True)
+
+
+def _cast(series: pd.Series, dtype: str) -> pd.Series:
+    if dtype == TS:
+        return pd.to_datetime(series, utc=True, errors="coerce").astype(TS)
+    if dtype == LIST:
+        return series.map(lambda v: list(v) if isinstance(v, (list, tuple)) else []).astype(object)
+    if dtype == FLOAT:
+        return pd.to_numeric(series, errors="coerce").astype(FLOAT)
+    if dtype == INT:
+        return pd.to_numeric(series, errors="coerce").astype(INT)
+    if dtype == BOOL:
+        return series.astype(BOOL)
+    if dtype == STR:
+        return series.astype(STR).fillna("")
+    return series.astype(dtype)
+
+
+def validate(name: str, df: pd.DataFrame) -> None:
+    """Raise ``AssertionError`` naming the first column whose name or dtype is wrong."""
+    sch = schema(name)
+    if list(df.columns) != sch.names:
+        raise AssertionError(f"{name}: columns {list(df.columns)} != schema {sch.names}")
+    for col in sch.columns:
+        actual = str(df[col.name].dtype)
+        if actual != col.dtype:
+            raise AssertionError(f"{name}.{col.name}: dtype {actual} != {col.dtype}")
+        if col.dtype == LIST and not all(isinstance(v, list) for v in df[col.name]):
+            raise AssertionError(f"{name}.{col.name}: every value must be a list")
