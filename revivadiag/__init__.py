@@ -3,10 +3,79 @@
 >>> import revivadiag as rd
 >>> snap = rd.snapshot(project="revivatech")   # doctest: +SKIP
 >>> snap.reachability.query("outcome == 'open'")  # doctest: +SKIP
+>>> snap.write("out/")                            # doctest: +SKIP
+>>> rd.Snapshot.load("out/").health               # doctest: +SKIP
+
+The public surface is ``__all__``; everything else is reachable through the subpackages.
+Heavy imports (pandas, docker) happen on first use of ``snapshot`` / ``Snapshot``, so
+``import revivadiag`` (and ``revivadiag --version``) stays fast.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from revivadiag.errors import (
+    ContainerNotFound,
+    CredentialsError,
+    EngineError,
+    EngineUnreachable,
+    InputError,
+    NetworkErrorType,
+    NotFoundError,
+    ParameterError,
+    ProbeError,
+    ProjectNotFound,
+    RevivadiagError,
+    ServiceNotFound,
+)
+
+if TYPE_CHECKING:
+    from revivadiag.collect.health_rules import HealthConfig
+    from revivadiag.collect.snapshot import Snapshot, SnapshotMeta
+    from revivadiag.collect.take import snapshot
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+#: public name -> module that defines it (imported on first access)
+_LAZY = {
+    "snapshot": "revivadiag.collect.take",
+    "Snapshot": "revivadiag.collect.snapshot",
+    "SnapshotMeta": "revivadiag.collect.snapshot",
+    "HealthConfig": "revivadiag.collect.health_rules",
+}
+
+__all__ = [
+    "ContainerNotFound",
+    "CredentialsError",
+    "EngineError",
+    "EngineUnreachable",
+    "HealthConfig",
+    "InputError",
+    "NetworkErrorType",
+    "NotFoundError",
+    "ParameterError",
+    "ProbeError",
+    "ProjectNotFound",
+    "RevivadiagError",
+    "ServiceNotFound",
+    "Snapshot",
+    "SnapshotMeta",
+    "__version__",
+    "snapshot",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the lazily exported names on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'revivadiag' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

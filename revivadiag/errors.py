@@ -77,6 +77,10 @@ class ProjectNotFound(NotFoundError):
         self.project = project
         self.known = sorted(known or [])
         hint = f" (projects seen: {', '.join(self.known)})" if self.known else ""
+        if not project:  # none asked for, and none could be chosen
+            why = "several run; pass a project" if self.known else "none runs"
+            super().__init__(f"no compose project chosen on this engine: {why}{hint}")
+            return
         super().__init__(f"no compose project named {project!r} on this engine{hint}")
 
 

@@ -85,6 +85,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("restart_count", INT, "times the engine restarted it"),
             ("started_at", TS, "when it last started (UTC)"),
             ("pid", INT, "host PID of its init process, 0 when not running"),
+            ("exposed_ports", LIST, "ports the image/container exposes, e.g. '5432/tcp'"),
             ("labels", STR, "JSON object of its labels, secret-looking values redacted"),
         ),
         _s(
@@ -139,6 +140,9 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("latency_ms", FLOAT, "query round trip"),
             ("method", STR, "setns, sidecar or exec"),
             ("error_type", STR, "a NetworkErrorType when the name did not resolve"),
+            ("error", STR, "what went wrong, short (empty when it resolved)"),
+            ("from_cache", BOOL, "a name unknown on the source's networks is asked once per "
+                                 "network set; true on the rows that reuse that answer"),
         ),
         _s(
             "reachability",
@@ -196,7 +200,10 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("expected", STR, "allow or deny (from the policy)"),
             ("observed", STR, "the probe's outcome: open, refused, timeout, unresolvable, error"),
             ("verdict", STR, "ok, violation (denied but open), blocked (allowed but not open), "
-                             "refused_not_dropped (denied, but refused rather than dropped)"),
+                             "refused_not_dropped (denied, but refused rather than dropped), "
+                             "inconclusive (the probe itself failed)"),
+            ("severity", STR, "error, warning or info when the verdict is not ok (the rule's "
+                              "severity; empty when ok)"),
             ("evidence", STR, "source container -> target ip:port, outcome, connect_ms, method"),
         ),
         _s(
@@ -222,6 +229,41 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("title", STR, "one line"),
             ("evidence", STR, "what was observed, with values"),
             ("remediation", STR, "what to do, naming the runbook or README section that does it"),
+        ),
+        _s(
+            "checks",
+            "Config audit: one row per check and subject, for one environment.",
+            ("check_id", STR, "stable check name, e.g. client-api-url, proxy-keepalive"),
+            ("title", STR, "what the check verifies"),
+            ("environment", STR, "development or production"),
+            ("subject", STR, "what was checked (container, variable, URL, config file)"),
+            ("status", STR, "pass, fail, warn or skip"),
+            ("evidence", STR, "what was observed, never a secret"),
+        ),
+        _s(
+            "source_findings",
+            "Source audit: hard-coded backend URLs, ports and container names in a source tree.",
+            ("file", STR, "path relative to the audited root"),
+            ("line", INT, "1-based line number"),
+            ("column", INT, "1-based column of the match"),
+            ("kind", STR, "backend_url, websocket_url, backend_port, database_port, redis_port, "
+                          "container_name"),
+            ("match", STR, "the matched text"),
+            ("snippet", STR, "the line, stripped and shortened, secrets redacted"),
+            ("side", STR, "client, server or config: where the code runs"),
+            ("suggested_fix", STR, "the replacement: relative URL, resolver function, "
+                                   "BACKEND_INTERNAL_URL or service name"),
+        ),
+        _s(
+            "lab_status",
+            "`revivadiag lab status`: one row per container of a lab instance.",
+            ("container", STR, "container name"),
+            ("service", STR, "compose service: frontend, backend, database or redis"),
+            ("state", STR, "running, exited, created, ..."),
+            ("health", STR, "healthy, unhealthy, starting or none"),
+            ("ports", STR, "published ports, e.g. 127.0.0.1:3010->3010/tcp; empty when none"),
+            ("variant", STR, "io.revivadiag.variant label: current or target"),
+            ("profile", STR, "io.revivadiag.profile label: development or production"),
         ),
     )
 }

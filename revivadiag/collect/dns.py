@@ -1,0 +1,206 @@
+"""The ``dns`` frame: every project name asked of Docker's resolver from every container.
+
+Each running container asks 127.0.0.11, from inside its own network namespace, for every
+container name, service name and network alias of the project (short container ids, which
+Docker also answers, are left out). Names are checked per container where Docker knows
+them on the container's networks. A name it does *not* know there is forwarded by Docker to
+the host's upstream DNS: such a name is asked once per set of networks (from one
+representative container) and the answer is reused for the others (``from_cache``) and kept
+in ``engine.name_cache`` for the reachability sweep. A container that is not running gets
+rows with ``CONTAINER_NOT_FOUND``.
+
+>>> view = NetworkView.from_rows(
+...     [{"container_id": "a1", "name": "p_web_1", "service": "web", "state": "running"},
+...      {"container_id": "b2", "name": "p_db_1", "service": "db", "state": "running"}],
+...     [{"container": "p_web_1", "network": "front", "ipv4": "10.0.1.2", "aliases": ["web"],
+...       "dns_names": ["p_web_1", "web"]},
+...      {"container": "p_db_1", "network": "back", "ipv4": "10.0.2.2", "aliases": ["db"],
+...       "dns_names": ["p_db_1", "db"]}])
+>>> view.knows(view.by_name["p_web_1"], "db"), view.knows(view.by_name["p_web_1"], "web")
+(False, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from revivadiag.engine.base import Progress
+from revivadiag.engine.jobs import DOCKER_DNS, Job, Result
+from revivadiag.schemas import to_frame
+
+BUILTIN_NETWORKS = frozenset({"bridge", "host", "none"})
+NAME_KINDS = ("container_name", "service", "alias")
+DNS_TIMEOUT_S = 1.0
+NetKey = frozenset[str]
+
+
+@dataclass
+class Member:
+    """One container as the probes see it: identity, state, networks and addresses."""
+
+    container_id: str
+    name: str
+    service: str
+    running: bool
+    ips: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def netkey(self) -> NetKey:
+        """The user-defined networks it is attached to (what its resolver answers for)."""
+        return frozenset(n for n in self.ips if n not in BUILTIN_NETWORKS)
+
+
+@dataclass
+class NetworkView:
+    """Containers, their networks, and the names Docker's resolver answers on each network."""
+
+    members: list[Member]
+    visible: dict[str, set[str]]
+    names: dict[str, str]
+
+    @property
+    def by_name(self) -> dict[str, Member]:
+        return {m.name: m for m in self.members}
+
+    @classmethod
+    def from_frames(cls, containers: pd.DataFrame, endpoints: pd.DataFrame) -> NetworkView:
+        """Build the view from the ``containers`` and ``endpoints`` frames."""
+        return cls.from_rows(containers.to_dict("records"), endpoints.to_dict("records"))
+
+    @classmethod
+    def from_rows(cls, containers: Iterable[Mapping[str, Any]],
+                  endpoints: Iterable[Mapping[str, Any]]) -> NetworkView:
+        """Build the view from row dicts (the frames' records)."""
+        members = [Member(str(c["container_id"]), str(c["name"]), str(c.get("service") or ""),
+                          str(c.get("state")) == "running") for c in containers]
+        by_name = {m.name: m for m in members}
+        short_ids = {m.container_id[:12] for m in members}
+        visible: dict[str, set[str]] = {}
+        names: dict[str, str] = {}
+        for ep in endpoints:
+            member = by_name.get(str(ep["container"]))
+            if member is None:
+                continue
+            member.ips[str(ep["network"])] = str(ep.get("ipv4") or "")
+            visible.setdefault(str(ep["network"]), set()).update(_list(ep.get("dns_names")))
+            for alias in _list(ep.get("aliases")) + _list(ep.get("dns_names")):
+                if alias not in short_ids:
+                    names.setdefault(alias, "alias")
+        for m in members:
+            if m.service and names.get(m.service) != "container_name":
+                names[m.service] = "service"
+        for m in members:
+            names[m.name] = "container_name"
+        return cls(members, visible, dict(sorted(names.items())))
+
+    def knows(self, source: Member, name: str) -> bool:
+        """True when Docker's resolver answers ``name`` itself on one of ``source``'s networks."""
+        return any(name in self.visible.get(net, ()) for net in source.netkey)
+
+    def representative(self, key: NetKey) -> Member | None:
+        """The first running container attached to exactly the networks ``key``."""
+        for m in sorted(self.members, key=lambda m: m.name):
+            if m.running and m.netkey == key:
+                return m
+        return None
+
+
+def _list(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
+
+
+@dataclass
+class DnsPlan:
+    """Jobs per source container, and which (network set, name) each shared job answers."""
+
+    batches: dict[str, list[Job]] = field(default_factory=dict)
+    shared: dict[tuple[NetKey, str], tuple[str, int]] = field(default_factory=dict)
+
+    def add(self, member: Member, name: str, shared: bool) -> None:
+        jobs = self.batches.setdefault(member.container_id, [])
+        if shared:
+            self.shared[(member.netkey, name)] = (member.container_id, len(jobs))
+        jobs.append({"kind": "dns", "name": name, "server": DOCKER_DNS,
+                     "timeout_s": DNS_TIMEOUT_S, "retries": 1})
+
+
+def plan_dns(view: NetworkView, cache: Mapping[tuple[NetKey, str], Result]) -> DnsPlan:
+    """Per-container queries of known names; one query per network set of unknown ones."""
+    plan = DnsPlan()
+    for source in view.members:
+        for name in view.names:
+            if not source.running or view.knows(source, name):
+                plan.add(source, name, shared=False)
+                continue
+            key = (source.netkey, name)
+            rep = view.representative(source.netkey)
+            if key not in cache and key not in plan.shared and rep is not None:
+                plan.add(rep, name, shared=True)
+    return plan
+
+
+def shared_answers(plan: DnsPlan, results: Mapping[str, Sequence[Result]],
+                   view: NetworkView) -> dict[tuple[NetKey, str], Result]:
+    """The result of each shared query, labelled with the container that asked."""
+    by_id = {m.container_id: m for m in view.members}
+    out: dict[tuple[NetKey, str], Result] = {}
+    for key, (cid, index) in plan.shared.items():
+        out[key] = dict(results[cid][index], asked_from=by_id[cid].name)
+    return out
+
+
+def dns_rows(view: NetworkView, plan: DnsPlan, results: Mapping[str, Sequence[Result]],
+             cache: Mapping[tuple[NetKey, str], Result]) -> list[dict[str, Any]]:
+    """One row per source container x project name."""
+    rows: list[dict[str, Any]] = []
+    shared_jobs = {(cid, i) for cid, i in plan.shared.values()}
+    for source in view.members:
+        asked = {str(j["name"]): (i, r) for i, (j, r) in enumerate(
+            zip(plan.batches.get(source.container_id, []), results.get(source.container_id, []),
+                strict=False))}
+        for name, kind in view.names.items():
+            hit = asked.get(name)
+            if hit is not None and (source.container_id, hit[0]) not in shared_jobs:
+                rows.append(dns_row(source, name, kind, hit[1], from_cache=False))
+                continue
+            cached = cache.get((source.netkey, name))
+            if hit is not None or cached is not None:
+                result = hit[1] if hit is not None else cached
+                assert result is not None
+                mine = hit is not None
+                rows.append(dns_row(source, name, kind, result, from_cache=not mine))
+    return rows
+
+
+def dns_row(source: Member, name: str, kind: str, result: Mapping[str, Any],
+            from_cache: bool) -> dict[str, Any]:
+    """A ``dns`` row from one query result."""
+    error = str(result.get("error") or "")
+    if from_cache and result.get("asked_from"):
+        error = (error + "; " if error else "") + f"answer of {result['asked_from']} reused"
+    return {"source": source.name, "source_service": source.service, "query": name,
+            "query_kind": kind, "answers": list(result.get("answers") or []),
+            "rcode": result.get("rcode", ""), "latency_ms": result.get("latency_ms"),
+            "method": result.get("method", ""), "error_type": result.get("error_type", ""),
+            "error": error, "from_cache": from_cache}
+
+
+def resolve_shared(engine: Any, view: NetworkView, plan: DnsPlan,
+                   progress: Progress | None = None) -> dict[str, list[Result]]:
+    """Run the plan; remember the answers of shared queries in ``engine.name_cache``."""
+    results: dict[str, list[Result]] = engine.run(plan.batches, progress) if plan.batches else {}
+    engine.name_cache.update(shared_answers(plan, results, view))
+    return results
+
+
+def collect_dns(engine: Any, containers: pd.DataFrame, endpoints: pd.DataFrame,
+                progress: Progress | None = None) -> pd.DataFrame:
+    """The ``dns`` frame (see the module docstring); ``engine`` is a ProbeEngine."""
+    view = NetworkView.from_frames(containers, endpoints)
+    plan = plan_dns(view, engine.name_cache)
+    results = resolve_shared(engine, view, plan, progress)
+    return to_frame("dns", dns_rows(view, plan, results, engine.name_cache))

@@ -1,0 +1,158 @@
+"""One pass over the Docker Engine API: the raw inspect dicts every API collector parses.
+
+This is the only module of the API collectors that talks to the engine. It makes few calls:
+one container list filtered by the compose project label, one inspect per container and one
+per network those containers are attached to. Everything else (``containers``, ``networks``,
+``endpoints``, ``ports``, ``env`` frames) is shaped by pure ``parse_*`` functions from the
+:class:`RawInventory` it returns.
+
+The raw dicts hold secrets (the containers' environment): they live in memory for the length
+of one snapshot and are never written anywhere; the parsers redact at collection.
+
+Project selection (:func:`choose_project`): an explicit project must exist, else
+:class:`~revivadiag.errors.ProjectNotFound` lists the projects seen; with none given, the
+only running compose project is used, else ``revivatech`` when present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from revivadiag.errors import EngineUnreachable, ProjectNotFound
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+NUMBER_LABEL = "com.docker.compose.container-number"
+#: the project used when several run and none was asked for (the seed's stack)
+DEFAULT_PROJECT = "revivatech"
+
+Inspect = dict[str, Any]
+
+
+@dataclass
+class RawInventory:
+    """Raw inspect dicts of one compose project (secrets included: memory only)."""
+
+    project: str
+    containers: list[Inspect] = field(default_factory=list)
+    networks: list[Inspect] = field(default_factory=list)
+    #: list entries of containers that vanished between the list and their inspect
+    vanished: list[Inspect] = field(default_factory=list)
+    api_calls: int = 0
+
+    def __repr__(self) -> str:  # never print the environment by accident
+        return (
+            f"RawInventory(project={self.project!r}, containers={len(self.containers)}, "
+            f"networks={len(self.networks)}, vanished={len(self.vanished)})"
+        )
+
+
+def projects_of(summaries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Sorted compose project names found in container list entries."""
+    names = {str((s.get("Labels") or {}).get(PROJECT_LABEL, "")) for s in summaries}
+    return sorted(n for n in names if n)
+
+
+def choose_project(requested: str | None, known: list[str]) -> str:
+    """The project to snapshot, from the one requested and those running.
+
+    >>> choose_project(None, ["revivatech"])
+    'revivatech'
+    >>> choose_project(None, ["a", "revivatech"])
+    'revivatech'
+    >>> choose_project("b", ["a"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    revivadiag.errors.ProjectNotFound: no compose project named 'b' ... (projects seen: a)
+    """
+    if requested is not None:
+        if requested in known:
+            return requested
+        raise ProjectNotFound(requested, known)
+    if len(known) == 1:
+        return known[0]
+    if DEFAULT_PROJECT in known:
+        return DEFAULT_PROJECT
+    raise ProjectNotFound("", known)
+
+
+def gather(client: docker.DockerClient, project: str | None = None) -> RawInventory:
+    """List and inspect every container and network of ``project`` (default: see module doc)."""
+    chosen, summaries, calls = list_project(client, project)
+    inv = RawInventory(project=chosen, api_calls=calls)
+    inspect_containers(client, summaries, inv)
+    inspect_networks(client, network_ids(inv.containers), inv)
+    return inv
+
+
+def list_project(
+    client: docker.DockerClient, project: str | None = None
+) -> tuple[str, list[Inspect], int]:
+    """(project chosen, its container list entries, API calls made): usually one call."""
+    if project is not None:
+        summaries = _list(client, {"label": f"{PROJECT_LABEL}={project}"})
+        if not summaries:
+            raise ProjectNotFound(project, projects_of(_list(client, {"label": PROJECT_LABEL})))
+        return project, summaries, 1
+    every = _list(client, {"label": PROJECT_LABEL})
+    chosen = choose_project(None, projects_of(every))
+    return chosen, [s for s in every if (s.get("Labels") or {}).get(PROJECT_LABEL) == chosen], 1
+
+
+def inspect_containers(
+    client: docker.DockerClient, summaries: Iterable[Mapping[str, Any]], inv: RawInventory
+) -> None:
+    """Inspect each listed container into ``inv``; one that vanished goes to ``inv.vanished``."""
+    for summary in sorted(summaries, key=_summary_name):
+        inv.api_calls += 1
+        try:
+            inv.containers.append(_call(client, client.api.inspect_container, summary["Id"]))
+        except docker.errors.NotFound:
+            inv.vanished.append(dict(summary))
+
+
+def network_ids(containers: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Ids of the networks the containers are attached to, first-seen order."""
+    seen: dict[str, None] = {}
+    for c in containers:
+        for ep in ((c.get("NetworkSettings") or {}).get("Networks") or {}).values():
+            nid = str((ep or {}).get("NetworkID") or "")
+            if nid:
+                seen.setdefault(nid, None)
+    return list(seen)
+
+
+def inspect_networks(client: docker.DockerClient, ids: Iterable[str], inv: RawInventory) -> None:
+    """Inspect each network into ``inv`` (a network removed meanwhile is skipped)."""
+    for nid in ids:
+        inv.api_calls += 1
+        try:
+            inv.networks.append(_call(client, client.api.inspect_network, nid))
+        except docker.errors.NotFound:
+            continue
+
+
+def _summary_name(summary: Mapping[str, Any]) -> str:
+    names = summary.get("Names") or [""]
+    return str(names[0]).lstrip("/")
+
+
+def _list(client: docker.DockerClient, filters: dict[str, str]) -> list[Inspect]:
+    result: list[Inspect] = _call(client, client.api.containers, all=True, filters=filters)
+    return result
+
+
+def _call(client: docker.DockerClient, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call the API; connection failures become EngineUnreachable (NotFound passes through)."""
+    try:
+        return fn(*args, **kwargs)
+    except docker.errors.NotFound:
+        raise
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, OSError) as exc:
+        address = str(getattr(client.api, "base_url", "")) or "the engine"
+        raise EngineUnreachable(address, str(exc).splitlines()[0][:300]) from exc

@@ -1,0 +1,197 @@
+"""The ``latency`` frame: HTTP timings direct to the backend and through the proxy.
+
+Measured apart from the reachability sweep, one request in flight at a time, after
+warm-up requests that are discarded (a sweep inflates latency tenfold). From inside the
+proxy container's network namespace:
+
+- ``direct``: ``http://<backend service>:<backend port><path>``
+- ``proxy``:  ``http://127.0.0.1:<proxy port><path>`` (the proxy in front of the backend)
+
+and from this host through the published ports, when the engine is local (``source``
+``host``, method ``host``). Each path gets N samples summarised per phase (dns, connect,
+first_byte, total; cumulative from the start of a request, like ``curl -w``) as
+p50/p95/p99/mean. The raw samples are in ``frame.attrs["samples"]`` (see
+:data:`SAMPLE_COLUMNS`) and from :func:`measure_latency`, for KPIs such as proxy overhead.
+
+>>> summarize_samples(pd.DataFrame({"path": ["direct"] * 3, "source": ["f"] * 3,
+...     "url": ["u"] * 3, "total_ms": [1.0, 2.0, 3.0], "dns_ms": [0.0] * 3,
+...     "connect_ms": [0.5] * 3, "first_byte_ms": [0.9] * 3, "status": [200] * 3,
+...     "method": ["setns"] * 3, "error_type": [""] * 3, "error": [""] * 3}))["p50_ms"].tolist()
+[0.0, 0.5, 0.9, 2.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from revivadiag.collect.reachability import port_list
+from revivadiag.engine.jobs import DOCKER_DNS, Job, Result
+from revivadiag.errors import ServiceNotFound
+from revivadiag.schemas import to_frame
+
+PHASES = ("dns", "connect", "first_byte", "total")
+SAMPLE_COLUMNS = ("path", "source", "url", "sample", "dns_ms", "connect_ms", "first_byte_ms",
+                  "total_ms", "status", "method", "error_type", "error")
+LOOPBACK = "127.0.0.1"
+_LOCAL_BINDS = ("", "0.0.0.0", "127.0.0.1", "::", "localhost")
+
+
+@dataclass(frozen=True)
+class LatencyRun:
+    """The summary frame (schema ``latency``) and the raw samples behind it."""
+
+    summary: pd.DataFrame
+    samples: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One measured path: where from, which URL, which job."""
+
+    path: str
+    source: str
+    url: str
+    job: Job
+
+
+def running_member(containers: pd.DataFrame, service: str) -> Mapping[str, Any]:
+    """The first running container of ``service``; ServiceNotFound otherwise."""
+    rows = containers[(containers["service"] == service) & (containers["state"] == "running")]
+    if rows.empty:
+        known = sorted({str(s) for s in containers["service"] if s})
+        raise ServiceNotFound(service, known)
+    return dict(rows.iloc[0])
+
+
+def first_port(member: Mapping[str, Any], wanted: int | None) -> int:
+    """``wanted``, else the container's first exposed TCP port."""
+    if wanted is not None:
+        return wanted
+    ports = port_list(member.get("exposed_ports"))
+    if not ports:
+        raise ServiceNotFound(f"{member.get('service')} (no exposed TCP port)")
+    return ports[0]
+
+
+def http_job(url: str, samples: int, warmup: int, via_proxy: bool, reuse: bool) -> Job:
+    """An ``http`` job measuring ``url``."""
+    return {"kind": "http", "url": url, "samples": samples, "warmup": warmup, "timeout_s": 2.0,
+            "via_proxy": via_proxy, "new_connection": not reuse, "server": DOCKER_DNS}
+
+
+def published(ports: pd.DataFrame | None, container: str, port: int) -> int | None:
+    """The host port publishing ``container``'s ``port`` on a local address, if any."""
+    if ports is None or ports.empty:
+        return None
+    rows = ports[(ports["container"] == container) & (ports["container_port"] == port)]
+    for r in rows.to_dict("records"):
+        if str(r.get("host_ip") or "") in _LOCAL_BINDS and pd.notna(r.get("host_port")):
+            return int(r["host_port"])
+    return None
+
+
+def sample_rows(probe: Probe, result: Result) -> list[dict[str, Any]]:
+    """One row per successful or failed sample of one probe."""
+    rows = [{"path": probe.path, "source": probe.source, "url": probe.url, "sample": i,
+             "method": result.get("method", ""), "error_type": "", "error": "", **s}
+            for i, s in enumerate(result.get("samples") or [])]
+    for err in result.get("errors") or []:
+        rows.append({"path": probe.path, "source": probe.source, "url": probe.url,
+                     "sample": len(rows), "method": result.get("method", ""),
+                     "error_type": err.get("error_type", ""), "error": err.get("error", "")})
+    return rows
+
+
+def summarize_samples(samples: pd.DataFrame) -> pd.DataFrame:
+    """The ``latency`` frame: per (path, source, url) and phase, percentiles of good samples."""
+    rows: list[dict[str, Any]] = []
+    for (path, source, url), group in samples.groupby(["path", "source", "url"], sort=False):
+        good = group[group["error_type"].fillna("").eq("") & group["total_ms"].notna()]
+        bad = group.drop(good.index)
+        etype = str(bad["error_type"].mode().iloc[0]) if not bad.empty else ""
+        for phase in PHASES:
+            values = pd.to_numeric(good[f"{phase}_ms"], errors="coerce").dropna()
+            rows.append({"path": path, "source": source, "url": url, "phase": phase,
+                         "samples": len(values), "errors": len(bad),
+                         "p50_ms": values.quantile(0.50) if len(values) else None,
+                         "p95_ms": values.quantile(0.95) if len(values) else None,
+                         "p99_ms": values.quantile(0.99) if len(values) else None,
+                         "mean_ms": values.mean() if len(values) else None,
+                         "method": str(group["method"].iloc[0]), "error_type": etype})
+    return to_frame("latency", rows)
+
+
+def plan_probes(containers: pd.DataFrame, ports: pd.DataFrame | None, samples: int, warmup: int,
+                proxy_service: str, backend_service: str, path: str, proxy_port: int | None,
+                backend_port: int | None, reuse: bool) -> tuple[str, list[Probe], list[Probe]]:
+    """(proxy container id, probes from its namespace, probes from this host)."""
+    proxy = running_member(containers, proxy_service)
+    backend = running_member(containers, backend_service)
+    pport, bport = first_port(proxy, proxy_port), first_port(backend, backend_port)
+    inside = [
+        Probe("direct", str(proxy["name"]), url := f"http://{backend_service}:{bport}{path}",
+              http_job(url, samples, warmup, False, reuse)),
+        Probe("proxy", str(proxy["name"]), url := f"http://{LOOPBACK}:{pport}{path}",
+              http_job(url, samples, warmup, True, reuse)),
+    ]
+    host: list[Probe] = []
+    for name, kind, port, via in ((backend["name"], "direct", bport, False),
+                                  (proxy["name"], "proxy", pport, True)):
+        hport = published(ports, str(name), port)
+        if hport is not None:
+            url = f"http://{LOOPBACK}:{hport}{path}"
+            host.append(Probe(kind, "host", url, http_job(url, samples, warmup, via, reuse)))
+    return str(proxy["container_id"]), inside, host
+
+
+def measure_latency(engine: Any, containers: pd.DataFrame, ports: pd.DataFrame | None,
+                    samples: int = 20, proxy_service: str = "frontend",
+                    backend_service: str = "backend", path: str = "/api/health",
+                    warmup: int = 3, proxy_port: int | None = None,
+                    backend_port: int | None = None, reuse_connection: bool = False,
+                    from_host: bool = True) -> LatencyRun:
+    """Measure every path, one request in flight; see the module docstring."""
+    proxy_id, inside, host = plan_probes(containers, ports, samples, warmup, proxy_service,
+                                         backend_service, path, proxy_port, backend_port,
+                                         reuse_connection)
+    rows: list[dict[str, Any]] = []
+    results = engine.run({proxy_id: [p.job for p in inside]}, concurrency=1)[proxy_id]
+    for probe, result in zip(inside, results, strict=True):
+        rows.extend(sample_rows(probe, result))
+    if from_host and host and engine.settings.local:
+        for probe, result in zip(host, engine.run_host([p.job for p in host], concurrency=1),
+                                 strict=True):
+            rows.extend(sample_rows(probe, result))
+    frame = pd.DataFrame.from_records(rows, columns=list(SAMPLE_COLUMNS))
+    return LatencyRun(summarize_samples(frame), frame)
+
+
+def collect_latency(engine: Any, containers: pd.DataFrame, ports: pd.DataFrame | None,
+                    samples: int = 20, proxy_service: str = "frontend",
+                    backend_service: str = "backend", path: str = "/api/health",
+                    warmup: int = 3) -> pd.DataFrame:
+    """The ``latency`` frame; the raw samples ride along in ``frame.attrs["samples"]``.
+
+    For ports, connection reuse or no host probes, call :func:`measure_latency`.
+    """
+    run = measure_latency(engine, containers, ports, samples, proxy_service, backend_service,
+                          path, warmup)
+    frame = run.summary
+    frame.attrs["samples"] = run.samples
+    return frame
+
+
+def proxy_overhead_ms(samples: pd.DataFrame, source: str | None = None) -> float | None:
+    """Median total through the proxy minus median total direct (same source), in ms."""
+    good = samples[samples["error_type"].fillna("").eq("")]
+    if source is not None:
+        good = good[good["source"] == source]
+    medians: Sequence[float] = [good[good["path"] == p]["total_ms"].median()
+                                for p in ("proxy", "direct")]
+    if any(pd.isna(m) for m in medians):
+        return None
+    return float(medians[0] - medians[1])

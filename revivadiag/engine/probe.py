@@ -1,0 +1,192 @@
+"""ProbeEngine: run job batches from inside containers, by the best method available.
+
+>>> engine = ProbeEngine(client)                                   # doctest: +SKIP
+>>> engine.method                                                  # doctest: +SKIP
+'setns'
+>>> engine.run({"3f2a...": [{"kind": "dns", "name": "backend"}]})  # doctest: +SKIP
+{'3f2a...': [{'kind': 'dns', 'answers': ['172.20.0.3'], ..., 'method': 'setns'}]}
+
+``auto`` picks setns when the engine is local and we are root, else a sidecar when an image
+with python3 exists, else exec. A container that is not running, or vanishes, yields
+CONTAINER_NOT_FOUND results; an engine that stops answering raises EngineUnreachable.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+import docker.errors
+import requests.exceptions
+
+from revivadiag.engine.base import METHODS, Progress, Settings, Target, method_class, stamp
+from revivadiag.engine.jobs import Job, Result, failure_result, validate_job
+from revivadiag.engine.netprobe import Breaker, run_batch
+from revivadiag.errors import EngineUnreachable, NetworkErrorType, ParameterError
+
+AUTO_ORDER = ("setns", "sidecar", "exec")
+INSPECT_THREADS = 8
+
+
+def is_local_client(client: Any) -> bool:
+    """True when docker-py talks to an engine on this host (unix socket or loopback TCP)."""
+    base = str(getattr(client.api, "base_url", ""))
+    if base.startswith(("http+docker://localhost", "http+docker://localunixsocket")):
+        return True
+    return urlsplit(base).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+class ProbeEngine:
+    """Probes from inside containers' network namespaces; see the module docstring."""
+
+    def __init__(self, client: Any, method: str = "auto", concurrency: int = 64,
+                 timeout_s: float = 0.5, workers: int = 8, dns_budget: int = 32,
+                 sidecar_image: str | None = None, local: bool | None = None) -> None:
+        self.client = client
+        self.settings = Settings(workers=workers, concurrency=concurrency, timeout_s=timeout_s,
+                                 dns_budget=dns_budget, sidecar_image=sidecar_image,
+                                 local=is_local_client(client) if local is None else local)
+        self.requested = method
+        self.method = self._choose(method)
+        #: answers for names unknown on a network set, shared by the collectors of one run
+        self.name_cache: dict[tuple[frozenset[str], str], Result] = {}
+        self.breaker = Breaker()
+
+    def _choose(self, method: str) -> str:
+        if method != "auto" and method not in METHODS:
+            raise ParameterError("probe method", method, f"one of auto, {', '.join(METHODS)}")
+        for name in (AUTO_ORDER if method == "auto" else (method,)):
+            reason = method_class(name).unavailable_reason(self.client, self.settings)
+            if reason is None:
+                return name
+            if method != "auto":
+                raise ParameterError("probe method", method, f"unavailable here: {reason}")
+        return "exec"
+
+    @property
+    def address(self) -> str:
+        """The engine's address, as docker-py reports it."""
+        return str(getattr(self.client.api, "base_url", "?"))
+
+    def run(self, batches: Mapping[str, Sequence[Job]], progress: Progress | None = None,
+            concurrency: int | None = None) -> dict[str, list[Result]]:
+        """Run each container's jobs there; results keyed like ``batches``, one per job.
+
+        ``concurrency`` overrides the probes in flight per container for this run (latency
+        is measured with 1).
+        """
+        for jobs in batches.values():
+            for job in jobs:
+                validate_job(job)
+        settings = self._settings(concurrency)
+        targets, results = self._targets(batches)
+        if progress is not None:
+            progress(sum(len(rows) for rows in results.values()))
+        for name, group in self._route(targets).items():
+            runner = method_class(name)(self.client, settings)
+            results.update(runner.run(group, progress))
+        self._learn(results)
+        return {key: results[key] for key in batches}
+
+    def run_host(self, jobs: Sequence[Job], concurrency: int | None = None) -> list[Result]:
+        """Run ``jobs`` from this host (published ports); rows say method ``host``."""
+        for job in jobs:
+            validate_job(job)
+        settings = self._settings(concurrency)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # a fresh thread: no running loop
+            rows = pool.submit(run_batch, self._guard(jobs), settings.concurrency,
+                               settings.dns_concurrency).result()
+        return stamp(rows, "host")
+
+    def _settings(self, concurrency: int | None) -> Settings:
+        if concurrency is None:
+            return self.settings
+        return dataclasses.replace(self.settings, concurrency=max(1, concurrency))
+
+    def _targets(self, batches: Mapping[str, Sequence[Job]]
+                 ) -> tuple[list[Target], dict[str, list[Result]]]:
+        with ThreadPoolExecutor(max_workers=INSPECT_THREADS) as pool:
+            infos = dict(zip(batches, pool.map(self._inspect, batches), strict=True))
+        targets: list[Target] = []
+        results: dict[str, list[Result]] = {}
+        for key, jobs in batches.items():
+            info = infos[key]
+            target = Target(key, str(info.get("Id", key)), _name(info, key),
+                            int((info.get("State") or {}).get("Pid") or 0), self._guard(jobs))
+            state = info.get("State") or {}
+            if not info:
+                results[key] = target.gone(self.method, "no such container")
+            elif not state.get("Running") or state.get("Paused") or target.pid <= 0:
+                results[key] = target.gone(self.method, f"state {state.get('Status', '?')}")
+            else:
+                targets.append(target)
+        return targets, results
+
+    def _inspect(self, key: str) -> dict[str, Any]:
+        try:
+            return dict(self.client.api.inspect_container(key))
+        except docker.errors.NotFound:
+            return {}
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnreachable(self.address, str(exc)[:300]) from exc
+
+    def _route(self, targets: list[Target]) -> dict[str, list[Target]]:
+        """Targets per method: under ``auto``, setns only where /proc/<pid>/ns/net is ours."""
+        groups: dict[str, list[Target]] = {}
+        fallback = None
+        for target in targets:
+            name = self.method
+            if name == "setns" and not os.path.exists(f"/proc/{target.pid}/ns/net"):
+                if self.requested != "auto":
+                    groups.setdefault("_gone", []).append(target)
+                    continue
+                fallback = fallback or self._choose_after("setns")
+                name = fallback
+            groups.setdefault(name, []).append(target)
+        gone = groups.pop("_gone", [])
+        if gone:
+            raise ParameterError("probe method", "setns", "container PIDs are not visible here "
+                                 f"(e.g. {gone[0].name}, pid {gone[0].pid})")
+        return groups
+
+    def _choose_after(self, skipped: str) -> str:
+        for name in AUTO_ORDER[AUTO_ORDER.index(skipped) + 1:]:
+            if method_class(name).unavailable_reason(self.client, self.settings) is None:
+                return name
+        return "exec"
+
+    def _guard(self, jobs: Sequence[Job]) -> list[Job]:
+        """Copies of ``jobs`` with defaults filled; no retries towards an open breaker."""
+        out = []
+        for job in jobs:
+            job = copy.deepcopy(dict(job))
+            if job["kind"] == "tcp":
+                job.setdefault("timeout_s", self.settings.timeout_s)
+                if self.breaker.is_open(f"{job['host']}:{job['port']}"):
+                    job["retries"] = 0
+            out.append(job)
+        return out
+
+    def _learn(self, results: Mapping[str, list[Result]]) -> None:
+        """Feed TCP outcomes to the engine-wide breaker (it spans runs)."""
+        for rows in results.values():
+            for row in rows:
+                if row.get("kind") == "tcp" and row.get("outcome") not in ("", "unresolvable"):
+                    key = f"{row.get('host')}:{row.get('port')}"
+                    self.breaker.record(key, row.get("outcome") == "open")
+
+
+def _name(info: Mapping[str, Any], key: str) -> str:
+    return str(info.get("Name") or key).lstrip("/")
+
+
+def not_found_results(jobs: Sequence[Job], name: str, method: str) -> list[Result]:
+    """CONTAINER_NOT_FOUND results for ``jobs`` (for callers that know a container is gone)."""
+    text = f"container {name} is not running"
+    etype = NetworkErrorType.CONTAINER_NOT_FOUND.value
+    return [failure_result(j, etype, text, method) for j in jobs]

@@ -1,0 +1,79 @@
+"""Ship the netprobe package into a container as one ``python3 -c`` program.
+
+The sidecar and exec methods cannot import revivadiag inside the container, so every module
+of :mod:`revivadiag.engine.netprobe` is packed (zlib + base64) into a small bootstrap that
+installs an in-memory importer and calls ``netprobe.main(sys.argv[1:])``: the jobs travel
+as the first argument, the results come back as JSON on stdout.
+
+>>> argv = probe_argv('[]')
+>>> argv[:2], argv[-1]
+(['python3', '-c'], '[]')
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from functools import cache
+from importlib import resources
+
+PACKAGE = "revivadiag.engine.netprobe"
+#: keep argv well below Linux's 128 KiB limit per argument
+MAX_ARG_BYTES = 100_000
+
+_BOOT = """\
+import base64, importlib.abc, importlib.util, json, sys, zlib
+S = json.loads(zlib.decompress(base64.b64decode({blob!r})))
+class F(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path, target=None):
+        if name in S:
+            return importlib.util.spec_from_loader(name, self, is_package=name == "netprobe")
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        exec(compile(S[module.__name__], module.__name__, "exec"), module.__dict__)
+sys.meta_path.insert(0, F())
+import netprobe
+sys.exit(netprobe.main(sys.argv[1:]))
+"""
+
+
+@cache
+def package_sources() -> dict[str, str]:
+    """Module name (``netprobe``, ``netprobe.dnswire``, ...) -> source text."""
+    sources: dict[str, str] = {}
+    for entry in resources.files(PACKAGE).iterdir():
+        name = entry.name
+        if not name.endswith(".py") or name == "__main__.py":
+            continue
+        module = "netprobe" if name == "__init__.py" else f"netprobe.{name[:-3]}"
+        sources[module] = entry.read_text(encoding="utf-8")
+    return sources
+
+
+@cache
+def bootstrap_code() -> str:
+    """The ``python3 -c`` program that runs netprobe from memory."""
+    packed = zlib.compress(json.dumps(package_sources()).encode(), 9)
+    return _BOOT.format(blob=base64.b64encode(packed).decode("ascii"))
+
+
+def probe_argv(request_json: str, python: str = "python3") -> list[str]:
+    """The argv that runs the jobs in ``request_json`` with ``python``."""
+    return [python, "-c", bootstrap_code(), request_json]
+
+
+def chunk_jobs(jobs: list[dict[str, object]],
+               max_bytes: int = MAX_ARG_BYTES) -> list[list[dict[str, object]]]:
+    """Split ``jobs`` so that each chunk's JSON stays under ``max_bytes``."""
+    chunks: list[list[dict[str, object]]] = [[]]
+    size = 0
+    for job in jobs:
+        n = len(json.dumps(job)) + 2
+        if chunks[-1] and size + n > max_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(job)
+        size += n
+    return [c for c in chunks if c] or [[]]

@@ -1,0 +1,266 @@
+"""The lab's backend on port 3011 (aiohttp, psycopg 3 and redis-py from Debian).
+
+Routes:
+  GET  /health, /api/health   PostgreSQL and Redis checked, each reported with its latency;
+                              200 when both answer, 503 otherwise (degraded: one is down,
+                              unhealthy: both are down)
+  POST /api/auth/login        JSON {email, password}; PBKDF2 hash checked against the users
+                              table; a signed session token is stored in Redis, set as the
+                              ``session`` cookie and returned
+  POST /api/auth/logout       drops the session
+  GET  /api/user/profile      needs the session cookie or ``Authorization: Bearer``; else 401
+  ANY  /api/debug/echo        the request line and headers received, as JSON (values of
+                              Authorization and Cookie are masked)
+  GET  /api/debug/delay?ms=N  answers after N ms (0..5000), else 400
+  GET  /ws                    WebSocket echo (text and binary)
+
+Configuration comes from the environment: DATABASE_URL (or DATABASE_INTERNAL_HOST, _PORT,
+_NAME, _USER, _PASSWORD), REDIS_INTERNAL_URL, REDIS_PASSWORD, JWT_SECRET, APP_ENV.
+No secret value is ever logged or returned.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+
+import psycopg
+import redis.asyncio as aioredis
+from aiohttp import WSMsgType, web
+
+SESSION_TTL_S = 3600
+MAX_DELAY_MS = 5000
+CHECK_TIMEOUT_S = 2.0
+MASKED_HEADERS = ("authorization", "cookie")
+
+
+def database_url(env):
+    if env.get("DATABASE_URL"):
+        return env["DATABASE_URL"]
+    return "postgresql://{u}:{p}@{h}:{port}/{n}".format(
+        u=env.get("DATABASE_USER", "revivatech"), p=env.get("DATABASE_PASSWORD", ""),
+        h=env.get("DATABASE_INTERNAL_HOST", "database"), port=env.get("DATABASE_PORT", "5432"),
+        n=env.get("DATABASE_NAME", "revivatech"),
+    )
+
+
+def verify_password(password, stored):
+    """``pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>``."""
+    try:
+        algo, iterations, salt, expected = stored.split("$")
+    except ValueError:
+        return False
+    if algo != "pbkdf2_sha256":
+        return False
+    got = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations))
+    return hmac.compare_digest(got.hex(), expected)
+
+
+class Sessions:
+    """Session tokens ``<random>.<hmac>`` signed with JWT_SECRET and kept in Redis."""
+
+    def __init__(self, redis_client, secret):
+        self.redis = redis_client
+        self.secret = secret.encode()
+
+    def _sign(self, raw):
+        return hmac.new(self.secret, raw.encode(), hashlib.sha256).hexdigest()[:32]
+
+    async def create(self, user_id):
+        raw = secrets.token_urlsafe(24)
+        token = f"{raw}.{self._sign(raw)}"
+        await self.redis.set(f"session:{raw}", str(user_id), ex=SESSION_TTL_S)
+        return token
+
+    async def user_id(self, token):
+        raw, _, sig = (token or "").partition(".")
+        if not raw or not hmac.compare_digest(sig, self._sign(raw)):
+            return None
+        value = await self.redis.get(f"session:{raw}")
+        return int(value) if value else None
+
+    async def drop(self, token):
+        raw, _, _ = (token or "").partition(".")
+        if raw:
+            await self.redis.delete(f"session:{raw}")
+
+
+class Database:
+    """One lazily (re)opened async connection, used under a lock."""
+
+    def __init__(self, url):
+        self.url = url
+        self.conn = None
+        self.lock = asyncio.Lock()
+
+    async def fetch(self, query, params=()):
+        async with self.lock:
+            try:
+                if self.conn is None or self.conn.closed:
+                    self.conn = await psycopg.AsyncConnection.connect(
+                        self.url, autocommit=True, connect_timeout=2
+                    )
+                cur = await self.conn.execute(query, params)
+                return await cur.fetchall()
+            except psycopg.Error:
+                if self.conn is not None:
+                    await self.conn.close()
+                self.conn = None
+                raise
+
+
+async def timed_check(coro_factory):
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(coro_factory(), CHECK_TIMEOUT_S)
+        status, error = "healthy", None
+    except asyncio.TimeoutError:
+        status, error = "unhealthy", "timeout"
+    except Exception as exc:  # any failure of a dependency is a health result, not a crash
+        status, error = "unhealthy", type(exc).__name__
+    result = {"status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    if error:
+        result["error"] = error
+    return result
+
+
+async def health(request):
+    app = request.app
+    database = await timed_check(lambda: app["db"].fetch("SELECT 1"))
+    cache = await timed_check(lambda: app["redis"].ping())
+    down = [c for c in (database, cache) if c["status"] != "healthy"]
+    status = "healthy" if not down else ("degraded" if len(down) == 1 else "unhealthy")
+    body = {
+        "status": status,
+        "service": "backend",
+        "environment": app["env"].get("APP_ENV", ""),
+        "checks": {"database": database, "redis": cache},
+        "timestamp": time.time(),
+    }
+    return web.json_response(body, status=200 if status == "healthy" else 503)
+
+
+async def read_json(request):
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text='{"error": "body must be JSON"}',
+                                 content_type="application/json") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}',
+                                 content_type="application/json")
+    return data
+
+
+async def login(request):
+    data = await read_json(request)
+    email, password = data.get("email"), data.get("password")
+    if not isinstance(email, str) or not isinstance(password, str):
+        return web.json_response({"error": "email and password are required"}, status=400)
+    rows = await request.app["db"].fetch(
+        "SELECT id, email, name, password_hash FROM users WHERE email = %s", (email.lower(),)
+    )
+    if not rows or not verify_password(password, rows[0][3]):
+        return web.json_response({"error": "invalid credentials"}, status=401)
+    user_id, email, name, _ = rows[0]
+    token = await request.app["sessions"].create(user_id)
+    response = web.json_response({"token": token, "user": {"id": user_id, "email": email,
+                                                            "name": name}})
+    response.set_cookie("session", token, httponly=True, samesite="Lax", path="/",
+                        max_age=SESSION_TTL_S)
+    return response
+
+
+def session_token(request):
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.cookies.get("session")
+
+
+async def logout(request):
+    await request.app["sessions"].drop(session_token(request))
+    response = web.json_response({"status": "logged out"})
+    response.del_cookie("session", path="/")
+    return response
+
+
+async def profile(request):
+    user_id = await request.app["sessions"].user_id(session_token(request))
+    if user_id is None:
+        return web.json_response({"error": "authentication required"}, status=401)
+    rows = await request.app["db"].fetch(
+        "SELECT id, email, name, created_at FROM users WHERE id = %s", (user_id,)
+    )
+    if not rows:
+        return web.json_response({"error": "authentication required"}, status=401)
+    uid, email, name, created = rows[0]
+    return web.json_response({"id": uid, "email": email, "name": name,
+                              "created_at": created.isoformat()})
+
+
+async def echo(request):
+    headers = {}
+    for key, value in request.headers.items():
+        shown = "***" if key.lower() in MASKED_HEADERS else value
+        headers[key] = f"{headers[key]}, {shown}" if key in headers else shown
+    return web.json_response({
+        "method": request.method, "path": request.path, "query": request.query_string,
+        "http_version": f"{request.version.major}.{request.version.minor}",
+        "remote": request.remote, "headers": headers,
+    })
+
+
+async def delay(request):
+    raw = request.query.get("ms", "0")
+    if not raw.isdigit() or int(raw) > MAX_DELAY_MS:
+        return web.json_response({"error": f"ms must be an integer 0..{MAX_DELAY_MS}"}, status=400)
+    await asyncio.sleep(int(raw) / 1000)
+    return web.json_response({"delayed_ms": int(raw)})
+
+
+async def websocket(request):
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            await ws.send_str(msg.data)
+        elif msg.type == WSMsgType.BINARY:
+            await ws.send_bytes(msg.data)
+    return ws
+
+
+async def close_clients(app):
+    await app["redis"].close()
+    if app["db"].conn is not None:
+        await app["db"].conn.close()
+
+
+def make_app(env):
+    app = web.Application()
+    app["env"] = env
+    app["db"] = Database(database_url(env))
+    app["redis"] = aioredis.from_url(
+        env.get("REDIS_INTERNAL_URL", "redis://redis:6379/0"),
+        password=env.get("REDIS_PASSWORD") or None,
+        socket_timeout=CHECK_TIMEOUT_S, socket_connect_timeout=CHECK_TIMEOUT_S,
+    )
+    app["sessions"] = Sessions(app["redis"], env.get("JWT_SECRET", ""))
+    app.on_cleanup.append(close_clients)
+    app.router.add_get("/health", health)
+    app.router.add_get("/api/health", health)
+    app.router.add_post("/api/auth/login", login)
+    app.router.add_post("/api/auth/logout", logout)
+    app.router.add_get("/api/user/profile", profile)
+    app.router.add_route("*", "/api/debug/echo", echo)
+    app.router.add_get("/api/debug/delay", delay)
+    app.router.add_get("/ws", websocket)
+    return app
+
+
+if __name__ == "__main__":
+    web.run_app(make_app(dict(os.environ)), host="0.0.0.0", port=int(os.environ.get("PORT", "3011")),
+                access_log_format='%a "%r" %s %b %Tfs', keepalive_timeout=75)

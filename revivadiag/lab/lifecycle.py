@@ -1,0 +1,270 @@
+"""Starting, stopping and listing lab instances.
+
+``up`` checks everything before it changes anything (engine, images, host ports), then
+runs ``compose up -d``, waits until every container reports *healthy* and returns a
+:class:`LabInstance` with the measured startup time. When anything fails after Compose
+started, what it started is removed (``compose down --volumes``) before LabStartError.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from dataclasses import dataclass, field
+
+import docker
+import docker.errors
+import pandas as pd
+import requests.exceptions
+from docker.models.containers import Container
+
+from revivadiag import schemas
+from revivadiag.engine.client import connect
+from revivadiag.errors import LabError, LabStartError, PortInUseError
+from revivadiag.lab import state
+from revivadiag.lab.compose import run_compose
+from revivadiag.lab.config import (
+    HOST_BIND,
+    LABEL_LAB,
+    LABEL_PROFILE,
+    LABEL_VARIANT,
+    SERVICES,
+    LabConfig,
+    check_prefix,
+)
+from revivadiag.lab.images import missing_images
+from revivadiag.redact import Scrubber
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+DEFAULT_TIMEOUT_S = 90.0
+POLL_S = 0.25
+
+
+@dataclass(frozen=True)
+class LabInstance:
+    """A running lab: what tests and runbooks need to talk to it.
+
+    ``ports`` maps each *published* service to its host port on 127.0.0.1 (target +
+    production publishes only ``frontend``); ``containers`` maps service -> container name.
+    """
+
+    config: LabConfig
+    startup_s: float
+    containers: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return self.config.prefix
+
+    @property
+    def variant(self) -> str:
+        return self.config.variant
+
+    @property
+    def profile(self) -> str:
+        return self.config.profile
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        return self.config.networks
+
+    def url(self, path: str = "/", service: str = "frontend") -> str:
+        """``http://127.0.0.1:<host port><path>`` of a published service."""
+        return f"http://{HOST_BIND}:{self.ports[service]}{path}"
+
+
+def port_is_free(port: int, host: str = HOST_BIND) -> bool:
+    """True when nothing listens on ``host:port`` (we can bind it ourselves)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def pick_free_ports(count: int, host: str = HOST_BIND) -> list[int]:
+    """``count`` distinct ports the kernel says are free on ``host`` right now (for isolated
+    copies of the lab; another process may still take one before it is used)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def check_ports(config: LabConfig) -> None:
+    """PortInUseError for the first published host port already taken."""
+    for service, port in config.published_ports.items():
+        if not port_is_free(port):
+            raise PortInUseError(HOST_BIND, port, service)
+
+
+def _project_containers(client: docker.DockerClient, prefix: str) -> list[Container]:
+    filters = {"label": f"{PROJECT_LABEL}={prefix}"}
+    return list(client.containers.list(all=True, filters=filters))
+
+
+def _health(container: Container) -> str:
+    health = container.attrs.get("State", {}).get("Health")
+    return str(health.get("Status", "none")) if health else "none"
+
+
+def _wait_healthy(client: docker.DockerClient, config: LabConfig, timeout_s: float) -> None:
+    """Poll until the four containers are healthy; LabError naming the laggards otherwise."""
+    deadline = time.monotonic() + timeout_s
+    pending: dict[str, str] = {}
+    while True:
+        containers = _project_containers(client, config.prefix)
+        found = {c.labels.get(SERVICE_LABEL, ""): c for c in containers}
+        pending = {}
+        for service in SERVICES:
+            container = found.get(service)
+            if container is None:
+                pending[service] = "missing"
+            elif container.status in ("exited", "dead"):
+                raise LabError(f"{config.container_name(service)} exited during start-up")
+            elif _health(container) != "healthy":
+                pending[service] = _health(container)
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            state_text = ", ".join(f"{s}: {h}" for s, h in pending.items())
+            raise LabError(f"not healthy within {timeout_s:.0f} s ({state_text})")
+        time.sleep(POLL_S)
+
+
+def _log_tail(client: docker.DockerClient, prefix: str, scrub: Scrubber) -> str:
+    parts = []
+    for container in _project_containers(client, prefix):
+        try:
+            logs = container.logs(tail=5).decode("utf-8", "replace").strip()
+        except docker.errors.APIError:
+            continue
+        if logs:
+            parts.append(f"--- {container.name}\n{scrub.scrub(logs)}")
+    return "\n".join(parts)
+
+
+def _running_config(client: docker.DockerClient, prefix: str) -> LabConfig | None:
+    """The config of the instance already running under ``prefix`` (None when none runs)."""
+    if not _project_containers(client, prefix):
+        return None
+    saved = state.load_config(prefix)
+    if saved is None:
+        raise LabError(f"containers of project {prefix!r} exist but were not started by "
+                       "revivadiag lab up; pick another --prefix")
+    return saved
+
+
+def up(
+    config: LabConfig, timeout_s: float = DEFAULT_TIMEOUT_S,
+    client: docker.DockerClient | None = None,
+) -> LabInstance:
+    """Start (or confirm) the instance ``config`` and wait until it is healthy.
+
+    Raises EngineUnreachable, LabError (images missing, another variant running under
+    this prefix), PortInUseError (before anything starts) and LabStartError (after
+    removing whatever this call started).
+    """
+    client = client or connect()
+    missing = missing_images(client)
+    if missing:
+        raise LabError(f"images missing: {', '.join(missing)}; run `revivadiag lab build` first")
+    running = _running_config(client, config.prefix)
+    if running is not None and running != config:
+        raise LabError(f"lab {config.prefix!r} already runs as {running.variant}/"
+                       f"{running.profile} with ports {dict(running.ports)}; "
+                       "run `revivadiag lab down` first")
+    if running is None:
+        check_ports(config)
+    fresh = state.load_config(config.prefix) is None and running is None
+    secrets = state.ensure_secrets(config.prefix)
+    state.save_config(config)
+    started = time.monotonic()
+    try:
+        run_compose(config, secrets, "up", "-d", "--no-build", "--remove-orphans")
+        _wait_healthy(client, config, timeout_s)
+    except (LabError, docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        tail = _log_tail(client, config.prefix, Scrubber(secrets.values()))
+        if running is None:
+            _remove(config, secrets, forget=fresh)
+        raise LabStartError(config.prefix, str(exc), tail) from exc
+    return LabInstance(
+        config=config,
+        startup_s=time.monotonic() - started,
+        containers=config.container_names,
+        ports=config.published_ports,
+    )
+
+
+def _remove(config: LabConfig, secrets: dict[str, str], forget: bool) -> None:
+    run_compose(config, secrets, "down", "--volumes", "--remove-orphans", "--timeout", "5")
+    if forget:
+        state.forget(config.prefix)
+
+
+def down(
+    prefix: str = "revivatech", volumes: bool = False, client: docker.DockerClient | None = None
+) -> bool:
+    """Stop and remove the instance's containers and networks (and data volume with
+    ``volumes=True``, which also deletes its stored secrets). False when nothing was there."""
+    check_prefix(prefix)
+    client = client or connect()
+    config = state.load_config(prefix)
+    if config is None:
+        if _project_containers(client, prefix):
+            raise LabError(
+                f"project {prefix!r} was not started by revivadiag lab up; not touching it"
+            )
+        return False
+    secrets = state.read_secrets(prefix)
+    args = ["down", "--remove-orphans", "--timeout", "5"]
+    if volumes:
+        args.insert(1, "--volumes")
+    run_compose(config, secrets, *args)
+    if volumes:
+        state.forget(prefix)
+    return True
+
+
+def _ports_text(container: Container) -> str:
+    bindings = container.attrs.get("HostConfig", {}).get("PortBindings") or {}
+    parts = []
+    for cport, hosts in sorted(bindings.items()):
+        for h in hosts or []:
+            parts.append(f"{h.get('HostIp') or '0.0.0.0'}:{h.get('HostPort')}->{cport}")
+    return ", ".join(parts)
+
+
+def status(prefix: str = "revivatech", client: docker.DockerClient | None = None) -> pd.DataFrame:
+    """The ``lab_status`` frame: one row per lab container of ``prefix``."""
+    check_prefix(prefix)
+    client = client or connect()
+    rows = [
+        {
+            "container": c.name,
+            "service": c.labels.get(SERVICE_LABEL, ""),
+            "state": c.status,
+            "health": _health(c),
+            "ports": _ports_text(c),
+            "variant": c.labels.get(LABEL_VARIANT, ""),
+            "profile": c.labels.get(LABEL_PROFILE, ""),
+        }
+        for c in _project_containers(client, prefix)
+        if c.labels.get(LABEL_LAB) == "1"
+    ]
+    order = {s: i for i, s in enumerate(("frontend", "backend", "database", "redis"))}
+    rows.sort(key=lambda r: order.get(str(r["service"]), 9))
+    return schemas.to_frame("lab_status", rows)

@@ -1,0 +1,409 @@
+"""Matplotlib drawings of a topology graph (see :mod:`revivadiag.render.topology`).
+
+Networks are drawn as shaded groups around their workloads; containers attached to two
+networks sit between them. Edges are coloured by ``status`` (allowed / denied / violation /
+unknown); observed edges carry their connect time, expected edges that no probe covered are
+dotted. Figures are built with :class:`matplotlib.figure.Figure` (no pyplot state), so
+callers own them; in a notebook the last expression displays them.
+
+:func:`layout` is pure and tested; drawing itself is checked through the artists it adds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import networkx as nx
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyBboxPatch
+
+from revivadiag.render.topology import WORKLOAD_KINDS
+
+Point = tuple[float, float]
+
+STATUS_COLORS = {
+    "allowed": "#2e7d32",
+    "denied": "#9e9e9e",
+    "violation": "#c62828",
+    "unknown": "#ef6c00",
+    "": "#607d8b",
+}
+HEALTH_COLORS = {
+    "healthy": "#e8f5e9",
+    "starting": "#fff8e1",
+    "unhealthy": "#ffebee",
+    "none": "#e3f2fd",
+}
+NETWORK_COLORS = ("#bbdefb", "#c8e6c9", "#ffe0b2", "#e1bee7", "#b2ebf2", "#f8bbd0")
+CELL_W = 2.4
+GROUP_GAP = 1.0
+ROW_GAP = 1.9
+PORT_RISE = 0.62
+HULL_PAD = 1.1  # horizontal
+HULL_TOP = 1.2  # above the top row: room for its published ports and the network's name
+HULL_BOTTOM = 0.7
+
+
+# ---------------------------------------------------------------- layout (pure)
+
+
+def networks_of(g: nx.MultiDiGraph, node: str) -> list[str]:
+    """The network nodes a workload is attached to, sorted."""
+    return sorted(v for _, v, d in g.out_edges(node, data=True) if d.get("kind") == "attachment")
+
+
+def network_order(g: nx.MultiDiGraph) -> list[str]:
+    """Networks left to right: breadth-first over networks that share workloads."""
+    nets = sorted(n for n, d in g.nodes(data=True) if d.get("kind") == "network")
+    neighbours: dict[str, set[str]] = defaultdict(set)
+    for node, data in g.nodes(data=True):
+        if data.get("kind") in WORKLOAD_KINDS:
+            attached = networks_of(g, node)
+            for a in attached:
+                neighbours[a].update(n for n in attached if n != a)
+    order: list[str] = []
+    for start in nets:
+        if start in order:
+            continue
+        queue = [start]
+        while queue:
+            net = queue.pop(0)
+            if net not in order:
+                order.append(net)
+                queue.extend(sorted(neighbours[net] - set(order)))
+    return order
+
+
+def layout(g: nx.MultiDiGraph) -> dict[str, Point]:
+    """Positions for every node: workloads grouped by the set of networks they attach to.
+
+    Groups go left to right by the mean position of their networks in :func:`network_order`
+    (so a workload on two networks sits between them); inside a group, workloads fill a small
+    grid in (service, label) order. A published port sits just above its workload; a
+    network's own node marks the top-left corner of its shaded group.
+    """
+    order = {net: i for i, net in enumerate(network_order(g))}
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for node, data in g.nodes(data=True):
+        if data.get("kind") in WORKLOAD_KINDS:
+            groups[tuple(n for n in networks_of(g, node) if n in order)].append(node)
+
+    def rank(key: tuple[str, ...]) -> tuple[float, int, tuple[str, ...]]:
+        return (sum(order[n] for n in key) / len(key) if key else -1.0, len(key), key)
+
+    pos: dict[str, Point] = {}
+    x = 0.0
+    for key in sorted(groups, key=rank):
+        members = sorted(
+            groups[key],
+            key=lambda n: (str(g.nodes[n].get("service", "")), str(g.nodes[n].get("label", n))),
+        )
+        rows = math.ceil(math.sqrt(len(members)))
+        cols = math.ceil(len(members) / rows)
+        for i, node in enumerate(members):
+            pos[node] = (x + (i // rows) * CELL_W, -(i % rows) * ROW_GAP)
+        x += cols * CELL_W + GROUP_GAP
+    _place_ports(g, pos)
+    for net in order:
+        members_pos = [pos[n] for n in groups_of(groups, net)]
+        x0, _, _, y1 = bounds(members_pos or [(0.0, 0.0)])
+        pos[net] = (x0 - HULL_PAD, y1 + HULL_TOP)
+    return pos
+
+
+def groups_of(groups: dict[tuple[str, ...], list[str]], net: str) -> list[str]:
+    """Workloads of every group that includes ``net``."""
+    return [n for key, members in groups.items() if net in key for n in members]
+
+
+def _place_ports(g: nx.MultiDiGraph, pos: dict[str, Point]) -> None:
+    per_target: dict[str, int] = defaultdict(int)
+    loose = 0
+    for node, data in sorted(g.nodes(data=True)):
+        if data.get("kind") != "port":
+            continue
+        targets = [v for _, v, d in g.out_edges(node, data=True) if d.get("kind") == "published"]
+        anchor = pos.get(targets[0]) if targets else None
+        if anchor is None:
+            pos[node] = (-CELL_W, -loose * 0.6)
+            loose += 1
+            continue
+        k = per_target[targets[0]]
+        per_target[targets[0]] += 1
+        pos[node] = (anchor[0] - 0.45 + 0.9 * k, anchor[1] + PORT_RISE)
+
+
+def bounds(points: Sequence[Point]) -> tuple[float, float, float, float]:
+    """(xmin, ymin, xmax, ymax) of some points."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+# ---------------------------------------------------------------- drawing
+
+
+def draw_topology(
+    graph: nx.MultiDiGraph,
+    ax: Axes | None = None,
+    title: str | None = None,
+    *,
+    show_unjudged: bool = False,
+    legend: bool = True,
+) -> Figure:
+    """Draw a topology graph; returns the figure (a new one when ``ax`` is None).
+
+    ``show_unjudged`` also draws observed edges the policy says nothing about (thin, no label).
+    """
+    if ax is None:
+        ax = Figure(figsize=(9, 9 * aspect_ratio(graph) + 0.8), layout="constrained").add_subplot()
+    fig = ax.get_figure(root=True)
+    if not isinstance(fig, Figure):  # an Axes always belongs to a figure
+        raise TypeError("the Axes given is not attached to a Figure")
+    pos = layout(graph)
+    _draw_networks(ax, graph, pos)
+    _draw_edges(ax, graph, pos, show_unjudged=show_unjudged)
+    _draw_nodes(ax, graph, pos)
+    _frame_axes(ax, pos)
+    ax.set_title(title if title is not None else _default_title(graph))
+    if legend:
+        ax.legend(handles=legend_handles(), loc="lower left", fontsize=7, framealpha=0.9)
+    return fig
+
+
+def draw_side_by_side(
+    declared: nx.MultiDiGraph,
+    live: nx.MultiDiGraph,
+    titles: tuple[str, str] = ("declared (compose file)", "live (snapshot)"),
+    *,
+    show_unjudged: bool = False,
+) -> Figure:
+    """The declared and the live topology next to each other, one legend for both."""
+    ratio = max(aspect_ratio(declared), aspect_ratio(live))
+    fig = Figure(figsize=(16, 8 * ratio + 1.2), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    draw_topology(declared, ax=left, title=titles[0], legend=False, show_unjudged=show_unjudged)
+    draw_topology(live, ax=right, title=titles[1], legend=False, show_unjudged=show_unjudged)
+    fig.legend(handles=legend_handles(), loc="outside lower center", ncols=6, fontsize=8)
+    return fig
+
+
+def aspect_ratio(g: nx.MultiDiGraph) -> float:
+    """Height / width of the drawing of ``g`` (clamped to 0.35..1.2), to size figures."""
+    pos = layout(g)
+    if not pos:
+        return 0.6
+    x0, y0, x1, y1 = bounds(list(pos.values()))
+    width, height = x1 - x0 + 3.0, y1 - y0 + 1.9
+    return min(1.2, max(0.35, height / width))
+
+
+def legend_handles() -> list[Line2D]:
+    """Legend entries for edge colours and styles."""
+    return [
+        Line2D([], [], color=STATUS_COLORS["allowed"], label="allowed"),
+        Line2D([], [], color=STATUS_COLORS["denied"], linestyle="--", label="denied / closed"),
+        Line2D([], [], color=STATUS_COLORS["violation"], lw=2.2, label="violation"),
+        Line2D([], [], color=STATUS_COLORS["unknown"], label="probe failed"),
+        Line2D([], [], color="#455a64", linestyle=":", label="expected, not probed"),
+        Line2D([], [], color="black", lw=0.8, label="published port"),
+    ]
+
+
+def _default_title(g: nx.MultiDiGraph) -> str:
+    project = g.graph.get("project") or ""
+    return f"{g.graph.get('source', 'topology')}: {project}".strip(": ")
+
+
+def _draw_networks(ax: Axes, g: nx.MultiDiGraph, pos: dict[str, Point]) -> None:
+    for i, net in enumerate(network_order(g)):
+        members = [
+            pos[n]
+            for n in pos
+            if g.nodes[n].get("kind") in WORKLOAD_KINDS and net in networks_of(g, n)
+        ]
+        if not members:
+            continue
+        x0, y0, x1, y1 = bounds(members)
+        color = NETWORK_COLORS[i % len(NETWORK_COLORS)]
+        inset = 0.12 * (i % 3)  # nested groups stay distinguishable where they overlap
+        ax.add_patch(
+            FancyBboxPatch(
+                (x0 - HULL_PAD + inset, y0 - HULL_BOTTOM + inset),
+                x1 - x0 + 2 * (HULL_PAD - inset),
+                y1 - y0 + HULL_TOP + HULL_BOTTOM - 2 * inset,
+                boxstyle="round,pad=0.02,rounding_size=0.25",
+                facecolor=color,
+                edgecolor=color,
+                alpha=0.35,
+                zorder=0,
+                gid=net,
+            )
+        )
+        data = g.nodes[net]
+        suffix = " (internal)" if data.get("internal") else ""
+        ax.text(
+            x0 - HULL_PAD + inset + 0.1,
+            y1 + HULL_TOP - inset - 0.08,
+            f"{data.get('label', net)}{suffix}",
+            fontsize=8,
+            va="top",
+            ha="left",
+            color="#263238",
+            style="italic",
+            zorder=1,
+        )
+
+
+def _draw_nodes(ax: Axes, g: nx.MultiDiGraph, pos: dict[str, Point]) -> None:
+    for node, data in g.nodes(data=True):
+        kind = data.get("kind")
+        if node not in pos or kind == "network":
+            continue
+        x, y = pos[node]
+        if kind == "port":
+            ax.text(
+                x,
+                y,
+                str(data.get("label", node)),
+                ha="center",
+                va="center",
+                fontsize=7,
+                zorder=4,
+                gid=node,
+                bbox={"boxstyle": "square,pad=0.25", "fc": "white", "ec": "black", "lw": 0.8},
+            )
+            continue
+        ax.text(
+            x,
+            y,
+            _node_text(data),
+            ha="center",
+            va="center",
+            fontsize=8,
+            zorder=4,
+            gid=node,
+            bbox={"boxstyle": "round,pad=0.35", "fc": _node_fill(data), "ec": "#37474f"},
+        )
+
+
+def _node_text(data: dict[str, Any]) -> str:
+    if data.get("kind") == "service":
+        name, label = str(data.get("service", "")), str(data.get("label", ""))
+        return label if label == name else f"{label}\n(service {name})"
+    state = str(data.get("state") or "")
+    health = str(data.get("health") or "none")
+    detail = state if health == "none" else f"{state}, {health}"
+    return f"{data.get('label', '')}\n{detail}" if detail else str(data.get("label", ""))
+
+
+def _node_fill(data: dict[str, Any]) -> str:
+    if data.get("kind") == "container" and data.get("state") != "running":
+        return "#eceff1"
+    return HEALTH_COLORS.get(str(data.get("health") or "none"), HEALTH_COLORS["none"])
+
+
+def edge_style(data: dict[str, Any]) -> dict[str, Any] | None:
+    """Colour, line style, width and label of one edge (None: not drawn)."""
+    kind, status = data.get("kind"), str(data.get("status") or "")
+    color = STATUS_COLORS.get(status, STATUS_COLORS[""])
+    if kind == "published":
+        return {"color": "black", "ls": "-", "lw": 0.8, "label": ""}
+    if kind == "observed":
+        ms = data.get("connect_ms")
+        label = (
+            f"{ms:.1f} ms"
+            if data.get("outcome") == "open" and ms is not None
+            else str(data.get("outcome"))
+        )
+        if status == "violation":
+            label = f"{label} ✗"
+        return {
+            "color": color,
+            "ls": "--" if status == "denied" else "-",
+            "lw": 2.2 if status == "violation" else 1.3,
+            "label": label,
+        }
+    if kind == "expected":
+        port = "any" if data.get("port") is None else data.get("port")
+        color = STATUS_COLORS.get(status, "#455a64") if status else "#455a64"
+        return {
+            "color": color,
+            "ls": ":",
+            "lw": 2.0 if status == "violation" else 1.2,
+            "label": f"{data.get('action')} :{port}",
+        }
+    return None
+
+
+def _drawable_edges(
+    g: nx.MultiDiGraph, show_unjudged: bool
+) -> list[tuple[str, str, dict[str, Any]]]:
+    observed_pairs = {(u, v) for u, v, d in g.edges(data=True) if d.get("kind") == "observed"}
+    out = []
+    for u, v, d in g.edges(data=True):
+        kind = d.get("kind")
+        if kind == "expected" and (u, v) in observed_pairs:
+            continue  # the probe's edge already says it, judged
+        if kind == "observed" and not d.get("verdict") and not show_unjudged:
+            continue
+        out.append((u, v, d))
+    return sorted(out, key=lambda e: (e[0], e[1], str(e[2].get("port"))))
+
+
+def _draw_edges(
+    ax: Axes, g: nx.MultiDiGraph, pos: dict[str, Point], *, show_unjudged: bool
+) -> None:
+    seen: dict[tuple[str, str], int] = defaultdict(int)
+    for u, v, data in _drawable_edges(g, show_unjudged):
+        style = edge_style(data)
+        if style is None or u not in pos or v not in pos:
+            continue
+        k = seen[(u, v)]
+        seen[(u, v)] += 1
+        unjudged = data.get("kind") == "observed" and not data.get("verdict")
+        published = data.get("kind") == "published"
+        rad = 0.0 if published else 0.2 + 0.12 * k
+        (x1, y1), (x2, y2) = pos[u], pos[v]
+        ax.annotate(
+            "",
+            xy=(x2, y2),
+            xytext=(x1, y1),
+            zorder=2,
+            arrowprops={
+                "arrowstyle": "-|>",
+                "color": style["color"],
+                "ls": style["ls"],
+                "lw": 0.6 if unjudged else style["lw"],
+                "shrinkA": 4 if published else 18,
+                "shrinkB": 10 if published else 18,
+                "connectionstyle": f"arc3,rad={rad}",
+                "alpha": 0.5 if unjudged else 1.0,
+            },
+        )
+        if style["label"] and not unjudged:
+            mx, my = (x1 + x2) / 2 + 0.5 * rad * (y2 - y1), (y1 + y2) / 2 - 0.5 * rad * (x2 - x1)
+            ax.text(
+                mx,
+                my,
+                style["label"],
+                fontsize=6.5,
+                ha="center",
+                va="center",
+                zorder=3,
+                color=style["color"],
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+            )
+
+
+def _frame_axes(ax: Axes, pos: dict[str, Point]) -> None:
+    if pos:
+        x0, y0, x1, y1 = bounds(list(pos.values()))
+        ax.set_xlim(x0 - 1.4, x1 + 1.6)
+        ax.set_ylim(y0 - 1.3, y1 + 0.6)
+    ax.set_aspect("equal")  # edge labels sit on their arcs only with equal scales
+    ax.set_axis_off()

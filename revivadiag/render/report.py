@@ -1,0 +1,188 @@
+"""The HTML report of an executed runbook, and the secret scrubbing of everything it writes.
+
+A report is the executed notebook rendered by nbconvert with code hidden
+(``exclude_input``), through revivadiag's template (``templates/revivadiag``): no script at
+all, a Content-Security-Policy that forbids them anyway, and a run-metadata header (time,
+host, tool version, parameters with secrets masked). Every value written into the header
+is escaped by the template; notebook outputs are escaped by whoever made them (pandas
+tables and :mod:`revivadiag.render.tables` escape cell text).
+
+Scrubbing: :func:`secret_scrubber` builds a :class:`~revivadiag.redact.Scrubber` that also
+knows each secret's HTML- and JSON-escaped forms; :func:`scrub_notebook` and
+:func:`scrub_value` apply it to every string of a notebook or JSON document (images and
+other binary payloads excepted), and :func:`notebook_html` to the final HTML.
+
+>>> s = secret_scrubber(["p&ss-word"])
+>>> s.scrub("pw=p&amp;ss-word"), mask_parameters({"db_password": "x", "host": "h"}, s)
+('pw=***', {'db_password': '***', 'host': 'h'})
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from revivadiag.redact import MASK, Scrubber, is_sensitive_key
+
+TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATE_NAME = "revivadiag"
+#: output mimetypes holding binary (base64) payloads, never scrubbed (it would corrupt them)
+BINARY_MIMETYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf")
+
+
+# ---------------------------------------------------------------- scrubbing
+
+
+def secret_scrubber(secrets: Iterable[str]) -> Scrubber:
+    """A Scrubber for ``secrets`` and their HTML-escaped and JSON-escaped spellings."""
+    values = [s for s in secrets if s]
+    variants: set[str] = set()
+    for value in values:
+        variants.update(
+            {
+                value,
+                html.escape(value),
+                html.escape(value, quote=False),
+                json.dumps(value)[1:-1],
+                json.dumps(value, ensure_ascii=False)[1:-1],
+            }
+        )
+    return Scrubber(variants)
+
+
+def scrub_value(value: Any, scrubber: Scrubber) -> Any:
+    """Every string inside ``value`` (dicts, lists, tuples) passed through ``scrubber``."""
+    if isinstance(value, str):
+        return scrubber.scrub(value)
+    if isinstance(value, Mapping):
+        return {k: scrub_value(v, scrubber) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_value(v, scrubber) for v in value]
+    return value
+
+
+def scrub_notebook(nb: Any, scrubber: Scrubber) -> Any:
+    """A copy of notebook ``nb`` with secrets masked in sources, outputs and metadata."""
+    import nbformat
+
+    clean = copy.deepcopy(nb)
+    clean["metadata"] = scrub_value(clean.get("metadata", {}), scrubber)
+    for cell in clean.get("cells", []):
+        cell["source"] = scrubber.scrub("".join(cell.get("source", "")))
+        cell["metadata"] = scrub_value(cell.get("metadata", {}), scrubber)
+        for output in cell.get("outputs", []):
+            _scrub_output(output, scrubber)
+    return nbformat.from_dict(clean)  # type: ignore[no-untyped-call]
+
+
+def _scrub_output(output: dict[str, Any], scrubber: Scrubber) -> None:
+    for key in ("text", "ename", "evalue"):
+        if key in output:
+            output[key] = scrub_value(output[key], scrubber)
+    if "traceback" in output:
+        output["traceback"] = scrub_value(output["traceback"], scrubber)
+    data = output.get("data") or {}
+    for mimetype in list(data):
+        if mimetype not in BINARY_MIMETYPES:
+            data[mimetype] = scrub_value(data[mimetype], scrubber)
+    if "metadata" in output:
+        output["metadata"] = scrub_value(output["metadata"], scrubber)
+
+
+def mask_parameters(params: Mapping[str, Any], scrubber: Scrubber | None = None) -> dict[str, str]:
+    """Parameters as text for a report: secret-looking names masked, values scrubbed."""
+    scrub = scrubber or Scrubber()
+    out: dict[str, str] = {}
+    for name, value in params.items():
+        text = "" if value is None else str(value)
+        secret = is_sensitive_key(str(name))
+        out[str(name)] = (MASK if text else "") if secret else scrub.scrub(text)
+    return out
+
+
+# ---------------------------------------------------------------- run metadata
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the report header says about one run."""
+
+    runbook: str
+    project: str
+    started_at: datetime
+    finished_at: datetime
+    tool_version: str
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    outcome: str = "passed"  # passed, failed (error findings), error (the tool failed)
+    summary: str = ""
+    host: str = field(default_factory=socket.gethostname)
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        """Wall time of the run."""
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def header_rows(info: RunInfo) -> list[tuple[str, str]]:
+    """(label, value) rows of the report's metadata header, parameters last."""
+    rows = [
+        ("Project", info.project or "(auto)"),
+        ("Runbook", info.runbook),
+        ("Started (UTC)", info.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")),
+        ("Duration", f"{info.duration_s:.1f} s"),
+        ("Host", info.host),
+        ("Tool version", info.tool_version),
+        *info.extra.items(),
+    ]
+    rows += [(f"parameter {k}", v if v != "" else '""') for k, v in info.parameters.items()]
+    return rows
+
+
+def header_resources(info: RunInfo, scrubber: Scrubber) -> dict[str, Any]:
+    """The ``resources.revivadiag`` mapping the template renders (scrubbed, not yet escaped)."""
+    title = f"{info.runbook} report: {info.project}" if info.project else f"{info.runbook} report"
+    scrubbed: dict[str, Any] = scrub_value(
+        {
+            "title": title,
+            "summary": info.summary or info.outcome,
+            "outcome": info.outcome,
+            "rows": header_rows(info),
+            "tool_version": info.tool_version,
+        },
+        scrubber,
+    )
+    return scrubbed
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def notebook_html(nb: Any, info: RunInfo, scrubber: Scrubber | None = None) -> str:
+    """The HTML report of executed notebook ``nb``: code hidden, header on top, scrubbed."""
+    from nbconvert import HTMLExporter
+
+    scrub = scrubber or Scrubber()
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
+        template_name=TEMPLATE_NAME,
+        extra_template_basedirs=[str(TEMPLATES)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    resources = {"revivadiag": header_resources(info, scrub)}
+    body, _ = exporter.from_notebook_node(scrub_notebook(nb, scrub), resources=resources)
+    return scrub.scrub(body)
+
+
+def write_html(path: Path, nb: Any, info: RunInfo, scrubber: Scrubber | None = None) -> Path:
+    """Write :func:`notebook_html` to ``path``; returns the path."""
+    path.write_text(notebook_html(nb, info, scrubber), encoding="utf-8")
+    return path
