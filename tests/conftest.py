@@ -36,7 +36,6 @@ Fixtures (all session-scoped, started lazily: a lab starts only when a test asks
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Iterator
 
 import docker
@@ -44,8 +43,8 @@ import pytest
 
 from revivadiag.engine.client import connect
 from revivadiag.errors import EngineUnreachable
-from revivadiag.lab import BuildReport, LabConfig, LabInstance, build_images, down, up
-from revivadiag.lab.lifecycle import pick_free_ports
+from revivadiag.lab import BuildReport, LabInstance, build_images, down, up
+from revivadiag.lab.lifecycle import isolated_config, unique_prefix
 
 LAB_START_TIMEOUT_S = 120.0
 
@@ -55,17 +54,11 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-def unique_prefix() -> str:
-    """A lab prefix nobody else uses: ``rdt`` + 8 hex digits."""
-    return f"rdt{secrets.token_hex(4)}"
-
-
 def start_isolated_lab(
     variant: str, profile: str = "development", client: docker.DockerClient | None = None
 ) -> LabInstance:
     """Start a fresh copy of the lab with a unique prefix on free host ports."""
-    ports = dict(zip(("frontend", "backend", "database", "redis"), pick_free_ports(4), strict=True))
-    config = LabConfig(prefix=unique_prefix(), variant=variant, profile=profile, ports=ports)
+    config = isolated_config(variant, profile)
     return up(config, timeout_s=LAB_START_TIMEOUT_S, client=client)
 
 

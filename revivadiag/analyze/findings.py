@@ -61,7 +61,8 @@ CATALOGUE: dict[str, Entry] = {e.id: e for e in (
     _e("RD-POL-003", "error", "policy", "Allowed paths are blocked",
        f"Attach both services to a common network and check the target's health: {ISOLATION}"),
     _e("RD-POL-004", "info", "policy", "Some reachability probes were inconclusive",
-       "Re-run the snapshot; a stopped container or a probe failure leaves no verdict"),
+       "A stopped container or a failed probe leaves no verdict: start it and re-run "
+       "runbooks/diagnose.ipynb (README § Diagnose)"),
     _e("RD-CFG-001", "error", "config",
        "Client-visible API/WebSocket URLs point at localhost or a container port",
        f"Leave NEXT_PUBLIC_API_URL/NEXT_PUBLIC_WEBSOCKET_URL empty (relative URLs through the "

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-_DUMP_HEADER = re.compile(r"^# configuration file (?P<path>\S+):\s*$", re.MULTILINE)
+_DUMP_HEADER = re.compile(r"^# configuration file (?P<path>\S+):[ \t]*\r?\n", re.MULTILINE)
 
 
 @dataclass

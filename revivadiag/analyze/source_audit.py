@@ -10,6 +10,7 @@ What is flagged (each match once, the first rule that applies):
   names) and quoted port fragments such as ``':3011'``.
 
 Not flagged: comment lines and trailing comments, the proxy's own port (``localhost:3010``),
+loopback addresses in compose commands and health checks (run inside the container itself),
 other ports (``:30110``), service-name URLs in server-side code and config (that is the
 target design: ``BACKEND_INTERNAL_URL=http://revivatech_backend:3011``), and files that are
 not JS/TS/Python/.env/YAML, are binary, too large, or under ``node_modules``/``.git``.
@@ -191,6 +192,8 @@ def _relative(match: str) -> str:
 # ---------------------------------------------------------------- scanning
 
 
+_IN_CONTAINER = re.compile(
+    r"""["']CMD(-SHELL)?["']|^\s*-?\s*(test|healthcheck|command|entrypoint)\s*:""")
 _YAML_KEY = re.compile(r"^\s*-?\s*(?P<key>[A-Z][A-Z0-9_]*)\s*[:=]")
 
 
@@ -209,29 +212,37 @@ def _container_matches(code: str) -> Iterator[tuple[int, int, str]]:
         yield m.start(), m.end(), "container_name"
 
 
-def _url_matches(code: str, side: str) -> Iterator[tuple[int, int, str]]:
+def _url_matches(code: str, side: str, local_ok: bool) -> Iterator[tuple[int, int, str]]:
     for m in _URL.finditer(code):
         if not m["port"]:
             continue
         kind = _port_kind(int(m["port"]), m["scheme"].lower())
-        if kind and (_host_is_loopback(m["host"]) or (side == "client" and
-                                                      kind in ("backend_url", "websocket_url"))):
+        loopback = _host_is_loopback(m["host"])
+        if loopback and local_ok:
+            continue
+        if kind and (loopback or (side == "client" and kind in ("backend_url", "websocket_url"))):
             yield m.start(), m.end(), kind
 
 
-def _matches(code: str, side: str) -> Iterator[tuple[int, int, str]]:
+def in_container_command(line: str, lang: str) -> bool:
+    """A compose healthcheck/command line: there, localhost is the container itself."""
+    return lang == "yaml" and bool(_IN_CONTAINER.search(line))
+
+
+def _matches(code: str, side: str, local_ok: bool = False) -> Iterator[tuple[int, int, str]]:
     """(start, end, kind) of every flagged span in one comment-free line.
 
     Overlaps are resolved by order: in browser code the URL wins (the fix is a relative
-    URL), elsewhere the container name wins (the fix is the service name).
+    URL), elsewhere the container name wins (the fix is the service name). ``local_ok``
+    (a command run inside the container) lets loopback addresses pass.
     """
     if side == "client":
-        yield from _url_matches(code, side)
+        yield from _url_matches(code, side, local_ok)
         yield from _container_matches(code)
     else:
         yield from _container_matches(code)
-        yield from _url_matches(code, side)
-    for m in _BARE.finditer(code):
+        yield from _url_matches(code, side, local_ok)
+    for m in _BARE.finditer(code) if not local_ok else ():
         kind = _port_kind(int(m["port"]), "")
         if kind:
             yield m.start(), m.end(), kind
@@ -250,10 +261,11 @@ def scan_text(path: str, text: str) -> list[SourceFinding]:
     out: list[SourceFinding] = []
     for n, line in enumerate(text.splitlines(), start=1):
         code = code_part(line, lang)
+        local_ok = in_container_command(code, lang)
         key = _env_key(line, lang)
         line_side = "client" if key.startswith(CLIENT_ENV_PREFIXES) else side
         taken: list[tuple[int, int]] = []
-        for start, end, kind in _matches(code, line_side):
+        for start, end, kind in _matches(code, line_side, local_ok):
             if any(start < e and s < end for s, e in taken):
                 continue  # one finding per span; container names win
             taken.append((start, end))

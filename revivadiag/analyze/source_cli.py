@@ -8,6 +8,7 @@ Exit codes: 0 nothing found, 1 findings, 2 the tool failed (bad path, bad expect
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -54,8 +55,9 @@ def format_table(findings: list[SourceFinding]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Audit ``args.path``; print a table or JSON; evaluate when asked."""
+    out = out or sys.stdout
     root = Path(args.path)
     if not root.exists():
         raise ParameterError("path", str(root), "no such file or directory")
@@ -73,8 +75,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 print(f"  missed:         {k[0]}:{k[1]} {k[2]}", file=out)
         return 0
     findings = scan_tree(root)
-    if args.format == "json":
-        print(json.dumps([f.__dict__ for f in findings], indent=2), file=out)
-    else:
-        print(format_table(findings), file=out)
+    text = (json.dumps([f.__dict__ for f in findings], indent=2) if args.format == "json"
+            else format_table(findings))
+    with contextlib.suppress(BrokenPipeError):  # `| head`: the reader has all it wants
+        print(text, file=out)
     return 1 if findings else 0

@@ -218,8 +218,13 @@ def exec_table_reader(client: object) -> TableReader:
     """A reader that runs ``cat /proc/net/tcp /proc/net/tcp6`` in the container (needs cat)."""
 
     def read(container: str, _pid: int) -> str:
-        obj = client.containers.get(container)  # type: ignore[attr-defined]
-        result = obj.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"], demux=False)
+        import docker.errors
+
+        try:
+            obj = client.containers.get(container)  # type: ignore[attr-defined]
+            result = obj.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"], demux=False)
+        except docker.errors.DockerException as exc:
+            raise OSError(f"exec cat in {container}: {exc}") from exc
         if result.exit_code not in (0, 1):
             raise OSError(f"exec cat in {container} exited {result.exit_code}")
         return bytes(result.output or b"").decode("utf-8", "replace")
@@ -289,7 +294,10 @@ def measure_reuse(
         except OSError as exc:
             return _unmeasured(target, requests, method, f"socket tables unreadable: {exc}")
         sent, answered = _send(http, target.url, requests, deadline)
-        after = _snapshot(target, reader)
+        try:
+            after = _snapshot(target, reader)
+        except OSError as exc:
+            return _unmeasured(target, sent, method, f"socket tables unreadable after: {exc}")
     new = len(after - before)
     pct = reuse_percent(answered, new)
     detail = (

@@ -46,12 +46,10 @@ class Member:
     name: str
     service: str
     running: bool
+    pid: int = 0
     ips: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def netkey(self) -> NetKey:
-        """The user-defined networks it is attached to (what its resolver answers for)."""
-        return frozenset(n for n in self.ips if n not in BUILTIN_NETWORKS)
+    #: the user-defined networks it is attached to (what its resolver answers for)
+    netkey: NetKey = frozenset()
 
 
 @dataclass
@@ -61,10 +59,15 @@ class NetworkView:
     members: list[Member]
     visible: dict[str, set[str]]
     names: dict[str, str]
+    reps: dict[NetKey, Member] = field(default_factory=dict)
 
     @property
     def by_name(self) -> dict[str, Member]:
         return {m.name: m for m in self.members}
+
+    def known(self) -> dict[str, tuple[str, int]]:
+        """container id -> (name, pid), for ProbeEngine.run(known=...)."""
+        return {m.container_id: (m.name, m.pid) for m in self.members}
 
     @classmethod
     def from_frames(cls, containers: pd.DataFrame, endpoints: pd.DataFrame) -> NetworkView:
@@ -76,7 +79,8 @@ class NetworkView:
                   endpoints: Iterable[Mapping[str, Any]]) -> NetworkView:
         """Build the view from row dicts (the frames' records)."""
         members = [Member(str(c["container_id"]), str(c["name"]), str(c.get("service") or ""),
-                          str(c.get("state")) == "running") for c in containers]
+                          str(c.get("state")) == "running", _int(c.get("pid")))
+                   for c in containers]
         by_name = {m.name: m for m in members}
         short_ids = {m.container_id[:12] for m in members}
         visible: dict[str, set[str]] = {}
@@ -95,18 +99,27 @@ class NetworkView:
                 names[m.service] = "service"
         for m in members:
             names[m.name] = "container_name"
-        return cls(members, visible, dict(sorted(names.items())))
+        reps: dict[NetKey, Member] = {}
+        for m in sorted(members, key=lambda m: m.name):
+            m.netkey = frozenset(n for n in m.ips if n not in BUILTIN_NETWORKS)
+            if m.running:
+                reps.setdefault(m.netkey, m)
+        return cls(members, visible, dict(sorted(names.items())), reps)
 
     def knows(self, source: Member, name: str) -> bool:
         """True when Docker's resolver answers ``name`` itself on one of ``source``'s networks."""
         return any(name in self.visible.get(net, ()) for net in source.netkey)
 
     def representative(self, key: NetKey) -> Member | None:
-        """The first running container attached to exactly the networks ``key``."""
-        for m in sorted(self.members, key=lambda m: m.name):
-            if m.running and m.netkey == key:
-                return m
-        return None
+        """The first running container (by name) attached to exactly the networks ``key``."""
+        return self.reps.get(key)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _list(value: Any) -> list[str]:
@@ -192,7 +205,8 @@ def dns_row(source: Member, name: str, kind: str, result: Mapping[str, Any],
 def resolve_shared(engine: Any, view: NetworkView, plan: DnsPlan,
                    progress: Progress | None = None) -> dict[str, list[Result]]:
     """Run the plan; remember the answers of shared queries in ``engine.name_cache``."""
-    results: dict[str, list[Result]] = engine.run(plan.batches, progress) if plan.batches else {}
+    results: dict[str, list[Result]] = (
+        engine.run(plan.batches, progress, known=view.known()) if plan.batches else {})
     engine.name_cache.update(shared_answers(plan, results, view))
     return results
 

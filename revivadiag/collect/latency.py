@@ -1,8 +1,9 @@
 """The ``latency`` frame: HTTP timings direct to the backend and through the proxy.
 
-Measured apart from the reachability sweep, one request in flight at a time, after
-warm-up requests that are discarded (a sweep inflates latency tenfold). From inside the
-proxy container's network namespace:
+Measured apart from the reachability sweep, with few requests in flight (each path's
+requests one after the other; at most ``in_flight`` paths at once), after warm-up requests
+that are discarded (a sweep inflates latency tenfold). From inside the proxy container's
+network namespace:
 
 - ``direct``: ``http://<backend service>:<backend port><path>``
 - ``proxy``:  ``http://127.0.0.1:<proxy port><path>`` (the proxy in front of the backend)
@@ -23,6 +24,7 @@ p50/p95/p99/mean. The raw samples are in ``frame.attrs["samples"]`` (see
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +39,8 @@ PHASES = ("dns", "connect", "first_byte", "total")
 SAMPLE_COLUMNS = ("path", "source", "url", "sample", "dns_ms", "connect_ms", "first_byte_ms",
                   "total_ms", "status", "method", "error_type", "error")
 LOOPBACK = "127.0.0.1"
+#: paths measured at once (each path's requests are sequential); a sweep runs hundreds
+DEFAULT_IN_FLIGHT = 4
 _LOCAL_BINDS = ("", "0.0.0.0", "127.0.0.1", "::", "localhost")
 
 
@@ -153,19 +157,33 @@ def measure_latency(engine: Any, containers: pd.DataFrame, ports: pd.DataFrame |
                     backend_service: str = "backend", path: str = "/api/health",
                     warmup: int = 3, proxy_port: int | None = None,
                     backend_port: int | None = None, reuse_connection: bool = False,
-                    from_host: bool = True) -> LatencyRun:
-    """Measure every path, one request in flight; see the module docstring."""
+                    from_host: bool = True, in_flight: int = DEFAULT_IN_FLIGHT) -> LatencyRun:
+    """Measure every path; see the module docstring.
+
+    Requests of one path are always sequential; ``in_flight`` paths are measured at once
+    (1: strictly one request at a time; 2: direct and proxy together; 4: the host paths too).
+    """
     proxy_id, inside, host = plan_probes(containers, ports, samples, warmup, proxy_service,
                                          backend_service, path, proxy_port, backend_port,
                                          reuse_connection)
-    rows: list[dict[str, Any]] = []
-    results = engine.run({proxy_id: [p.job for p in inside]}, concurrency=1)[proxy_id]
-    for probe, result in zip(inside, results, strict=True):
-        rows.extend(sample_rows(probe, result))
-    if from_host and host and engine.settings.local:
-        for probe, result in zip(host, engine.run_host([p.job for p in host], concurrency=1),
-                                 strict=True):
-            rows.extend(sample_rows(probe, result))
+    if not (from_host and engine.settings.local):
+        host = []
+    per_side = max(1, min(2, in_flight))
+
+    def run_inside() -> list[Result]:
+        rows: list[Result] = engine.run({proxy_id: [p.job for p in inside]},
+                                        concurrency=per_side)[proxy_id]
+        return rows
+
+    def run_host() -> list[Result]:
+        return list(engine.run_host([p.job for p in host], concurrency=per_side)) if host else []
+
+    with ThreadPoolExecutor(max_workers=2 if in_flight > 2 else 1) as pool:
+        inside_future = pool.submit(run_inside)
+        host_future = pool.submit(run_host)
+        pairs = [*zip(inside, inside_future.result(), strict=True),
+                 *zip(host, host_future.result(), strict=True)]
+    rows = [row for probe, result in pairs for row in sample_rows(probe, result)]
     frame = pd.DataFrame.from_records(rows, columns=list(SAMPLE_COLUMNS))
     return LatencyRun(summarize_samples(frame), frame)
 

@@ -206,6 +206,6 @@ def collect_reachability(engine: Any, containers: pd.DataFrame, endpoints: pd.Da
     if names.batches:
         resolve_shared(engine, view, names, progress)
     plan = plan_sweep(view, plist, engine.name_cache, timeout_s)
-    results = engine.run(plan.batches, progress) if plan.batches else {}
+    results = engine.run(plan.batches, progress, known=view.known()) if plan.batches else {}
     rows = [cell_row(c, plan, results, engine.name_cache) for c in plan.cells]
     return to_frame("reachability", rows)

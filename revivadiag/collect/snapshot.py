@@ -160,24 +160,38 @@ def _encode_lists(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_frame(name: str, frame: pd.DataFrame, out: Path, fmt: str) -> Path:
+    """``<name>.<fmt>``, plus ``<name>.<key>.<fmt>`` for each frame in ``frame.attrs``
+    (the latency collector keeps its raw samples there)."""
     path = out / f"{name}.{fmt}"
-    encoded = _encode_lists(name, frame)
-    if fmt == "parquet":
-        encoded.to_parquet(path, index=False)
-    else:
-        encoded.to_csv(path, index=False)
+    _write_table(_encode_lists(name, frame), path, fmt)
+    for key, extra in frame.attrs.items():
+        if isinstance(extra, pd.DataFrame):
+            _write_table(extra, out / f"{name}.{key}.{fmt}", fmt)
     return path
+
+
+def _write_table(frame: pd.DataFrame, path: Path, fmt: str) -> None:
+    plain = frame.copy()
+    plain.attrs = {}
+    if fmt == "parquet":
+        plain.to_parquet(path, index=False)
+    else:
+        plain.to_csv(path, index=False)
 
 
 def _read_frame(name: str, src: Path) -> pd.DataFrame:
     parquet, csv = src / f"{name}.parquet", src / f"{name}.csv"
     if parquet.is_file():
-        raw = pd.read_parquet(parquet)
+        raw, fmt = pd.read_parquet(parquet), "parquet"
     elif csv.is_file():
-        raw = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        raw, fmt = pd.read_csv(csv, dtype=str, keep_default_na=False), "csv"
     else:
         raise ParameterError("snapshot directory", str(src), f"no {name}.parquet or {name}.csv")
-    return to_frame(name, _decode(name, raw))
+    frame = to_frame(name, _decode(name, raw))
+    for extra in sorted(src.glob(f"{name}.*.{fmt}")):
+        key = extra.name[len(name) + 1 : -len(fmt) - 1]
+        frame.attrs[key] = pd.read_parquet(extra) if fmt == "parquet" else pd.read_csv(extra)
+    return frame
 
 
 def _decode(name: str, raw: pd.DataFrame) -> list[dict[str, Any]]:

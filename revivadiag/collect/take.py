@@ -37,6 +37,8 @@ from revivadiag.redact import Scrubber, redact_url
 from revivadiag.schemas import empty_frame
 
 METHODS = ("auto", "setns", "sidecar", "exec")
+#: the timed steps (keys of ``meta.duration_s``, with ``total``)
+STEPS = ("connect", "inventory", "api_frames", "dns", "reachability", "latency", "health")
 #: free-text columns scrubbed of the project's secrets before a snapshot is returned
 #: (names are left alone: a secret that equals a service name would otherwise blank it)
 FREE_TEXT = {"reachability": ("error",), "latency": ("url",), "health": ("detail",)}
@@ -94,7 +96,7 @@ def snapshot(
         raise ParameterError("samples", samples, "expected an integer >= 1")
     started = time.perf_counter()
     taken_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-    timer = _Timer(steps=len(FRAME_NAMES) + 2, progress=progress)
+    timer = _Timer(steps=len(STEPS), progress=progress)
     try:
         with timer.step("connect"):
             client = connect(docker_host)
@@ -219,6 +221,9 @@ def scrub_columns(
         if col in out.columns:
             out[col] = out[col].map(lambda v: scrubber.scrub(v) if isinstance(v, str) else v)
             out[col] = out[col].astype(frame[col].dtype)
+    out.attrs = {key: scrub_columns(extra, (*columns, "error"), scrubber)
+                 if isinstance(extra, pd.DataFrame) else extra
+                 for key, extra in frame.attrs.items()}
     return out
 
 

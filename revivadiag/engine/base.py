@@ -106,6 +106,9 @@ class ProbeMethod(abc.ABC):
             progress: Progress | None = None) -> dict[str, list[Result]]:
         """Results per ``Target.key``: one per job, in order, stamped with ``method``."""
 
+    def close(self) -> None:  # noqa: B027 (optional hook; most methods keep nothing)
+        """Release what the method keeps between runs (a helper process, ...)."""
+
 
 def method_class(name: str) -> type[ProbeMethod]:
     """The class registered under ``name`` (imported on first use)."""

@@ -13,9 +13,9 @@ CONTAINER_NOT_FOUND results; an engine that stops answering raises EngineUnreach
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,7 +24,15 @@ from urllib.parse import urlsplit
 import docker.errors
 import requests.exceptions
 
-from revivadiag.engine.base import METHODS, Progress, Settings, Target, method_class, stamp
+from revivadiag.engine.base import (
+    METHODS,
+    ProbeMethod,
+    Progress,
+    Settings,
+    Target,
+    method_class,
+    stamp,
+)
 from revivadiag.engine.jobs import Job, Result, failure_result, validate_job
 from revivadiag.engine.netprobe import Breaker, run_batch
 from revivadiag.errors import EngineUnreachable, NetworkErrorType, ParameterError
@@ -56,6 +64,18 @@ class ProbeEngine:
         #: answers for names unknown on a network set, shared by the collectors of one run
         self.name_cache: dict[tuple[frozenset[str], str], Result] = {}
         self.breaker = Breaker()
+        self._runners: dict[str, ProbeMethod] = {}
+        self._finalizer = weakref.finalize(self, _close_all, self._runners)
+
+    def close(self) -> None:
+        """Stop helper processes kept between runs (the setns fork server)."""
+        self._finalizer()
+
+    def __enter__(self) -> ProbeEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _choose(self, method: str) -> str:
         if method != "auto" and method not in METHODS:
@@ -74,21 +94,26 @@ class ProbeEngine:
         return str(getattr(self.client.api, "base_url", "?"))
 
     def run(self, batches: Mapping[str, Sequence[Job]], progress: Progress | None = None,
-            concurrency: int | None = None) -> dict[str, list[Result]]:
+            concurrency: int | None = None,
+            known: Mapping[str, tuple[str, int]] | None = None) -> dict[str, list[Result]]:
         """Run each container's jobs there; results keyed like ``batches``, one per job.
 
         ``concurrency`` overrides the probes in flight per container for this run (latency
-        is measured with 1).
+        is measured with 1). ``known`` maps container id -> (name, pid) as the containers
+        frame has them: a pid whose cgroup names that id is used without asking the engine.
         """
         for jobs in batches.values():
             for job in jobs:
                 validate_job(job)
         settings = self._settings(concurrency)
-        targets, results = self._targets(batches)
+        targets, results = self._targets(batches, known or {})
         if progress is not None:
             progress(sum(len(rows) for rows in results.values()))
         for name, group in self._route(targets).items():
-            runner = method_class(name)(self.client, settings)
+            runner = self._runners.get(name)
+            if runner is None:
+                runner = self._runners[name] = method_class(name)(self.client, settings)
+            runner.settings = settings
             results.update(runner.run(group, progress))
         self._learn(results)
         return {key: results[key] for key in batches}
@@ -108,10 +133,18 @@ class ProbeEngine:
             return self.settings
         return dataclasses.replace(self.settings, concurrency=max(1, concurrency))
 
-    def _targets(self, batches: Mapping[str, Sequence[Job]]
+    def _targets(self, batches: Mapping[str, Sequence[Job]],
+                 known: Mapping[str, tuple[str, int]]
                  ) -> tuple[list[Target], dict[str, list[Result]]]:
+        infos: dict[str, dict[str, Any]] = {}
+        for key in batches:
+            name, pid = known.get(key, ("", 0))
+            if pid and self.settings.local and pid_belongs_to(pid, key):
+                infos[key] = {"Id": key, "Name": name or key,
+                              "State": {"Running": True, "Pid": pid, "Status": "running"}}
+        rest = [key for key in batches if key not in infos]
         with ThreadPoolExecutor(max_workers=INSPECT_THREADS) as pool:
-            infos = dict(zip(batches, pool.map(self._inspect, batches), strict=True))
+            infos.update(zip(rest, pool.map(self._inspect, rest), strict=True))
         targets: list[Target] = []
         results: dict[str, list[Result]] = {}
         for key, jobs in batches.items():
@@ -164,7 +197,7 @@ class ProbeEngine:
         """Copies of ``jobs`` with defaults filled; no retries towards an open breaker."""
         out = []
         for job in jobs:
-            job = copy.deepcopy(dict(job))
+            job = dict(job)
             if job["kind"] == "tcp":
                 job.setdefault("timeout_s", self.settings.timeout_s)
                 if self.breaker.is_open(f"{job['host']}:{job['port']}"):
@@ -179,6 +212,24 @@ class ProbeEngine:
                 if row.get("kind") == "tcp" and row.get("outcome") not in ("", "unresolvable"):
                     key = f"{row.get('host')}:{row.get('port')}"
                     self.breaker.record(key, row.get("outcome") == "open")
+
+
+def pid_belongs_to(pid: int, container_id: str) -> bool:
+    """True when host process ``pid`` runs in the container ``container_id`` (its cgroup
+    path names the full id), so a pid from a frame is still valid."""
+    if len(container_id) != 64:
+        return False
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="ascii", errors="replace") as fh:
+            return container_id in fh.read()
+    except OSError:
+        return False
+
+
+def _close_all(runners: dict[str, ProbeMethod]) -> None:
+    for runner in runners.values():
+        runner.close()
+    runners.clear()
 
 
 def _name(info: Mapping[str, Any], key: str) -> str:

@@ -1,96 +1,114 @@
 """The fast path: a forked worker per container enters its network namespace and probes.
 
-Needs root on the engine's host and a local engine. Each worker ``setns()`` into
-``/proc/<pid>/ns/net`` (Python 3.11 has no ``os.setns``: libc via ctypes), runs
-:func:`netprobe.run_batch` and writes the JSON results to a pipe. At most
-``Settings.workers`` are in flight; one that overruns its deadline is killed by its PID.
+Needs root on the engine's host and a local engine. The workers are forked by a small fork
+server (:mod:`revivadiag.engine.netprobe.pool`, started once per engine as a fresh
+interpreter running the shipped netprobe code): forking this process, which holds pandas
+and friends, would cost 10-100 ms a worker. Each worker ``setns()`` into
+``/proc/<pid>/ns/net``, runs ``run_batch`` and pipes its results back; at most
+``Settings.workers`` are in flight, and one past its deadline is killed by its PID. If the
+server itself overruns, it is killed (its workers die with it) and restarted on next use.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ctypes
 import json
 import os
 import selectors
-import signal
+import subprocess
+import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from revivadiag.engine.base import ProbeMethod, Progress, Settings, Target, check_results
-from revivadiag.engine.jobs import Result, batch_deadline_s
-from revivadiag.engine.netprobe import run_batch
+from revivadiag.engine.jobs import DEADLINE_SLACK_S, Result, batch_deadline_s
+from revivadiag.engine.ship import bootstrap_code
 from revivadiag.errors import NetworkErrorType
 
-CLONE_NEWNET = 0x40000000
 NOT_FOUND = NetworkErrorType.CONTAINER_NOT_FOUND.value
+GONE_ERRNOS = (2, 3)  # ENOENT, ESRCH: the process (container) is gone
+Reply = Callable[[dict[str, Any]], None]
 
 
-def enter_netns(pid: int) -> None:
-    """Move this (forked, single-threaded) process into the network namespace of ``pid``."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns into the netns of pid {pid}: {os.strerror(err)}")
-    finally:
-        os.close(fd)
-
-
-def _child(write_fd: int, target: Target, settings: Settings) -> None:
-    """Body of a forked worker: never returns."""
-    try:
-        asyncio.events._set_running_loop(None)  # a parent's running loop (Jupyter) must not leak
-        try:
-            enter_netns(target.pid)
-            payload: dict[str, Any] = {
-                "results": run_batch(target.jobs, settings.concurrency, settings.dns_concurrency)
-            }
-        except OSError as exc:
-            payload = {"error": str(exc), "errno": exc.errno}
-        except BaseException as exc:
-            payload = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-        data = json.dumps(payload).encode()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(write_fd, view):]
-    finally:
-        os._exit(0)
-
-
-@dataclass
-class Worker:
-    """A forked child, the read end of its pipe and what it sent so far."""
-
-    target: Target
-    pid: int
-    fd: int
-    deadline: float
-    chunks: list[bytes] = field(default_factory=list)
-
-
-def decode_payload(target: Target, raw: bytes, method: str) -> list[Result]:
-    """Results from a worker's output (or failure rows saying why there are none)."""
-    try:
-        payload = json.loads(raw) if raw else {"error": "worker exited without output"}
-    except ValueError:
-        payload = {"error": "worker output was not JSON"}
-    if "results" in payload:
-        return check_results(target, payload["results"], method)
-    if payload.get("errno") in (2, 3):  # ENOENT, ESRCH: the process (container) is gone
-        return target.gone(method, str(payload.get("error", "")))
-    return target.fail_all(NOT_FOUND, f"could not probe from {target.name}: {payload.get('error')}",
+def decode_reply(target: Target, reply: dict[str, Any], method: str) -> list[Result]:
+    """Results from one fork-server reply (or failure rows saying why there are none)."""
+    if "results" in reply:
+        return check_results(target, reply["results"], method)
+    if reply.get("deadline"):
+        text = f"probe worker for {target.name} overran its deadline and was killed"
+        return target.fail_all(NetworkErrorType.TIMEOUT.value, text, method)
+    if reply.get("errno") in GONE_ERRNOS:
+        return target.gone(method, str(reply.get("error", "")))
+    return target.fail_all(NOT_FOUND, f"could not probe from {target.name}: {reply.get('error')}",
                            method)
+
+
+class ForkServer:
+    """The fork server process (our child) and its line-delimited JSON pipe."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", bootstrap_code("pool")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.buffer = b""
+        self.next_id = 0
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def request(self, body: dict[str, Any], deadline_s: float, on_reply: Reply) -> bool:
+        """Send one request; call ``on_reply`` per target reply. False if it overran."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.next_id += 1
+        body = {**body, "id": self.next_id}
+        self.proc.stdin.write((json.dumps(body) + "\n").encode())
+        self.proc.stdin.flush()
+        end = time.monotonic() + deadline_s
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                for line in self._lines():
+                    reply = json.loads(line)
+                    if reply.get("id") != self.next_id:
+                        continue
+                    if reply.get("done"):
+                        return True
+                    on_reply(reply)
+                remaining = end - time.monotonic()
+                if remaining <= 0 or not sel.select(remaining):
+                    return False
+                data = os.read(fd, 1 << 20)
+                if not data:
+                    return False
+                self.buffer += data
+
+    def _lines(self) -> list[bytes]:
+        *lines, self.buffer = self.buffer.split(b"\n")
+        return [line for line in lines if line.strip()]
+
+    def close(self) -> None:
+        """Close its stdin (it exits) and wait; kill our own child if it lingers."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 class SetnsMethod(ProbeMethod):
     """Forked workers inside the containers' network namespaces."""
 
     name = "setns"
+
+    def __init__(self, client: Any, settings: Settings) -> None:
+        super().__init__(client, settings)
+        self.server: ForkServer | None = None
 
     @classmethod
     def unavailable_reason(cls, client: Any, settings: Settings) -> str | None:
@@ -108,65 +126,41 @@ class SetnsMethod(ProbeMethod):
 
     def run(self, targets: Sequence[Target],
             progress: Progress | None = None) -> dict[str, list[Result]]:
+        if not targets:
+            return {}
+        by_key = {t.key: t for t in targets}
         results: dict[str, list[Result]] = {}
-        pending = list(reversed(targets))
-        running: dict[int, Worker] = {}
-        sel = selectors.DefaultSelector()
-        try:
-            while pending or running:
-                while pending and len(running) < max(1, self.settings.workers):
-                    worker = self._spawn(pending.pop())
-                    running[worker.fd] = worker
-                    sel.register(worker.fd, selectors.EVENT_READ)
-                self._pump(sel, running, results, progress)
-        finally:
-            for worker in running.values():
-                self._reap(worker, kill=True)
-            sel.close()
+
+        def on_reply(reply: dict[str, Any]) -> None:
+            target = by_key[str(reply["key"])]
+            results[target.key] = decode_reply(target, reply, self.name)
+            if progress is not None:
+                progress(len(target.jobs))
+
+        deadlines = [batch_deadline_s(t.jobs, self.settings.concurrency) for t in targets]
+        waves = -(-len(targets) // max(1, self.settings.workers))
+        body = {"workers": self.settings.workers, "concurrency": self.settings.concurrency,
+                "dns_concurrency": self.settings.dns_concurrency,
+                "targets": [{"key": t.key, "pid": t.pid, "jobs": t.jobs, "deadline_s": d}
+                            for t, d in zip(targets, deadlines, strict=True)]}
+        if self.server is None or not self.server.alive():
+            self.server = ForkServer()
+        if not self.server.request(body, max(deadlines) * waves + DEADLINE_SLACK_S, on_reply):
+            self._restart()
+        for target in targets:
+            if target.key not in results:
+                text = f"probe workers for {target.name} overran their deadline and were killed"
+                results[target.key] = target.fail_all(NetworkErrorType.TIMEOUT.value, text,
+                                                      self.name)
         return results
 
-    def _spawn(self, target: Target) -> Worker:
-        budget = batch_deadline_s(target.jobs, self.settings.concurrency)
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            _child(write_fd, target, self.settings)
-        os.close(write_fd)
-        return Worker(target, pid, read_fd, time.monotonic() + budget)
+    def _restart(self) -> None:
+        if self.server is not None:
+            self.server.proc.kill()
+            self.server.close()
+        self.server = None
 
-    def _pump(self, sel: selectors.BaseSelector, running: dict[int, Worker],
-              results: dict[str, list[Result]], progress: Progress | None) -> None:
-        timeout = max(0.0, min(w.deadline for w in running.values()) - time.monotonic())
-        for key, _ in sel.select(timeout):
-            worker = running[int(key.fd)]  # type: ignore[arg-type]
-            data = os.read(worker.fd, 1 << 16)
-            if data:
-                worker.chunks.append(data)
-                continue
-            self._finish(sel, running, worker, results, progress,
-                         decode_payload(worker.target, b"".join(worker.chunks), self.name))
-        now = time.monotonic()
-        for worker in [w for w in running.values() if w.deadline <= now]:
-            text = f"probe worker for {worker.target.name} overran its deadline and was killed"
-            self._finish(sel, running, worker, results, progress,
-                         worker.target.fail_all(NetworkErrorType.TIMEOUT.value, text, self.name),
-                         kill=True)
-
-    def _finish(self, sel: selectors.BaseSelector, running: dict[int, Worker], worker: Worker,
-                results: dict[str, list[Result]], progress: Progress | None,
-                rows: list[Result], kill: bool = False) -> None:
-        sel.unregister(worker.fd)
-        del running[worker.fd]
-        self._reap(worker, kill)
-        results[worker.target.key] = rows
-        if progress is not None:
-            progress(len(rows))
-
-    @staticmethod
-    def _reap(worker: Worker, kill: bool) -> None:
-        if kill:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, signal.SIGKILL)
-        os.waitpid(worker.pid, 0)
-        os.close(worker.fd)
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None

@@ -3,7 +3,8 @@
 The sidecar and exec methods cannot import revivadiag inside the container, so every module
 of :mod:`revivadiag.engine.netprobe` is packed (zlib + base64) into a small bootstrap that
 installs an in-memory importer and calls ``netprobe.main(sys.argv[1:])``: the jobs travel
-as the first argument, the results come back as JSON on stdout.
+as the first argument, the results come back as JSON on stdout. The setns method starts the
+same program with the ``pool`` entry (the fork server of :mod:`netprobe.pool`) on the host.
 
 >>> argv = probe_argv('[]')
 >>> argv[:2], argv[-1]
@@ -34,9 +35,13 @@ class F(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module):
         exec(compile(S[module.__name__], module.__name__, "exec"), module.__dict__)
 sys.meta_path.insert(0, F())
-import netprobe
-sys.exit(netprobe.main(sys.argv[1:]))
+{entry}
 """
+#: what the bootstrap runs: the batch CLI (sidecar, exec) or the fork server (setns)
+ENTRIES = {
+    "main": "import netprobe\nsys.exit(netprobe.main(sys.argv[1:]))",
+    "pool": "from netprobe import pool\nsys.exit(pool.serve())",
+}
 
 
 @cache
@@ -53,10 +58,10 @@ def package_sources() -> dict[str, str]:
 
 
 @cache
-def bootstrap_code() -> str:
-    """The ``python3 -c`` program that runs netprobe from memory."""
+def bootstrap_code(entry: str = "main") -> str:
+    """The ``python3 -c`` program that runs netprobe (``entry``: main or pool) from memory."""
     packed = zlib.compress(json.dumps(package_sources()).encode(), 9)
-    return _BOOT.format(blob=base64.b64encode(packed).decode("ascii"))
+    return _BOOT.format(blob=base64.b64encode(packed).decode("ascii"), entry=ENTRIES[entry])
 
 
 def probe_argv(request_json: str, python: str = "python3") -> list[str]:

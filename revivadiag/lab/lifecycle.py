@@ -9,6 +9,7 @@ started, what it started is removed (``compose down --volumes``) before LabStart
 from __future__ import annotations
 
 import errno
+import secrets
 import socket
 import time
 from dataclasses import dataclass, field
@@ -87,6 +88,18 @@ def port_is_free(port: int, host: str = HOST_BIND) -> bool:
                 return False
             raise
     return True
+
+
+def unique_prefix(stem: str = "rdt") -> str:
+    """A prefix nobody else uses: ``<stem>`` + 8 random hex digits (isolated copies)."""
+    return f"{stem}{secrets.token_hex(4)}"
+
+
+def isolated_config(variant: str, profile: str = "development", stem: str = "rdt") -> LabConfig:
+    """A config with a unique prefix and free host ports, so it can run beside other labs."""
+    ports = dict(zip(("frontend", "backend", "database", "redis"), pick_free_ports(4),
+                     strict=True))
+    return LabConfig(prefix=unique_prefix(stem), variant=variant, profile=profile, ports=ports)
 
 
 def pick_free_ports(count: int, host: str = HOST_BIND) -> list[int]:
@@ -190,16 +203,16 @@ def up(
     if running is None:
         check_ports(config)
     fresh = state.load_config(config.prefix) is None and running is None
-    secrets = state.ensure_secrets(config.prefix)
+    lab_secrets = state.ensure_secrets(config.prefix)
     state.save_config(config)
     started = time.monotonic()
     try:
-        run_compose(config, secrets, "up", "-d", "--no-build", "--remove-orphans")
+        run_compose(config, lab_secrets, "up", "-d", "--no-build", "--remove-orphans")
         _wait_healthy(client, config, timeout_s)
     except (LabError, docker.errors.APIError, requests.exceptions.RequestException) as exc:
-        tail = _log_tail(client, config.prefix, Scrubber(secrets.values()))
+        tail = _log_tail(client, config.prefix, Scrubber(lab_secrets.values()))
         if running is None:
-            _remove(config, secrets, forget=fresh)
+            _remove(config, lab_secrets, forget=fresh)
         raise LabStartError(config.prefix, str(exc), tail) from exc
     return LabInstance(
         config=config,
@@ -209,8 +222,8 @@ def up(
     )
 
 
-def _remove(config: LabConfig, secrets: dict[str, str], forget: bool) -> None:
-    run_compose(config, secrets, "down", "--volumes", "--remove-orphans", "--timeout", "5")
+def _remove(config: LabConfig, lab_secrets: dict[str, str], forget: bool) -> None:
+    run_compose(config, lab_secrets, "down", "--volumes", "--remove-orphans", "--timeout", "5")
     if forget:
         state.forget(config.prefix)
 
@@ -229,11 +242,11 @@ def down(
                 f"project {prefix!r} was not started by revivadiag lab up; not touching it"
             )
         return False
-    secrets = state.read_secrets(prefix)
+    lab_secrets = state.read_secrets(prefix)
     args = ["down", "--remove-orphans", "--timeout", "5"]
     if volumes:
         args.insert(1, "--volumes")
-    run_compose(config, secrets, *args)
+    run_compose(config, lab_secrets, *args)
     if volumes:
         state.forget(prefix)
     return True

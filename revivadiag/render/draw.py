@@ -11,6 +11,7 @@ callers own them; in a notebook the last expression displays them.
 
 from __future__ import annotations
 
+import io
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -407,3 +408,21 @@ def _frame_axes(ax: Axes, pos: dict[str, Point]) -> None:
         ax.set_ylim(y0 - 1.3, y1 + 0.6)
     ax.set_aspect("equal")  # edge labels sit on their arcs only with equal scales
     ax.set_axis_off()
+
+
+# ---------------------------------------------------------------- output
+
+
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (no pyplot, no display backend needed)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def show(fig: Figure, dpi: int = 110) -> Any:
+    """An ``IPython.display.Image`` of the figure: what a notebook cell should end with
+    (a bare ``Figure`` built without pyplot displays only as text)."""
+    from IPython.display import Image
+
+    return Image(data=figure_png(fig, dpi=dpi), format="png")  # type: ignore[no-untyped-call]

@@ -34,6 +34,7 @@ from revivadiag.redact import MASK, Scrubber, is_sensitive_key
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "revivadiag"
 #: output mimetypes holding binary (base64) payloads, never scrubbed (it would corrupt them)
+SCRAP_MIMETYPE_PREFIX = "application/scrapbook.scrap."
 BINARY_MIMETYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf")
 
 
@@ -178,8 +179,22 @@ def notebook_html(nb: Any, info: RunInfo, scrubber: Scrubber | None = None) -> s
         exclude_output_prompt=True,
     )
     resources = {"revivadiag": header_resources(info, scrub)}
-    body, _ = exporter.from_notebook_node(scrub_notebook(nb, scrub), resources=resources)
+    clean = without_scraps(scrub_notebook(nb, scrub))
+    body, _ = exporter.from_notebook_node(clean, resources=resources)
     return scrub.scrub(body)
+
+
+def without_scraps(nb: Any) -> Any:
+    """``nb`` without scrapbook's record-only outputs (nothing to show; nbconvert warns)."""
+    for cell in nb.get("cells", []):
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if not _scrap_only(o)]
+    return nb
+
+
+def _scrap_only(output: Mapping[str, Any]) -> bool:
+    data = output.get("data") or {}
+    return bool(data) and all(str(k).startswith(SCRAP_MIMETYPE_PREFIX) for k in data)
 
 
 def write_html(path: Path, nb: Any, info: RunInfo, scrubber: Scrubber | None = None) -> Path:

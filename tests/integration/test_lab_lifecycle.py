@@ -16,7 +16,7 @@ import pytest
 from revivadiag.errors import LabError, LabStartError, PortInUseError
 from revivadiag.lab import BuildReport, LabConfig, LabInstance, build_images, up
 from revivadiag.lab.compose import run_compose
-from revivadiag.lab.images import LABEL_HASH, base_hash, service_hash, service_tag
+from revivadiag.lab.images import LABEL_HASH, base_hash, base_tag, service_hash, service_tag
 from revivadiag.lab.lifecycle import pick_free_ports
 from revivadiag.lab.state import instance_dir, read_secrets
 
@@ -39,7 +39,9 @@ def leftovers(engine: docker.DockerClient, prefix: str) -> dict[str, list[str]]:
 NOTHING: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
 
 
-def test_second_build_rebuilds_nothing(engine: docker.DockerClient, lab_images: BuildReport) -> None:
+def test_second_build_rebuilds_nothing(
+    engine: docker.DockerClient, lab_images: BuildReport
+) -> None:
     """Building again right after a build finds every image up to date."""
     again = build_images(client=engine)
     assert (again.built, len(again.cached)) == ([], 5)
@@ -170,13 +172,21 @@ def test_cli_status_lists_the_four_services(cli_lab: tuple[str, int]) -> None:
 
 
 def _recreate_backend(engine: docker.DockerClient, lab: LabInstance) -> tuple[str, str]:
-    """Recreate the backend container (compose creates the new one before removing the old,
-    so its address changes); return (old, new) address on the frontend's network."""
+    """Remove the backend, park a placeholder container on its old address, and let compose
+    create the backend again (so it gets a new address); return (old, new) address on the
+    frontend's network."""
     network = lab.networks[0]
     name = lab.containers["backend"]
     old = engine.containers.get(name).attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
-    run_compose(lab.config, read_secrets(lab.prefix), "up", "-d", "--no-deps", "--force-recreate",
-                "backend")
+    engine.containers.get(name).remove(force=True)
+    placeholder = engine.containers.run(
+        base_tag(), ["sleep", "600"], name=f"{lab.prefix}_placeholder", network=network,
+        detach=True, labels={"io.revivadiag.test": "placeholder"},
+    )
+    try:
+        run_compose(lab.config, read_secrets(lab.prefix), "up", "-d", "--no-deps", "backend")
+    finally:
+        placeholder.remove(force=True)
     deadline = time.monotonic() + 60
     while True:
         attrs = engine.containers.get(name).attrs

@@ -104,9 +104,11 @@ def test_write_and_load(snap_current: rd.Snapshot, tmp_path: Path, fmt: str) -> 
     assert loaded.meta == snap_current.meta
     for name, frame in snap_current.frames().items():
         pd.testing.assert_frame_equal(loaded[name], frame, check_exact=False)
+    assert (tmp_path / f"latency.samples.{fmt}").is_file()
+    assert len(loaded.latency.attrs["samples"]) == len(snap_current.latency.attrs["samples"])
 
 
-def test_default_project_is_used_when_named(lab_current: LabInstance) -> None:
+def test_unknown_project_lists_the_projects_seen(lab_current: LabInstance) -> None:
     """An unknown project is ProjectNotFound listing the projects seen (the lab's among them)."""
     with pytest.raises(rd.ProjectNotFound) as info:
         rd.snapshot(project="no-such-project-x1")
@@ -115,5 +117,5 @@ def test_default_project_is_used_when_named(lab_current: LabInstance) -> None:
 
 def test_unreachable_engine_is_typed() -> None:
     """A socket where no engine answers is EngineUnreachable naming the address."""
-    with pytest.raises(rd.EngineUnreachable, match="nonexistent.sock"):
+    with pytest.raises(rd.EngineUnreachable, match=r"nonexistent\.sock"):
         rd.snapshot(docker_host="unix:///nonexistent.sock")

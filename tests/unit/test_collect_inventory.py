@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from revivadiag.collect.credentials import Credentials, credentials_from_env
@@ -10,7 +12,7 @@ from revivadiag.errors import ProjectNotFound
 from revivadiag.redact import MASK, Scrubber
 
 
-def _summary(project: str) -> dict[str, object]:
+def _summary(project: str) -> dict[str, Any]:
     return {"Id": "x", "Names": ["/n"], "Labels": {PROJECT_LABEL: project}}
 
 

@@ -29,6 +29,7 @@ import time
 
 import psycopg
 import redis.asyncio as aioredis
+import redis.exceptions
 from aiohttp import WSMsgType, web
 
 SESSION_TTL_S = 3600
@@ -239,8 +240,19 @@ async def close_clients(app):
         await app["db"].conn.close()
 
 
+@web.middleware
+async def dependency_errors(request, handler):
+    """A database or Redis failure inside a request is a 503 naming the dependency."""
+    try:
+        return await handler(request)
+    except psycopg.Error:
+        return web.json_response({"error": "dependency unavailable: database"}, status=503)
+    except redis.exceptions.RedisError:
+        return web.json_response({"error": "dependency unavailable: redis"}, status=503)
+
+
 def make_app(env):
-    app = web.Application()
+    app = web.Application(middlewares=[dependency_errors])
     app["env"] = env
     app["db"] = Database(database_url(env))
     app["redis"] = aioredis.from_url(

@@ -1,0 +1,208 @@
+"""The steps of ``runbooks/diagnose.ipynb``: one function per cell, so the cells stay thin.
+
+>>> from revivadiag.runbook import diagnose as steps          # doctest: +SKIP
+>>> params = steps.resolve(project="revivatech")               # doctest: +SKIP
+>>> snap = steps.take_snapshot(params)                         # doctest: +SKIP
+>>> diag = steps.run_diagnosis(snap, params)                   # doctest: +SKIP
+>>> steps.topology(snap, params)                               # doctest: +SKIP
+>>> steps.record(diag, params)                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+import pandas as pd
+
+from revivadiag.analyze.policy import Policy, load_policy
+from revivadiag.errors import ComposeFileError
+from revivadiag.render import draw, tables
+from revivadiag.render.compose import read_compose_data
+from revivadiag.render.compose_vars import infer_env
+from revivadiag.render.topology import graph_from_compose, graph_from_snapshot
+from revivadiag.runbook.params import DiagnoseParams
+from revivadiag.runbook.record import glue_diagnosis
+
+if TYPE_CHECKING:
+    from revivadiag.analyze.diagnosis import Diagnosis
+    from revivadiag.collect.snapshot import Snapshot
+
+CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
+WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
+SYSTEM_LABEL_PREFIXES = ("com.docker.compose.", "io.revivadiag.", "desktop.docker.io")
+
+
+def resolve(**values: Any) -> DiagnoseParams:
+    """The parameters cell's variables, checked (``project`` may come from the environment)."""
+    return DiagnoseParams.resolve(**values)
+
+
+def take_snapshot(params: DiagnoseParams) -> Snapshot:
+    """Every frame of the project (see :func:`revivadiag.snapshot`)."""
+    from revivadiag.collect.take import snapshot
+
+    return snapshot(
+        project=params.project_or_none,
+        docker_host=params.docker_host_or_none,
+        samples=params.samples,
+    )
+
+
+def overview_frame(snap: Any) -> pd.DataFrame:
+    """One row per container: service, state, health, networks and published ports."""
+    nets = snap.endpoints.groupby("container")["network"].agg(lambda s: ", ".join(sorted(s)))
+    ports = snap.ports.assign(
+        spec=lambda f: (
+            f["host_ip"] + ":" + f["host_port"].astype(str) + "->" + f["container_port"].astype(str)
+        )
+    )
+    published = ports.groupby("container")["spec"].agg(lambda s: ", ".join(sorted(s)))
+    frame = snap.containers[["name", "service", "state", "health"]].copy()
+    frame["networks"] = frame["name"].map(nets).fillna("")
+    frame["published"] = frame["name"].map(published).fillna("")
+    frame["labels"] = snap.containers["labels"].map(user_labels)
+    return frame.sort_values(["service", "name"]).reset_index(drop=True)
+
+
+def user_labels(text: str) -> str:
+    """The labels a user set (not Compose's or the lab's own), as ``key=value; ...``.
+
+    >>> user_labels('{"com.docker.compose.service": "web", "team": "<ops>"}')
+    'team=<ops>'
+    """
+    try:
+        labels = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return ""
+    own = [k for k in sorted(labels) if not str(k).startswith(SYSTEM_LABEL_PREFIXES)]
+    return "; ".join(f"{k}={labels[k]}" for k in own)
+
+
+def overview(snap: Any) -> Any:
+    """The container overview as an escaped table."""
+    return tables.plain_table(overview_frame(snap))
+
+
+def run_diagnosis(snap: Snapshot, params: DiagnoseParams) -> Diagnosis:
+    """Policy, KPIs, config and source audit of the snapshot."""
+    from revivadiag.analyze.diagnosis import diagnose
+
+    return diagnose(
+        snap,
+        environment=params.environment,
+        policy=params.policy_file or None,
+        live=params.live,
+        source_path=params.source_path or None,
+        docker_host=params.docker_host_or_none,
+    )
+
+
+def verdict_text(diagnosis: Any) -> str:
+    """``FAILED: 3 error, 2 warning, 1 info findings`` (or PASSED)."""
+    counts = diagnosis.counts()
+    word = "FAILED" if counts.get("error", 0) else "PASSED"
+    detail = ", ".join(f"{n} {sev}" for sev, n in counts.items())
+    return f"{word}: {detail} findings for project {diagnosis.project} ({diagnosis.environment})"
+
+
+def verdict(diagnosis: Any) -> Any:
+    """The verdict line and the diagnosis notes as escaped HTML."""
+    from IPython.display import HTML
+
+    colour = "#b71c1c" if diagnosis.counts().get("error", 0) else "#1b5e20"
+    notes = "".join(f"<li>{html.escape(str(n))}</li>" for n in diagnosis.notes)
+    text = html.escape(verdict_text(diagnosis))
+    body = f'<p style="font-size:1.2em;color:{colour}"><b>{text}</b></p>'
+    return HTML(body + (f"<p>Notes:</p><ul>{notes}</ul>" if notes else ""))  # type: ignore[no-untyped-call]
+
+
+def policy_of(params: DiagnoseParams) -> Policy:
+    """The access policy the run uses."""
+    return load_policy(params.policy_file or None)
+
+
+# ---------------------------------------------------------------- topology
+
+
+def compose_files_from_labels(containers: pd.DataFrame) -> list[Path]:
+    """The compose files the project was started from, as its containers' labels name them."""
+    for text in containers["labels"]:
+        try:
+            labels = json.loads(text or "{}")
+        except json.JSONDecodeError:
+            continue
+        files = [f for f in str(labels.get(CONFIG_FILES_LABEL, "")).split(",") if f]
+        if files:
+            base = Path(str(labels.get(WORKING_DIR_LABEL, "") or "."))
+            return [p if p.is_absolute() else base / p for p in map(Path, files)]
+    return []
+
+
+def live_facts(snap: Any) -> dict[str, Any]:
+    """What :func:`~revivadiag.render.compose_vars.infer_env` matches the templates against."""
+    return {
+        "container_names": dict(
+            zip(snap.containers["service"], snap.containers["name"], strict=True)
+        ),
+        "ports": [
+            (str(r["service"]), int(r["container_port"]), str(r["host_ip"]), int(r["host_port"]))
+            for r in snap.ports.dropna(subset=["host_port", "container_port"]).to_dict("records")
+        ],
+        "networks": list(snap.networks["name"]),
+    }
+
+
+def active_profiles(data: dict[str, Any], running: set[str]) -> list[str]:
+    """Compose profiles of the services that run (Compose records no profile label).
+
+    >>> active_profiles({"services": {"a": {"profiles": ["dev"]}, "b": {}}}, {"a"})
+    ['dev']
+    """
+    out: set[str] = set()
+    for name, spec in (data.get("services") or {}).items():
+        if name in running and isinstance(spec, dict):
+            out.update(str(p) for p in spec.get("profiles") or [])
+    return sorted(out)
+
+
+def declared_graph(
+    snap: Any, params: DiagnoseParams, policy: Policy | None = None
+) -> tuple[nx.MultiDiGraph | None, str]:
+    """(the declared topology, "") or (None, why not) when no compose file can be read."""
+    files = [Path(p) for p in params.compose_files] or compose_files_from_labels(snap.containers)
+    if not files:
+        return None, "no compose file given and none named by the containers' labels"
+    try:
+        data, _, _ = read_compose_data(files)
+        env = infer_env(data, **live_facts(snap))
+        profiles = active_profiles(data, set(snap.containers["service"]))
+        graph = graph_from_compose(
+            files, project=snap.project, env=env, profiles=profiles, policy=policy, strict=False
+        )
+    except ComposeFileError as exc:
+        return None, str(exc)
+    return graph, ""
+
+
+def topology_figure(snap: Any, params: DiagnoseParams) -> Any:
+    """Declared (compose file) and live (snapshot) topology side by side, as a Figure."""
+    policy = policy_of(params)
+    live = graph_from_snapshot(snap, policy=policy)
+    declared, why = declared_graph(snap, params, policy)
+    if declared is None:
+        return draw.draw_topology(live, title=f"live (snapshot); declared unavailable: {why}")
+    return draw.draw_side_by_side(declared, live)
+
+
+def topology(snap: Any, params: DiagnoseParams) -> Any:
+    """:func:`topology_figure` as an image for the notebook."""
+    return draw.show(topology_figure(snap, params))
+
+
+def record(diagnosis: Any, params: DiagnoseParams) -> dict[str, Any]:
+    """Record the run's key values (scrapbook) for :func:`~revivadiag.runbook.read_runs`."""
+    return glue_diagnosis(diagnosis, params.as_dict())

@@ -1,0 +1,169 @@
+"""Executing a runbook notebook with papermill, in a kernel of this very interpreter.
+
+:func:`ensure_kernel` makes sure a Jupyter kernel spec starts ``sys.executable`` (so the
+notebook sees the same revivadiag, in a fresh ``.venv`` too). :func:`execute` runs the
+notebook into a private temporary directory (papermill saves after every cell, and raw
+outputs must not touch the output directory before they are scrubbed) and returns the
+executed notebook plus, when a cell failed, a :class:`~revivadiag.errors.RunbookError`
+naming the cell.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from revivadiag.errors import RunbookError
+
+KERNEL_NAME = "revivadiag"
+#: names jupyter_client itself replaces by sys.executable when it starts a kernel
+_PYTHON_ALIASES = {
+    "python",
+    f"python{sys.version_info[0]}",
+    "python{}.{}".format(*sys.version_info[:2]),
+}
+RUNBOOKS_ENV = "REVIVADIAG_RUNBOOKS"
+CELL_TIMEOUT_S = 900
+
+
+def runbooks_dir() -> Path:
+    """``$REVIVADIAG_RUNBOOKS``, else the ``runbooks/`` folder beside the package."""
+    env = os.environ.get(RUNBOOKS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "runbooks"
+
+
+def runbook_path(name_or_path: str | Path) -> Path:
+    """A runbook by name (``diagnose``) or path; RunbookError when it does not exist."""
+    candidate = Path(name_or_path)
+    if candidate.suffix != ".ipynb":
+        candidate = runbooks_dir() / f"{name_or_path}.ipynb"
+    if not candidate.is_file():
+        raise RunbookError(
+            str(name_or_path), f"notebook {candidate} not found (set ${RUNBOOKS_ENV})"
+        )
+    return candidate
+
+
+def kernel_runs_this_python(argv: list[str]) -> bool:
+    """True when a kernel spec's argv starts this interpreter."""
+    return bool(argv) and (
+        argv[0] in _PYTHON_ALIASES or os.path.realpath(argv[0]) == os.path.realpath(sys.executable)
+    )
+
+
+def ensure_kernel() -> str:
+    """A kernel name whose spec runs ``sys.executable``: ``python3`` when it already does,
+    else a ``revivadiag`` spec installed into this environment (or the user's) once."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    for name in ("python3", KERNEL_NAME):
+        try:
+            if kernel_runs_this_python(manager.get_kernel_spec(name).argv):
+                return name
+        except NoSuchKernel:
+            continue
+    return install_kernel()
+
+
+def install_kernel() -> str:
+    """Install the ``revivadiag`` kernel spec for this interpreter; returns its name."""
+    from ipykernel.kernelspec import install
+
+    display = f"revivadiag ({sys.executable})"
+    try:
+        install(kernel_name=KERNEL_NAME, display_name=display, prefix=sys.prefix)
+    except OSError:
+        install(kernel_name=KERNEL_NAME, display_name=display, user=True)
+    return KERNEL_NAME
+
+
+@dataclass
+class Execution:
+    """An executed notebook (raw: not yet scrubbed) and the error that stopped it, if any."""
+
+    notebook: Any
+    error: RunbookError | None
+    duration_s: float
+    kernel_name: str
+
+
+def execute(
+    runbook: Path,
+    parameters: Mapping[str, Any],
+    *,
+    kernel_name: str | None = None,
+    cwd: Path | None = None,
+    cell_timeout_s: int = CELL_TIMEOUT_S,
+) -> Execution:
+    """Run ``runbook`` with ``parameters``; a failing cell gives ``Execution.error``."""
+    import nbformat
+    import papermill as pm
+
+    kernel = kernel_name or ensure_kernel()
+    started = time.perf_counter()
+    failure: Exception | None = None
+    with tempfile.TemporaryDirectory(prefix="revivadiag-run-") as tmp:
+        output = Path(tmp) / runbook.name
+        try:
+            pm.execute_notebook(
+                str(runbook),
+                str(output),
+                parameters=dict(parameters),
+                kernel_name=kernel,
+                progress_bar=False,
+                cwd=str(cwd) if cwd else None,
+                execution_timeout=cell_timeout_s,
+                start_timeout=120,
+            )
+        except Exception as exc:  # a failed cell, or a kernel that died, hung or never started
+            failure = exc
+        if not output.exists():
+            raise RunbookError(runbook.stem, f"papermill wrote no notebook: {failure}")
+        notebook = nbformat.read(str(output), as_version=4)  # type: ignore[no-untyped-call]
+    error = None if failure is None else runbook_error(runbook, failure, notebook)
+    return Execution(notebook, error, time.perf_counter() - started, kernel)
+
+
+def runbook_error(runbook: Path, exc: Exception, notebook: Any) -> RunbookError:
+    """A RunbookError for what stopped the run; a failed cell is numbered as in the runbook
+    file (0-based), with its error and first line."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if not isinstance(exc, PapermillExecutionError):
+        return RunbookError(runbook.stem, f"{type(exc).__name__}: {str(exc)[:500]}")
+    injected = injected_index(notebook)
+    index = source_cell_index(exc.cell_index, injected_at=injected)
+    source = (exc.source or "").strip()
+    reason = f"{exc.ename}: {exc.evalue}"
+    if source:
+        reason += f" (in `{source.splitlines()[0][:80]}`)"
+    return RunbookError(runbook.stem, reason, cell=index)
+
+
+def injected_index(notebook: Any) -> int | None:
+    """Index of papermill's ``injected-parameters`` cell, if any."""
+    for i, cell in enumerate(notebook.get("cells", [])):
+        if "injected-parameters" in (cell.get("metadata", {}).get("tags") or []):
+            return i
+    return None
+
+
+def source_cell_index(executed_index: int, *, injected_at: int | None) -> int:
+    """Index in the runbook file of a cell of the executed notebook (papermill inserts one
+    ``injected-parameters`` cell after the ``parameters`` cell).
+
+    >>> source_cell_index(5, injected_at=2), source_cell_index(1, injected_at=2)
+    (4, 1)
+    """
+    return (
+        executed_index - 1
+        if injected_at is not None and injected_at < executed_index
+        else executed_index
+    )
