@@ -34,9 +34,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import docker
-
 import fidelity
 import synthetic_stack as synth
+
 import revivadiag
 from revivadiag.engine.client import connect
 from revivadiag.engine.probe import ProbeEngine
@@ -112,7 +112,8 @@ def synthetic(client: docker.DockerClient, stack: synth.SyntheticStack,
     say(f"docker exec way: {len(sample)} of {len(pairs)} pairs in {wall:.2f}s with "
         f"{args.exec_threads} threads -> {1000 * wall / len(sample):.1f} ms/pair, whole matrix "
         f"~{estimate:.1f}s (extrapolated); agreement with revivadiag {agree}/{len(sample)}")
-    say(f"ratio: exec (whole matrix, extrapolated) / snapshot = {estimate / statistics.median(walls):.0f}x "
+    ratio = estimate / statistics.median(walls)
+    say(f"ratio: exec (whole matrix, extrapolated) / snapshot = {ratio:.0f}x "
         f"(median snapshot), {estimate / best:.0f}x (best); probe sweep (dns+reachability) "
         f"{steps.get('dns', 0) + steps.get('reachability', 0):.3f}s")
     return {"containers": args.containers, "networks": args.networks, "pairs": len(pairs),

@@ -8,6 +8,7 @@ module created is removed (by id).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,7 +64,8 @@ def _start(client: docker.DockerClient, stack: SyntheticStack, service: str) -> 
     api = client.api
     network = stack.network_of[service]
     created = api.create_container(
-        stack.image, entrypoint=["busybox"], command=["httpd", "-f", "-p", str(PORT), "-h", "/tmp"],
+        stack.image, entrypoint=["busybox"],
+        command=["httpd", "-f", "-p", str(PORT), "-h", "/tmp"],  # noqa: S108 (in the container)
         name=stack.container(service), ports=[PORT],
         labels={PROJECT_LABEL: stack.project, SERVICE_LABEL: service, NUMBER_LABEL: "1",
                 BENCH_LABEL: "1"},
@@ -81,14 +83,10 @@ def remove(client: docker.DockerClient, stack: SyntheticStack) -> None:
     with ThreadPoolExecutor(max_workers=CREATE_THREADS) as pool:
         list(pool.map(lambda cid: _remove_container(client, cid), list(stack.services.values())))
     for net_id in stack.networks:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             client.api.remove_network(net_id)
-        except docker.errors.NotFound:
-            pass
 
 
 def _remove_container(client: docker.DockerClient, cid: str) -> None:
-    try:
+    with contextlib.suppress(docker.errors.NotFound):
         client.api.remove_container(cid, force=True)
-    except docker.errors.NotFound:
-        pass

@@ -17,7 +17,7 @@ unmeasured KPI and a line in ``notes`` — never a crash.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,19 +110,31 @@ def proxy_ports(policy: Policy) -> tuple[str, int, str, int]:
     return front, fport, back, bport
 
 
-def _engine(snapshot: Snapshot, docker_host: str | None) -> tuple[Any, bool]:
-    """A Docker client for the snapshot's engine and whether procfs can be read there."""
+def _engine(snapshot: Snapshot, docker_host: str | None) -> tuple[Any, str, bool]:
+    """A client for the snapshot's engine, its address, and whether it runs on this host."""
     from revivadiag.engine.client import connect, engine_address, is_local_address
 
     address = docker_host or (snapshot.meta.engine_address
                               if "***" not in snapshot.meta.engine_address else None)
-    address = address or None
-    client = connect(address)
-    local = is_local_address(engine_address(address)) and os.geteuid() == 0
-    return client, local
+    address = engine_address(address or None)
+    return connect(address), address, is_local_address(address)
 
 
-def _measure_reuse(snapshot: Snapshot, policy: Policy, client: Any, local: bool,
+def _current_pids(client: Any, target: connections.ReuseTarget) -> connections.ReuseTarget:
+    """The target with today's init pids (a container restarted since the snapshot moved)."""
+    import docker.errors
+
+    def pid(name: str, old: int) -> int:
+        try:
+            return int(client.api.inspect_container(name)["State"]["Pid"] or 0)
+        except (docker.errors.DockerException, KeyError, TypeError, ValueError):
+            return old
+
+    return replace(target, proxy_pid=pid(target.proxy_container, target.proxy_pid),
+                   backend_pid=pid(target.backend_container, target.backend_pid))
+
+
+def _measure_reuse(snapshot: Snapshot, policy: Policy, client: Any, procfs: bool,
                    requests: int, notes: list[str]) -> connections.ReuseMeasurement | None:
     front, fport, back, bport = proxy_ports(policy)
     try:
@@ -132,7 +144,8 @@ def _measure_reuse(snapshot: Snapshot, policy: Policy, client: Any, local: bool,
     except RevivadiagError as exc:
         notes.append(f"connection reuse not measured: {exc}")
         return None
-    if local:
+    if procfs:
+        target = _current_pids(client, target)
         return connections.measure_reuse(target, requests)
     return connections.measure_reuse(target, requests, reader=connections.exec_table_reader(client),
                                      method="exec")
@@ -147,6 +160,18 @@ def _gather_live(snapshot: Snapshot, policy: Policy, client: Any, burst: int,
         notes.append(f"live proxy checks skipped: {exc}")
         return None
     facts = live_mod.gather(f"http://127.0.0.1:{host_port}", burst_count=burst)
+    _read_nginx(snapshot, front, client, facts)
+    return facts
+
+
+def _nginx_only(snapshot: Snapshot, policy: Policy, client: Any) -> live_mod.LiveFacts:
+    facts = live_mod.LiveFacts(base_url="")
+    _read_nginx(snapshot, proxy_ports(policy)[0], client, facts)
+    return facts
+
+
+def _read_nginx(snapshot: Snapshot, front: str, client: Any, facts: live_mod.LiveFacts) -> None:
+    """The proxy container's nginx configuration into ``facts`` (through the engine's API)."""
     proxies = snapshot.containers[(snapshot.containers["service"] == front)
                                   & (snapshot.containers["state"] == "running")]
     if len(proxies):
@@ -154,7 +179,6 @@ def _gather_live(snapshot: Snapshot, policy: Policy, client: Any, burst: int,
             client, str(proxies["name"].iloc[0]))
     else:
         facts.nginx_source = f"no running {front} container"
-    return facts
 
 
 def diagnose(
@@ -176,10 +200,16 @@ def diagnose(
     reuse: connections.ReuseMeasurement | None = None
     facts: live_mod.LiveFacts | None = None
     if live:
-        client, local = _engine(snapshot, docker_host)
+        client, address, on_this_host = _engine(snapshot, docker_host)
         try:
-            reuse = _measure_reuse(snapshot, pol, client, local, requests, notes)
-            facts = _gather_live(snapshot, pol, client, burst, notes)
+            if on_this_host:
+                reuse = _measure_reuse(snapshot, pol, client, os.geteuid() == 0, requests,
+                                       notes)
+                facts = _gather_live(snapshot, pol, client, burst, notes)
+            else:  # 127.0.0.1 here is not the engine's host: only the API is used
+                notes.append(f"live HTTP checks skipped: the engine at {address} is not on "
+                             "this host, so its published ports are not on 127.0.0.1")
+                facts = _nginx_only(snapshot, pol, client)
         finally:
             client.close()
     front = proxy_ports(pol)[0]

@@ -4,9 +4,10 @@ Each running container asks 127.0.0.11, from inside its own network namespace, f
 container name, service name and network alias of the project (short container ids, which
 Docker also answers, are left out). Names are checked per container where Docker knows
 them on the container's networks. A name it does *not* know there is forwarded by Docker to
-the host's upstream DNS: such a name is asked once per set of networks (from one
-representative container) and the answer is reused for the others (``from_cache``) and kept
-in ``engine.name_cache`` for the reachability sweep. A container that is not running gets
+the host's upstream DNS: such a name is asked once per set of networks (from one container
+attached to that set; these queries are spread over the set's containers), and the answer
+is reused for the others (``from_cache``) and kept in ``engine.name_cache`` for the
+reachability sweep. A container that is not running gets
 rows with ``CONTAINER_NOT_FOUND``.
 
 >>> view = NetworkView.from_rows(
@@ -59,7 +60,7 @@ class NetworkView:
     members: list[Member]
     visible: dict[str, set[str]]
     names: dict[str, str]
-    reps: dict[NetKey, Member] = field(default_factory=dict)
+    reps: dict[NetKey, list[Member]] = field(default_factory=dict)
 
     @property
     def by_name(self) -> dict[str, Member]:
@@ -99,20 +100,22 @@ class NetworkView:
                 names[m.service] = "service"
         for m in members:
             names[m.name] = "container_name"
-        reps: dict[NetKey, Member] = {}
+        reps: dict[NetKey, list[Member]] = {}
         for m in sorted(members, key=lambda m: m.name):
             m.netkey = frozenset(n for n in m.ips if n not in BUILTIN_NETWORKS)
             if m.running:
-                reps.setdefault(m.netkey, m)
+                reps.setdefault(m.netkey, []).append(m)
         return cls(members, visible, dict(sorted(names.items())), reps)
 
     def knows(self, source: Member, name: str) -> bool:
         """True when Docker's resolver answers ``name`` itself on one of ``source``'s networks."""
         return any(name in self.visible.get(net, ()) for net in source.netkey)
 
-    def representative(self, key: NetKey) -> Member | None:
-        """The first running container (by name) attached to exactly the networks ``key``."""
-        return self.reps.get(key)
+    def representative(self, key: NetKey, turn: int = 0) -> Member | None:
+        """A running container attached to exactly the networks ``key``: the ``turn``-th
+        (round robin, by name), so that shared queries spread over the set's containers."""
+        members = self.reps.get(key)
+        return members[turn % len(members)] if members else None
 
 
 def _int(value: Any) -> int:
@@ -144,14 +147,18 @@ class DnsPlan:
 def plan_dns(view: NetworkView, cache: Mapping[tuple[NetKey, str], Result]) -> DnsPlan:
     """Per-container queries of known names; one query per network set of unknown ones."""
     plan = DnsPlan()
+    turns: dict[NetKey, int] = {}
     for source in view.members:
         for name in view.names:
             if not source.running or view.knows(source, name):
                 plan.add(source, name, shared=False)
                 continue
             key = (source.netkey, name)
-            rep = view.representative(source.netkey)
-            if key not in cache and key not in plan.shared and rep is not None:
+            if key in cache or key in plan.shared:
+                continue
+            rep = view.representative(source.netkey, turns.get(source.netkey, 0))
+            if rep is not None:
+                turns[source.netkey] = turns.get(source.netkey, 0) + 1
                 plan.add(rep, name, shared=True)
     return plan
 

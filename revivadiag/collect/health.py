@@ -38,7 +38,7 @@ from revivadiag.collect.credentials import Credentials, credentials_from_env
 from revivadiag.collect.env import raw_env
 from revivadiag.collect.host_checks import check_postgres, check_redis
 from revivadiag.collect.inventory import RawInventory
-from revivadiag.errors import RevivadiagError
+from revivadiag.errors import EngineError, ParameterError, RevivadiagError
 from revivadiag.redact import Scrubber
 from revivadiag.schemas import to_frame
 
@@ -238,6 +238,8 @@ def _run(prober: Prober | None, plan: Mapping[str, Sequence[tuple[str, dict[str,
     batches = {cid: [job for _, job in jobs] for cid, jobs in plan.items()}
     try:
         results = prober.run(batches)
+    except (EngineError, ParameterError):
+        raise  # the engine went away, or the probe method cannot work here
     except (RevivadiagError, OSError) as exc:
         return {}, f"probe engine failed: {type(exc).__name__}"
     out: dict[str, Mapping[str, Any]] = {}

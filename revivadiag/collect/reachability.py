@@ -14,6 +14,11 @@ project's own addresses are ever connected to.
 
 Timeouts are short and probes concurrent; a refused connect is retried once (a restarting
 service), a timeout is not (a dropped path would only time out again).
+
+>>> port_list(["5432/tcp", "53/udp", "3011"])
+[5432, 3011]
+>>> tcp_job("database", 5432, 0.5, ["10.2.0.4"])["prefer_ips"]
+['10.2.0.4']
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ def unknown_names(view: NetworkView, ports: Mapping[str, list[int]],
                   cache: Mapping[tuple[NetKey, str], Result]) -> DnsPlan:
     """DNS jobs for target names unknown on a source's networks and not yet cached."""
     plan = DnsPlan()
+    turns: dict[NetKey, int] = {}
     for source in view.members:
         if not source.running:
             continue
@@ -100,8 +106,9 @@ def unknown_names(view: NetworkView, ports: Mapping[str, list[int]],
             if (target is source or not ports.get(target.name) or view.knows(source, host)
                     or key in cache or key in plan.shared):
                 continue
-            rep = view.representative(source.netkey)
+            rep = view.representative(source.netkey, turns.get(source.netkey, 0))
             if rep is not None:
+                turns[source.netkey] = turns.get(source.netkey, 0) + 1
                 plan.add(rep, host, shared=True)
     return plan
 
@@ -143,7 +150,7 @@ def _plan_cell(plan: SweepPlan, view: NetworkView, cell: Cell,
     if ours:  # Docker forwarded the name and it came back as one of our addresses
         cell.job = plan.add(source, tcp_job(ours[0], cell.port, timeout_s))
         return
-    rep = view.representative(source.netkey)
+    rep = view.representative(source.netkey, len(plan.l3_jobs))
     for net, ip in sorted(target.ips.items()):
         key = (source.netkey, net)
         if ip and rep is not None and key not in plan.l3_jobs:

@@ -13,25 +13,27 @@ project's secrets before the frames are returned.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import docker
 import pandas as pd
 from tqdm import tqdm
 
 from revivadiag.collect.containers import parse_containers, parse_ports
+from revivadiag.collect.dns import collect_dns
 from revivadiag.collect.env import parse_env, project_secrets
 from revivadiag.collect.health import HealthConfig, collect_health, credentials_of, members
 from revivadiag.collect.inventory import gather
+from revivadiag.collect.latency import collect_latency
 from revivadiag.collect.networks import parse_endpoints, parse_networks
+from revivadiag.collect.reachability import collect_reachability
 from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta
 from revivadiag.engine.client import connect, describe
+from revivadiag.engine.probe import ProbeEngine
 from revivadiag.errors import EngineError, ParameterError, RevivadiagError
 from revivadiag.redact import Scrubber, redact_url
 from revivadiag.schemas import empty_frame
@@ -42,10 +44,6 @@ STEPS = ("connect", "inventory", "api_frames", "dns", "reachability", "latency",
 #: free-text columns scrubbed of the project's secrets before a snapshot is returned
 #: (names are left alone: a secret that equals a service name would otherwise blank it)
 FREE_TEXT = {"reachability": ("error",), "latency": ("url",), "health": ("detail",)}
-#: (frame, module, function) of the probe collectors built on the probe engine
-PROBE_COLLECTORS = (("dns", "revivadiag.collect.dns", "collect_dns"),
-                    ("reachability", "revivadiag.collect.reachability", "collect_reachability"),
-                    ("latency", "revivadiag.collect.latency", "collect_latency"))
 
 
 class _Timer:
@@ -82,7 +80,7 @@ def snapshot(
     method: str = "auto",
     progress: bool = False,
     *,
-    health: HealthConfig | None = None,
+    health_config: HealthConfig | None = None,
 ) -> Snapshot:
     """Every frame of ``project`` (default: the only compose project, else ``revivatech``).
 
@@ -102,7 +100,8 @@ def snapshot(
             client = connect(docker_host)
             info = describe(client, docker_host)
         try:
-            snap = _collect(client, project, samples, method, info.is_local, health, timer)
+            snap = _collect(client, project, samples, method, info.is_local, health_config,
+                            timer)
         finally:
             client.close()
     finally:
@@ -116,11 +115,11 @@ def snapshot(
 
 
 def _collect(client: docker.DockerClient, project: str | None, samples: int, method: str,
-             local: bool, health_cfg: HealthConfig | None, timer: _Timer) -> Snapshot:
+             local: bool, health_config: HealthConfig | None, timer: _Timer) -> Snapshot:
     with timer.step("inventory"):
         inv = gather(client, project)
     scrubber = project_secrets(inv.containers)
-    credentials_of(members(inv), health_cfg or HealthConfig()).register(scrubber)
+    credentials_of(members(inv), health_config or HealthConfig()).register(scrubber)
     with timer.step("api_frames"):
         frames: dict[str, pd.DataFrame] = {
             "containers": parse_containers(inv.containers, inv.vanished, inv.project),
@@ -131,83 +130,36 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
         }
     meta = SnapshotMeta(project=inv.project, method_requested=method, samples=samples,
                         api_calls=inv.api_calls, revivadiag_version=_version())
-    prober, why = _probe_engine(client, method)
-    try:
-        frames.update(_probe_frames(prober, why, frames, samples, meta, timer))
+    # ParameterError when an explicit method cannot work here
+    with ProbeEngine(client, method=method) as prober:
+        for name in ("dns", "reachability", "latency"):
+            with timer.step(name):
+                frames[name] = _probe_frame(name, prober, frames, samples, meta, timer.probed)
         with timer.step("health"):
-            frames["health"] = collect_health(inv, prober, config=health_cfg,
-                                              local_engine=local, scrubber=scrubber,
-                                              why_no_prober=why)
-    finally:
-        _close(prober)
+            frames["health"] = collect_health(inv, prober, config=health_config,
+                                              local_engine=local, scrubber=scrubber)
     for name, cols in FREE_TEXT.items():
         frames[name] = scrub_columns(frames[name], cols, scrubber)
     meta.method = methods_used(frames)
     return Snapshot(meta, **{name: frames[name] for name in FRAME_NAMES})
 
 
-def _probe_frames(prober: Any, why: str, frames: dict[str, pd.DataFrame], samples: int,
-                  meta: SnapshotMeta, timer: _Timer) -> dict[str, pd.DataFrame]:
-    """dns, reachability and latency from the probe collectors (empty + a note on failure)."""
-    out: dict[str, pd.DataFrame] = {}
-    for name, module, func in PROBE_COLLECTORS:
-        with timer.step(name):
-            out[name] = empty_frame(name)
-            if prober is None:
-                meta.notes.append(f"{name}: not collected: {why}")
-                continue
-            collector = _optional(module, func)
-            if collector is None:
-                meta.notes.append(f"{name}: not collected: {module}.{func} is not available")
-                continue
-            try:
-                out[name] = _call_collector(name, collector, prober, frames, samples,
-                                            timer.probed)
-            except (EngineError, ParameterError):
-                raise  # the engine went away, or the method asked for cannot work here
-            except RevivadiagError as exc:
-                meta.notes.append(f"{name}: failed: {type(exc).__name__}: {exc}")
-    return out
-
-
-def _call_collector(name: str, collector: Callable[..., pd.DataFrame], prober: Any,
-                    frames: dict[str, pd.DataFrame], samples: int,
-                    progress: Callable[[int], None]) -> pd.DataFrame:
-    containers = frames["containers"]
-    if name == "latency":
-        return collector(prober, containers, frames["ports"], samples=samples)
-    if name == "reachability":
-        return collector(prober, containers, frames["endpoints"], ports=frames["ports"],
-                         progress=progress)
-    return collector(prober, containers, frames["endpoints"], progress=progress)
-
-
-def _probe_engine(client: docker.DockerClient, method: str) -> tuple[Any, str]:
-    """A ProbeEngine, or (None, why) when that layer is not built.
-
-    An explicit ``method`` that cannot work here raises ParameterError (from the engine).
-    """
-    cls = _optional("revivadiag.engine.probe", "ProbeEngine")
-    if cls is None:
-        return None, "the probe engine (revivadiag.engine.probe.ProbeEngine) is not available"
-    return cls(client, method=method), ""
-
-
-def _optional(module: str, attr: str) -> Any:
-    """``module.attr``, or None when that module is not built (yet)."""
+def _probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame], samples: int,
+                 meta: SnapshotMeta, progress: Callable[[int], None]) -> pd.DataFrame:
+    """One probe frame; a collector that fails as a whole gives an empty frame and a note."""
+    containers, endpoints, ports = frames["containers"], frames["endpoints"], frames["ports"]
     try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
-    return getattr(mod, attr, None)
-
-
-def _close(prober: Any) -> None:
-    close = getattr(prober, "close", None)
-    if callable(close):
-        close()
+        if name == "dns":
+            return collect_dns(prober, containers, endpoints, progress=progress)
+        if name == "reachability":
+            return collect_reachability(prober, containers, endpoints, ports=ports,
+                                        progress=progress)
+        return collect_latency(prober, containers, ports, samples=samples)
+    except (EngineError, ParameterError):
+        raise  # the engine went away, or the method asked for cannot work here
+    except RevivadiagError as exc:
+        meta.notes.append(f"{name}: not collected: {type(exc).__name__}: {exc}")
+        return empty_frame(name)
 
 
 def scrub_columns(

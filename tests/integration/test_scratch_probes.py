@@ -8,6 +8,7 @@ another httpd (``far``). Docker drops a -> b traffic, so ``far`` times out rathe
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import tempfile
@@ -81,11 +82,10 @@ def stack(engine: docker.DockerClient) -> Iterator[Stack]:
         _build_scratch_image(engine, tag)
         nets = [engine.networks.create(f"{project}_{n}", driver="bridge") for n in ("a", "b")]
         a, b = (f"{project}_a", f"{project}_b")
-        ids["web"] = _start(engine, project, "web", tag, a, ["httpd", "-f", "-p", "8080", "-h", "/"],
-                            [8080, 8081])
+        httpd = ["httpd", "-f", "-p", "8080", "-h", "/"]
+        ids["web"] = _start(engine, project, "web", tag, a, httpd, [8080, 8081])
         ids["cli"] = _start(engine, project, "cli", tag, a, ["sleep", "3600"], [])
-        ids["far"] = _start(engine, project, "far", tag, b, ["httpd", "-f", "-p", "8080", "-h", "/"],
-                            [8080])
+        ids["far"] = _start(engine, project, "far", tag, b, httpd, [8080])
         ids["py"] = _start(engine, project, "py", python_image, a,
                            ["-c", "import time; time.sleep(3600)"], [], entrypoint=["python3"])
         ids["stopped"] = _start(engine, project, "stopped", tag, a, ["true"], [], start=False)
@@ -99,10 +99,8 @@ def stack(engine: docker.DockerClient) -> Iterator[Stack]:
             engine.api.remove_container(cid, force=True)
         for net in nets:
             net.remove()
-        try:
+        with contextlib.suppress(docker.errors.ImageNotFound):
             engine.images.remove(tag, force=True)
-        except docker.errors.ImageNotFound:
-            pass
 
 
 def matrix(stack: Stack) -> list[dict[str, object]]:
@@ -131,7 +129,8 @@ def test_scratch_image_has_no_shell(engine: docker.DockerClient, stack: Stack) -
 
 def test_setns_from_a_scratch_container(engine: docker.DockerClient, stack: Stack) -> None:
     """Resolve, open, refused, dropped and unresolvable, told apart, from a shell-less container."""
-    rows = ProbeEngine(engine, method="setns").run({stack.ids["cli"]: matrix(stack)})[stack.ids["cli"]]
+    cli = stack.ids["cli"]
+    rows = ProbeEngine(engine, method="setns").run({cli: matrix(stack)})[cli]
     web, far = stack.ips["web"], stack.ips["far"]
     assert summary(rows) == [
         ("NOERROR", (web,), ""), ("NOERROR", (web,), ""),

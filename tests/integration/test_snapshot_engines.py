@@ -6,6 +6,7 @@ it (a small in-process relay) and snapshots through ``tcp://127.0.0.1:<port>``.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import socketserver
 import threading
@@ -34,16 +35,11 @@ class _Relay(socketserver.BaseRequestHandler):
 
 
 def _copy(src: socket.socket, dst: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         while chunk := src.recv(65536):
             dst.sendall(chunk)
-    except OSError:
-        pass
-    finally:
-        try:
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
 
 
 class _Server(socketserver.ThreadingTCPServer):

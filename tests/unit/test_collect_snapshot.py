@@ -14,6 +14,7 @@ from revivadiag.collect.env import parse_env
 from revivadiag.collect.health_rules import docker_row
 from revivadiag.collect.networks import parse_endpoints, parse_networks
 from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta, records
+from revivadiag.collect.take import methods_used, scrub_columns
 from revivadiag.errors import ParameterError
 from revivadiag.redact import Scrubber
 from revivadiag.schemas import to_frame, validate
@@ -126,3 +127,26 @@ def test_cli_rejects_bad_options(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args(["snapshot", *argv])
     assert info.value.code == 2
+
+
+def test_scrub_columns_masks_known_secrets_in_frames_and_attrs() -> None:
+    """Free-text columns lose known secrets; raw samples riding in attrs too; dtypes kept."""
+    health = to_frame("health", [{"service": "s", "check": "http", "status": "unhealthy",
+                                  "detail": "auth pw-123456 failed"}])
+    latency = to_frame("latency", [{"path": "direct", "url": "http://u:pw-123456@b/x"}])
+    latency.attrs["samples"] = pd.DataFrame({"url": ["http://b/x"],
+                                             "error": ["sent pw-123456"]})
+    scrubber = Scrubber(["pw-123456"])
+    got = scrub_columns(health, ("detail",), scrubber)
+    assert got.iloc[0]["detail"] == "auth *** failed"
+    validate("health", got)
+    lat = scrub_columns(latency, ("url",), scrubber)
+    assert lat.iloc[0]["url"] == "http://u:***@b/x"
+    assert lat.attrs["samples"].iloc[0]["error"] == "sent ***"
+
+
+def test_methods_used() -> None:
+    """The probe methods that produced rows, first-seen order; host/api are not probe methods."""
+    frames = {"dns": to_frame("dns", [{"method": "setns"}]),
+              "health": to_frame("health", [{"method": "host"}, {"method": "exec"}])}
+    assert methods_used(frames) == "setns,exec"

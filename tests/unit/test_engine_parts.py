@@ -13,7 +13,7 @@ import pytest
 from revivadiag.engine import busybox, jobs, ship
 from revivadiag.engine.base import Settings, Target, check_results, method_class
 from revivadiag.engine.probe import is_local_client
-from revivadiag.engine.setns import decode_payload
+from revivadiag.engine.setns import decode_reply
 from revivadiag.errors import ParameterError
 
 
@@ -120,10 +120,10 @@ def test_check_results_and_payloads() -> None:
     target = Target("k", "id", "web", 42, [{"kind": "dns", "name": "a"}])
     assert check_results(target, [{"kind": "dns"}], "setns")[0]["method"] == "setns"
     assert "0 results" in check_results(target, [], "setns")[0]["error"]
-    gone = decode_payload(target, json.dumps({"error": "x", "errno": 2}).encode(), "setns")
+    gone = decode_reply(target, {"error": "x", "errno": 2}, "setns")
     assert gone[0]["error_type"] == "CONTAINER_NOT_FOUND"
-    garbage = decode_payload(target, b"{not json", "setns")
-    assert "not JSON" in garbage[0]["error"]
+    late = decode_reply(target, {"deadline": True}, "setns")
+    assert late[0]["error_type"] == "TIMEOUT" and "deadline" in late[0]["error"]
 
 
 @pytest.mark.parametrize(
@@ -142,3 +142,12 @@ def test_method_registry() -> None:
     with pytest.raises(ParameterError, match="probe method"):
         method_class("telepathy")
     assert Settings(workers=8, dns_budget=32).dns_concurrency == 4
+
+
+def test_unknown_method_is_a_parameter_error() -> None:
+    """ProbeEngine names the methods it knows."""
+    from revivadiag.engine.probe import ProbeEngine
+
+    client = SimpleNamespace(api=SimpleNamespace(base_url="http+docker://localhost"))
+    with pytest.raises(ParameterError, match="auto, setns, sidecar, exec"):
+        ProbeEngine(client, method="carrier-pigeon")

@@ -158,8 +158,8 @@ def test_unknown_name_answered_outside_the_project_is_not_probed() -> None:
 SAMPLES = pd.DataFrame({
     "path": ["direct"] * 4 + ["proxy"] * 4, "source": ["f"] * 8, "url": ["d"] * 4 + ["p"] * 4,
     "sample": list(range(4)) * 2, "dns_ms": [0.1] * 8, "connect_ms": [0.2] * 8,
-    "first_byte_ms": [1.0, 2.0, 3.0, None] + [3.0, 4.0, 5.0, 6.0],
-    "total_ms": [1.1, 2.1, 3.1, None] + [3.1, 4.1, 5.1, 6.1],
+    "first_byte_ms": [1.0, 2.0, 3.0, None, 3.0, 4.0, 5.0, 6.0],
+    "total_ms": [1.1, 2.1, 3.1, None, 3.1, 4.1, 5.1, 6.1],
     "status": [200, 200, 200, None, 200, 200, 200, 200], "method": ["setns"] * 8,
     "error_type": ["", "", "", "TIMEOUT", "", "", "", ""], "error": [""] * 8,
 })
@@ -192,3 +192,11 @@ def test_latency_plan() -> None:
     assert [(p.path, p.source, p.url) for p in host] == [
         ("proxy", "host", "http://127.0.0.1:23010/api/health")]
     assert inside[1].job["via_proxy"] and not inside[0].job["via_proxy"]
+
+
+def test_latency_needs_the_proxy_and_backend() -> None:
+    """Without a running proxy service, latency says which service is missing."""
+    from revivadiag.errors import ServiceNotFound
+
+    with pytest.raises(ServiceNotFound, match="frontend"):
+        latency.plan_probes(CONTAINERS, None, 5, 1, "frontend", "api", "/", None, None, False)

@@ -134,3 +134,31 @@ def test_summarise_bounds_the_evidence(n: int, suffix: str) -> None:
     items = [f"i{k}" for k in range(n)] + ["i0"]
     text = summarise(items)
     assert text.endswith(suffix or f"i{n - 1}") and text.count("i0") == 1
+
+
+def test_diagnose_an_empty_snapshot_without_live_checks() -> None:
+    """No containers, no probes, live off: every frame valid, only the 'not measured' info."""
+    from revivadiag.analyze.diagnosis import diagnose
+    from revivadiag.collect.snapshot import Snapshot
+
+    d = diagnose(Snapshot.empty(project="p"), environment="production", live=False)
+    for name in ("findings", "kpis", "violations", "checks"):
+        schemas.validate(name, getattr(d, name))
+    assert _ids(d.findings) == [("RD-KPI-000", "info")]
+    assert (d.exit_code, d.counts()) == (0, {"error": 0, "warning": 0, "info": 1})
+    assert d.summary()["kpis"]["connection_reuse"] is None
+    assert set(d.to_json()) == {"summary", "findings", "kpis", "violations", "checks"}
+
+
+def test_proxy_ports_follow_the_policy_aliases() -> None:
+    """The proxy and backend services and ports come from the policy, aliases included."""
+    from revivadiag.analyze.diagnosis import proxy_ports
+    from revivadiag.analyze.policy import load_policy, parse_policy
+
+    assert proxy_ports(load_policy()) == ("frontend", 3010, "backend", 3011)
+    custom = parse_policy("""
+services: {Frontend: web, Backend: api}
+rules: [{from: Frontend, to: Backend, port: 8000, action: allow}]
+external: {production: [{service: Frontend, port: 8080, host_port: 443}]}
+""")
+    assert proxy_ports(custom) == ("web", 8080, "api", 8000)

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from revivadiag.engine.netprobe import batch, context, services
-from revivadiag.engine.netprobe import run_batch
+from revivadiag.engine.netprobe import batch, context, run_batch, services
 
 
 @pytest.fixture

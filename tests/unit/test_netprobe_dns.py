@@ -134,3 +134,10 @@ def test_query_sync_times_out() -> None:
 def test_is_ip(text: str, expected: bool) -> None:
     """IP literals are not looked up."""
     assert dnswire.is_ip(text) is expected
+
+
+def test_resolve_sync_without_a_resolver() -> None:
+    """No resolver listening (ICMP port unreachable) is a DNS failure, not a refused connect."""
+    with pytest.raises(DnsFailure) as info:
+        dnswire.resolve_sync("svc", "127.0.0.77", 0.5)
+    assert info.value.rcode in ("ERROR", "NXDOMAIN", "TIMEOUT")

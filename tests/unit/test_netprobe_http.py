@@ -28,7 +28,8 @@ def test_parse_head(head: bytes, status: int, headers: dict[str, str]) -> None:
     assert hp.parse_head(head) == (status, headers)
 
 
-@pytest.mark.parametrize("head", [b"SSH-2.0-OpenSSH", b"HTTP/1.1 abc OK", b"HTTP/1.1 200 OK\r\nbad"])
+@pytest.mark.parametrize("head", [b"SSH-2.0-OpenSSH", b"HTTP/1.1 abc OK",
+                                  b"HTTP/1.1 200 OK\r\nbad"])
 def test_parse_head_rejects_non_http(head: bytes) -> None:
     """Anything but an HTTP/1.x status line and headers raises HttpFormatError."""
     with pytest.raises(hp.HttpFormatError):
@@ -84,7 +85,7 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         if self.path == "/slow":
             time.sleep(0.05)
         status = 502 if self.path == "/bad" else 200

@@ -24,7 +24,6 @@ def test_error_type_strings_match_the_enum() -> None:
          "CONNECTION_REFUSED"),
         (OSError(errno.ECONNREFUSED, "refused"), "refused", "CONNECTION_REFUSED"),
         (TimeoutError(), "timeout", "TIMEOUT"),
-        (socket.timeout("timed out"), "timeout", "TIMEOUT"),
         (OSError(errno.ETIMEDOUT, "Connection timed out"), "timeout", "TIMEOUT"),
         (OSError(errno.EHOSTUNREACH, "No route to host"), "error", "CONNECTION_REFUSED"),
         (ConnectionResetError(errno.ECONNRESET, "reset"), "error", "CONNECTION_REFUSED"),

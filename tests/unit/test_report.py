@@ -25,7 +25,8 @@ from revivadiag.render.report import (
 
 SECRET = "s3cr&t<Value>"
 XSS = "<script>alert(1)</script>"
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9"
+       "awAAAABJRU5ErkJggg==")
 
 
 def notebook() -> Any:

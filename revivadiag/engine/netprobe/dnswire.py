@@ -207,6 +207,8 @@ def resolve_sync(name: str, server: str, timeout_s: float) -> tuple[list[str], f
         answer, ms = query_sync(name, server, timeout_s)
     except TimeoutError:
         raise DnsFailure(name, "TIMEOUT", f"no answer from {server}") from None
+    except ConnectionRefusedError:
+        raise DnsFailure(name, "ERROR", f"no resolver at {server}") from None
     return addresses_or_raise(name, answer), ms
 
 

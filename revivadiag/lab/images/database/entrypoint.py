@@ -2,10 +2,14 @@
 """Database entrypoint: PostgreSQL 15 from Debian, initialised on an empty data volume.
 
 Runs as root only long enough to create /var/run/postgresql (Debian's server needs it, owned
-by postgres) and fix the data directory's owner, then drops to the postgres user. On an empty
-PGDATA it runs initdb, starts a socket-only server, creates the POSTGRES_USER role with
-POSTGRES_PASSWORD and the POSTGRES_DB database owned by it, loads schema.sql as that role,
-seeds SEED_USER_EMAIL / SEED_USER_PASSWORD (PBKDF2-hashed), and stops it. Then it execs
+by postgres) and fix the data directory's owner, then drops to the postgres user.
+``--prepare`` (run once at image build) runs initdb, starts a socket-only server, creates the
+POSTGRES_USER role (no password yet) and the POSTGRES_DB database owned by it, loads
+schema.sql as that role, seeds SEED_USER_EMAIL / SEED_USER_PASSWORD (PBKDF2-hashed) and stops
+it. Docker copies that cluster into the empty named volume on first use; the first start then
+only sets the role's password to POSTGRES_PASSWORD in single-user mode (no listener) and
+leaves a marker. On an empty PGDATA without the prepared cluster (e.g. a bind mount) the
+whole initialisation runs at start, with the password. Then it execs
 postgres listening on every address, with scram-sha-256 for all TCP clients.
 The password goes to psql on stdin, never on a command line.
 """
@@ -59,14 +63,16 @@ def run(argv, stdin=None):
         raise SystemExit(f"database: {argv[0]} failed with {proc.returncode}")
 
 
-def init_sql(env):
+def init_sql(env, password):
+    """Role, database, schema and seed user; the role gets ``password`` when one is given."""
     user, db = env.get("POSTGRES_USER", "revivatech"), env.get("POSTGRES_DB", "revivatech")
     with open("/etc/revivadiag/schema.sql", encoding="utf-8") as fh:
         schema = fh.read()
     email = env.get("SEED_USER_EMAIL", "test@example.com").lower()
     seed_pw = env.get("SEED_USER_PASSWORD", "password")
+    with_password = f" PASSWORD {quote(password)}" if password else ""
     return (
-        f'CREATE ROLE "{user}" LOGIN PASSWORD {quote(env["POSTGRES_PASSWORD"])};\n'
+        f'CREATE ROLE "{user}" LOGIN{with_password};\n'
         f'CREATE DATABASE "{db}" OWNER "{user}";\n'
         f'\\connect "{db}"\n'
         f'SET ROLE "{user}";\n'
@@ -77,9 +83,8 @@ def init_sql(env):
     )
 
 
-def initialise(pgdata, env):
-    if not env.get("POSTGRES_PASSWORD"):
-        raise SystemExit("database: POSTGRES_PASSWORD is not set")
+def initialise(pgdata, env, password):
+    """initdb + role, database, schema and seed user (through a socket-only server)."""
     print("database: initialising a new cluster", flush=True)
     run([f"{BIN}/initdb", "-D", pgdata, "--username=postgres", "--auth-local=peer",
          "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"])
@@ -89,17 +94,39 @@ def initialise(pgdata, env):
     run([f"{BIN}/pg_ctl", "-D", pgdata, "-w", "-l", "/tmp/postgres-init.log", "-o",
          f"-c listen_addresses='' -c unix_socket_directories={SOCKETS}", "start"])
     run([f"{BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCKETS, "-U", "postgres",
-         "-d", "postgres"], stdin=init_sql(env))
+         "-d", "postgres"], stdin=init_sql(env, password))
     run([f"{BIN}/pg_ctl", "-D", pgdata, "-w", "-m", "fast", "stop"])
     print("database: schema and seed user created", flush=True)
 
 
+def set_password(pgdata, env, password):
+    """Give the prepared role its instance password, in single-user mode (nothing listens)."""
+    user = env.get("POSTGRES_USER", "revivatech")
+    run([f"{BIN}/postgres", "--single", "-D", pgdata, "postgres"],
+        stdin=f'ALTER ROLE "{user}" PASSWORD {quote(password)};\n')
+    print("database: instance password set", flush=True)
+
+
 def main():
     pgdata = os.environ.get("PGDATA", "/var/lib/postgresql/data")
+    env = dict(os.environ)
     if os.getuid() == 0:
         become_postgres(pgdata)
+    if sys.argv[1:] == ["--prepare"]:
+        # at image build: a ready cluster without any password; Docker copies it into an
+        # empty named volume on first use, so `lab up` skips initdb (seconds under load)
+        initialise(pgdata, env, None)
+        return
+    password = env.get("POSTGRES_PASSWORD", "")
+    if not password:
+        raise SystemExit("database: POSTGRES_PASSWORD is not set")
+    marker = os.path.join(pgdata, ".revivadiag-password-set")
     if not os.path.exists(os.path.join(pgdata, "PG_VERSION")):
-        initialise(pgdata, dict(os.environ))
+        initialise(pgdata, env, password)
+    elif not os.path.exists(marker):
+        set_password(pgdata, env, password)
+    with open(marker, "w", encoding="utf-8") as fh:
+        fh.write("1\n")
     os.execv(f"{BIN}/postgres", [
         f"{BIN}/postgres", "-D", pgdata, "-c", "listen_addresses=*",
         "-c", f"unix_socket_directories={SOCKETS}", "-c", "password_encryption=scram-sha-256",

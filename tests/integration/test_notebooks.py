@@ -1,0 +1,41 @@
+"""Every notebook in the repo runs against a real lab: nbval (lax, with the sanitize file).
+
+nbval executes the notebooks as they are (parameters cell defaults), so the lab is chosen
+through ``REVIVADIAG_PROJECT``, which both notebooks read when ``project`` is empty.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from revivadiag.lab import LabInstance
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted([*ROOT.glob("runbooks/*.ipynb"), *ROOT.glob("notebooks/*.ipynb")])
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+
+
+def test_every_notebook_is_covered() -> None:
+    """The runbook and the debug notebook are both here (a renamed file is noticed)."""
+    names = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS}
+    assert {"runbooks/diagnose.ipynb", "notebooks/debug-connectivity.ipynb"} <= names
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_under_nbval(notebook: Path, lab_current: LabInstance,
+                                   tmp_path: Path) -> None:
+    """nbval --nbval-lax executes every cell without error against the `current` lab."""
+    env = {**os.environ, "REVIVADIAG_PROJECT": lab_current.prefix}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-sanitize-with", str(SANITIZE),
+         "-p", "no:cacheprovider", "-q", "--rootdir", str(ROOT), str(notebook)],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout
