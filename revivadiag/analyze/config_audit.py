@@ -28,6 +28,7 @@ from revivadiag.analyze.live import LiveFacts
 from revivadiag.analyze.policy import Policy, resolve_service
 from revivadiag.analyze.source_audit import code_part
 from revivadiag.errors import ParameterError
+from revivadiag.redact import redact_url
 
 ENVIRONMENTS = ("development", "production")
 
@@ -288,4 +289,6 @@ def audit(frames: Mapping[str, pd.DataFrame], ctx: AuditContext) -> pd.DataFrame
     rows += proxy_audit.proxy_checks(ctx.live, ctx.watcher)
     for r in rows:
         r["environment"] = env
+        r["evidence"] = redact_url(str(r["evidence"]))  # a URL with credentials, anywhere
+        r["subject"] = redact_url(str(r["subject"]))
     return schemas.to_frame("checks", rows)

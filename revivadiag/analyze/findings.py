@@ -27,7 +27,7 @@ from revivadiag import schemas
 MAX_EVIDENCE_ITEMS = 6
 SEVERITY_ORDER = {s: i for i, s in enumerate(schemas.SEVERITIES)}
 
-MIGRATE = "runbooks/migrate.ipynb (README § Migration)"
+MIGRATE = "README § Migration"
 PROXY = "README § Proxy configuration"
 ISOLATION = "README § Network isolation"
 ENVCONF = "README § Environment configuration"

@@ -198,7 +198,8 @@ def internal_rows(
     rows: list[Row] = []
     for check, (member, target) in targets.items():
         if member is None:
-            rows.append(hr.unknown(check.split("_")[0], "", check, "", "no such service"))
+            wanted = cfg.database if check.startswith("postgres") else cfg.redis
+            rows.append(hr.unknown(wanted, "", check, "", "no such service"))
             continue
         result = results.get(check)
         if result is not None:

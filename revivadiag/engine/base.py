@@ -35,7 +35,7 @@ DNS_BUDGET = 32
 class Settings:
     """How hard to probe: containers in flight, probes in flight per container, timeouts."""
 
-    workers: int = 8
+    workers: int = 16
     concurrency: int = 64
     timeout_s: float = 0.5
     dns_budget: int = DNS_BUDGET

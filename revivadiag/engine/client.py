@@ -79,3 +79,13 @@ def describe(client: docker.DockerClient, address: str | None = None) -> EngineI
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:300]
+
+
+def client_address(client: docker.DockerClient) -> str:
+    """Where a connected client talks to: ``unix://<socket path>`` for sockets, else its URL."""
+    base = str(getattr(client.api, "base_url", "?"))
+    try:
+        path = getattr(client.api.get_adapter(base), "socket_path", None)
+    except (requests.exceptions.InvalidSchema, AttributeError):
+        path = None
+    return f"unix://{path}" if path else base

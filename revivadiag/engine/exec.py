@@ -14,14 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import docker.errors
+import requests.exceptions
 
 from revivadiag.engine import busybox
 from revivadiag.engine.base import ProbeMethod, Progress, Settings, Target, check_results
+from revivadiag.engine.client import client_address
 from revivadiag.engine.jobs import Job, Result, failure_result
 from revivadiag.engine.netprobe import outcomes as o
 from revivadiag.engine.netprobe.dnswire import is_ip
 from revivadiag.engine.netprobe.probes import pick_address, server_of
 from revivadiag.engine.ship import chunk_jobs, probe_argv
+from revivadiag.errors import EngineUnreachable
 
 JOBS_PER_CONTAINER = 4
 
@@ -63,6 +66,8 @@ class ExecMethod(ProbeMethod):
             if "not running" in str(exc).lower() or "is paused" in str(exc).lower():
                 return target.gone(self.name, str(exc)[:200])
             return target.fail_all("", f"docker exec: {str(exc)[:300]}", self.name)
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise EngineUnreachable(client_address(self.client), str(exc)[:300]) from exc
 
     def _python(self, container: Any, target: Target) -> list[Result]:
         rows: list[Result] = []

@@ -33,6 +33,7 @@ from revivadiag.engine.base import (
     method_class,
     stamp,
 )
+from revivadiag.engine.client import client_address
 from revivadiag.engine.jobs import Job, Result, failure_result, validate_job
 from revivadiag.engine.netprobe import Breaker, run_batch
 from revivadiag.errors import EngineUnreachable, NetworkErrorType, ParameterError
@@ -53,7 +54,7 @@ class ProbeEngine:
     """Probes from inside containers' network namespaces; see the module docstring."""
 
     def __init__(self, client: Any, method: str = "auto", concurrency: int = 64,
-                 timeout_s: float = 0.5, workers: int = 8, dns_budget: int = 32,
+                 timeout_s: float = 0.5, workers: int = 16, dns_budget: int = 32,
                  sidecar_image: str | None = None, local: bool | None = None) -> None:
         self.client = client
         self.settings = Settings(workers=workers, concurrency=concurrency, timeout_s=timeout_s,
@@ -90,8 +91,8 @@ class ProbeEngine:
 
     @property
     def address(self) -> str:
-        """The engine's address, as docker-py reports it."""
-        return str(getattr(self.client.api, "base_url", "?"))
+        """The engine's address (``unix:///...`` for a socket)."""
+        return client_address(self.client)
 
     def run(self, batches: Mapping[str, Sequence[Job]], progress: Progress | None = None,
             concurrency: int | None = None,

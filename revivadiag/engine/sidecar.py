@@ -18,9 +18,10 @@ import docker.errors
 import requests.exceptions
 
 from revivadiag.engine.base import ProbeMethod, Progress, Settings, Target, check_results
+from revivadiag.engine.client import client_address
 from revivadiag.engine.jobs import Result, batch_deadline_s
 from revivadiag.engine.ship import chunk_jobs, probe_argv
-from revivadiag.errors import NetworkErrorType
+from revivadiag.errors import EngineUnreachable, NetworkErrorType
 
 DEFAULT_IMAGE_REPO = "revivadiag/base"
 LABEL = "revivadiag.probe"
@@ -104,6 +105,8 @@ class SidecarMethod(ProbeMethod):
                 err = container.logs(stdout=False, stderr=True).decode(errors="replace")
                 return target.fail_all("", f"sidecar failed: {err.strip()[-300:]}", self.name)
             return check_results(target, json.loads(out), self.name)
+        except requests.exceptions.ConnectionError as exc:
+            raise EngineUnreachable(client_address(self.client), str(exc)[:300]) from exc
         except requests.exceptions.RequestException:
             return target.fail_all(NetworkErrorType.TIMEOUT.value,
                                    f"sidecar for {target.name} overran {deadline:.0f}s", self.name)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from revivadiag.errors import LabStartError
 from revivadiag.lab.config import DEFAULT_PREFIX, PROFILES, VARIANTS, LabConfig, parse_port_option
 from revivadiag.lab.images import build_images
 from revivadiag.lab.lifecycle import DEFAULT_TIMEOUT_S, down, status, up
@@ -52,7 +54,12 @@ def _build(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     ports = dict(parse_port_option(p) for p in args.port)
     config = LabConfig(prefix=args.prefix, variant=args.variant, profile=args.profile, ports=ports)
-    instance = up(config, timeout_s=args.timeout)
+    try:
+        instance = up(config, timeout_s=args.timeout)
+    except LabStartError as exc:
+        if exc.log_tail:
+            print(f"last log lines (secrets masked):\n{exc.log_tail}", file=sys.stderr)
+        raise
     published = ", ".join(f"{s}=127.0.0.1:{p}" for s, p in instance.ports.items())
     print(f"lab {instance.prefix} ({instance.variant}, {instance.profile}) healthy "
           f"in {instance.startup_s:.1f} s; published: {published}")

@@ -9,6 +9,9 @@
 2. **Services**: ``revivadiag/lab-<service>:latest`` for frontend, backend, database, redis,
    each ``docker build`` (classic builder) of ``images/<service>/`` ``FROM`` the base.
 
+A rebuild removes the image it replaced when nothing uses it any more (an image still used
+by a running lab's container stays until that lab is removed).
+
 Idempotence: each recipe has a content hash (sha256 over its files, the package list and the
 base's hash). The base's hash is in its tag; a service image carries it in the label
 ``io.revivadiag.recipe-hash``. An image whose hash matches is not rebuilt.
@@ -16,6 +19,7 @@ base's hash). The base's hash is in its tag; a service image carries it in the l
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -148,6 +152,22 @@ def _has_image(client: docker.DockerClient, tag: str) -> bool:
     return True
 
 
+def _image_id(client: docker.DockerClient, tag: str) -> str | None:
+    try:
+        return str(client.images.get(tag).id)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _drop_superseded(client: docker.DockerClient, old_id: str | None, tag: str) -> None:
+    """Remove the image a rebuild untagged, unless a container (or a child image) uses it."""
+    if old_id is None or old_id == _image_id(client, tag):
+        return
+    # still in use by a running lab: the engine refuses, and keeps it, as it should
+    with contextlib.suppress(docker.errors.APIError):
+        client.images.remove(old_id)
+
+
 def _run(argv: list[str], image: str, env: dict[str, str] | None = None) -> None:
     proc = subprocess.run(
         argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, env=env, check=False
@@ -223,6 +243,7 @@ def build_images(
         btag = base_tag(bhash)
         t0 = time.monotonic()
         build_base = force or not _has_image(client, btag)
+        old_base = _image_id(client, btag)
         if build_base:
             (_build_base_registry if from_registry else _build_base_mmdebstrap)(btag)
         report.images.append(ImageResult(btag, build_base, time.monotonic() - t0, bhash))
@@ -231,10 +252,14 @@ def build_images(
             t0 = time.monotonic()
             build = force or build_base or _image_hash(client, service_tag(service)) != shash
             if build:
+                old = _image_id(client, service_tag(service))
                 _build_service(service, btag, shash)
+                _drop_superseded(client, old, service_tag(service))
             report.images.append(
                 ImageResult(service_tag(service), build, time.monotonic() - t0, shash)
             )
+        if build_base:
+            _drop_superseded(client, old_base, btag)
     report.seconds = time.monotonic() - started
     return report
 

@@ -202,7 +202,8 @@ def up(
                        "run `revivadiag lab down` first")
     if running is None:
         check_ports(config)
-    fresh = state.load_config(config.prefix) is None and running is None
+    previous = state.load_config(config.prefix)
+    fresh = previous is None and running is None
     lab_secrets = state.ensure_secrets(config.prefix)
     state.save_config(config)
     started = time.monotonic()
@@ -211,9 +212,15 @@ def up(
         _wait_healthy(client, config, timeout_s)
     except (LabError, docker.errors.APIError, requests.exceptions.RequestException) as exc:
         tail = _log_tail(client, config.prefix, Scrubber(lab_secrets.values()))
+        reason = str(exc)
         if running is None:
-            _remove(config, lab_secrets, forget=fresh)
-        raise LabStartError(config.prefix, str(exc), tail) from exc
+            try:
+                _remove(config, lab_secrets, fresh=fresh)
+            except LabError as cleanup:
+                reason += f"; removing what was started also failed: {cleanup}"
+            if previous is not None:
+                state.save_config(previous)
+        raise LabStartError(config.prefix, reason, tail) from exc
     return LabInstance(
         config=config,
         startup_s=time.monotonic() - started,
@@ -222,9 +229,14 @@ def up(
     )
 
 
-def _remove(config: LabConfig, lab_secrets: dict[str, str], forget: bool) -> None:
-    run_compose(config, lab_secrets, "down", "--volumes", "--remove-orphans", "--timeout", "5")
-    if forget:
+def _remove(config: LabConfig, lab_secrets: dict[str, str], fresh: bool) -> None:
+    """Undo a failed start: a fresh instance loses everything (volume and secrets too); one
+    that existed before (stopped with ``down`` but not ``--volumes``) keeps its data."""
+    args = ["down", "--remove-orphans", "--timeout", "5"]
+    if fresh:
+        args.insert(1, "--volumes")
+    run_compose(config, lab_secrets, *args)
+    if fresh:
         state.forget(config.prefix)
 
 

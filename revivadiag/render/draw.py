@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch
 
-from revivadiag.render.topology import WORKLOAD_KINDS
+from revivadiag.analyze.policy import load_policy
+from revivadiag.render.topology import WORKLOAD_KINDS, graph_from_snapshot
 
 Point = tuple[float, float]
 
@@ -149,7 +150,7 @@ def bounds(points: Sequence[Point]) -> tuple[float, float, float, float]:
 
 
 def draw_topology(
-    graph: nx.MultiDiGraph,
+    graph: nx.MultiDiGraph | Any,
     ax: Axes | None = None,
     title: str | None = None,
     *,
@@ -158,8 +159,11 @@ def draw_topology(
 ) -> Figure:
     """Draw a topology graph; returns the figure (a new one when ``ax`` is None).
 
+    ``graph`` may also be a snapshot: it is then drawn against the default access policy.
     ``show_unjudged`` also draws observed edges the policy says nothing about (thin, no label).
     """
+    if not isinstance(graph, nx.Graph):
+        graph = graph_from_snapshot(graph, policy=load_policy())
     if ax is None:
         ax = Figure(figsize=(9, 9 * aspect_ratio(graph) + 0.8), layout="constrained").add_subplot()
     fig = ax.get_figure(root=True)

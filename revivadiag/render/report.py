@@ -143,8 +143,18 @@ def header_rows(info: RunInfo) -> list[tuple[str, str]]:
         ("Tool version", info.tool_version),
         *info.extra.items(),
     ]
-    rows += [(f"parameter {k}", v if v != "" else '""') for k, v in info.parameters.items()]
+    if info.parameters:
+        rows.append(("Parameters", parameters_text(info.parameters)))
     return rows
+
+
+def parameters_text(parameters: Mapping[str, str]) -> str:
+    """``project=demo  samples=5  policy_file=""``: one line, in the given order.
+
+    >>> parameters_text({"project": "demo", "policy_file": ""})
+    'project=demo  policy_file=""'
+    """
+    return "  ".join(f"{k}={v if v != '' else chr(34) * 2}" for k, v in parameters.items())
 
 
 def header_resources(info: RunInfo, scrubber: Scrubber) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Key values of a runbook run, recorded in the executed notebook and read back.
 
-The diagnose runbook's last cell calls :func:`glue_diagnosis`, which records with
-scrapbook (JSON encoder only: every recorded value stays scrubbable text, never a binary
-blob) these scraps:
+The diagnose runbook's last cell calls :func:`glue_diagnosis`, which records in
+scrapbook's format (``json`` and ``text`` encoders only: every recorded value stays
+scrubbable text, never a binary blob) these scraps:
 
 ============== ==============================================================
 scrap          value
@@ -34,6 +34,7 @@ from revivadiag.errors import RunbookError
 from revivadiag.render.report import mask_parameters
 from revivadiag.schemas import SEVERITIES
 
+SCRAP_VERSION = 1
 SCRAPS = (
     "project",
     "environment",
@@ -64,14 +65,32 @@ def diagnosis_scraps(diagnosis: Any, parameters: Mapping[str, Any]) -> dict[str,
     }
 
 
+def scrap_output(name: str, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(data, metadata) of one scrap exactly as ``scrapbook.glue(name, value)`` displays it
+    (payload version 1; strings with the ``text`` encoder, everything else ``json``).
+
+    >>> scrap_output("n", 3)[0]["application/scrapbook.scrap.json+json"]
+    {'name': 'n', 'data': 3, 'encoder': 'json', 'version': 1}
+    """
+    encoder = "text" if isinstance(value, str) else "json"
+    payload = {"name": name, "data": value, "encoder": encoder, "version": SCRAP_VERSION}
+    metadata = {"scrapbook": {"name": name, "data": True, "display": False}}
+    return {f"application/scrapbook.scrap.{encoder}+json": payload}, metadata
+
+
 def glue_diagnosis(diagnosis: Any, parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """Record the scraps in the running notebook (no visible output); returns them."""
-    import scrapbook as sb
+    """Record the scraps in the running notebook (no visible output); returns them.
+
+    The outputs are scrapbook's own (``scrapbook.read_notebook(path).scraps`` reads them),
+    displayed directly: importing scrapbook in the kernel would import papermill, nbformat
+    and jsonschema's format checkers (seconds of CPU) for a few ``display`` calls.
+    """
+    from IPython.display import display
 
     scraps = diagnosis_scraps(diagnosis, parameters)
     for name, value in scraps.items():
-        # scrapbook's json encoder reads a str as JSON text: plain strings go as text
-        sb.glue(name, value, encoder="text" if isinstance(value, str) else "json")
+        data, metadata = scrap_output(name, value)
+        display(data, metadata=metadata, raw=True)  # type: ignore[no-untyped-call]
     return scraps
 
 

@@ -211,3 +211,14 @@ def test_unknown_environment_is_a_parameter_error() -> None:
     """Only development and production are audited."""
     with pytest.raises(ParameterError, match="staging"):
         ca.check_environment("staging")
+
+
+def test_audit_evidence_never_carries_url_credentials() -> None:
+    """A credential in a URL the checks quote is masked in the checks frame."""
+    frames = {name: schemas.empty_frame(name) for name in
+              ("containers", "dns", "endpoints", "reachability", "ports")}
+    frames["env"] = _env(("p_f", "frontend", "NEXT_PUBLIC_API_URL",
+                          "http://user:s3cretvalue@localhost:3011"))
+    checks = ca.audit(frames, ca.AuditContext(environment="production", policy=POLICY, prefix="p"))
+    assert "s3cretvalue" not in checks.to_json()
+    assert "user:***@localhost" in " ".join(checks["evidence"])

@@ -151,3 +151,16 @@ def test_unknown_method_is_a_parameter_error() -> None:
     client = SimpleNamespace(api=SimpleNamespace(base_url="http+docker://localhost"))
     with pytest.raises(ParameterError, match="auto, setns, sidecar, exec"):
         ProbeEngine(client, method="carrier-pigeon")
+
+
+def test_engine_that_does_not_answer(tmp_path: object) -> None:
+    """An engine that stops answering is EngineUnreachable naming the address, not a crash."""
+    import docker
+
+    from revivadiag.engine.probe import ProbeEngine
+    from revivadiag.errors import EngineUnreachable
+
+    client = docker.DockerClient(base_url=f"unix://{tmp_path}/no-engine.sock", version="1.41")
+    prober = ProbeEngine(client, method="exec")
+    with pytest.raises(EngineUnreachable, match=r"no-engine\.sock"):
+        prober.run({"abc": [{"kind": "dns", "name": "x"}]})

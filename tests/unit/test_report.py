@@ -110,7 +110,7 @@ def test_header_rows() -> None:
     assert rows["Started (UTC)"] == "2025-01-02 03:04:05"
     assert rows["Duration"] == "42.5 s"
     assert rows["Host"] == "ci-host"
-    assert rows["parameter samples"] == "5"
+    assert rows["Parameters"] == "project=demo  samples=5"
 
 
 @pytest.fixture(scope="module")

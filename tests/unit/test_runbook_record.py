@@ -13,7 +13,13 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from revivadiag import __version__, schemas
 from revivadiag.analyze.diagnosis import Diagnosis
 from revivadiag.errors import RunbookError
-from revivadiag.runbook.record import diagnosis_scraps, read_runs, run_row, scraps_of
+from revivadiag.runbook.record import (
+    diagnosis_scraps,
+    read_runs,
+    run_row,
+    scrap_output,
+    scraps_of,
+)
 
 
 def make_diagnosis(errors: int = 1, reuse: float | None = 12.5) -> Diagnosis:
@@ -53,15 +59,26 @@ def test_unmeasured_kpi_is_none() -> None:
 
 
 def _glued(scraps: dict[str, object]) -> nbformat.NotebookNode:
-    """A notebook whose outputs hold the scraps as scrapbook writes them."""
+    """A notebook whose outputs hold the scraps as glue_diagnosis displays them."""
     outputs = []
     for name, value in scraps.items():
-        encoder = "text" if isinstance(value, str) else "json"
-        mimetype = f"application/scrapbook.scrap.{encoder}+json"
-        outputs.append(new_output("display_data", data={mimetype: {
-            "name": name, "data": value, "encoder": encoder, "version": 1}},
-            metadata={"scrapbook": {"name": name, "data": True, "display": False}}))
+        data, metadata = scrap_output(name, value)
+        outputs.append(new_output("display_data", data=data, metadata=metadata))
     return new_notebook(cells=[new_code_cell("record()", outputs=outputs)])
+
+
+@pytest.mark.parametrize("value", ["text", {"a": [1, None]}, 3, True])
+def test_scrap_output_is_what_scrapbook_writes(value: object) -> None:
+    """Our scrap outputs are byte-for-byte scrapbook's own encoding of the same value."""
+    from scrapbook.api import _prepare_ipy_data_format
+    from scrapbook.encoders import registry
+    from scrapbook.scraps import Scrap, scrap_to_payload
+
+    encoder = "text" if isinstance(value, str) else "json"
+    encoded = registry.encode(Scrap("v", value, encoder))
+    expected = _prepare_ipy_data_format("v", scrap_to_payload(encoded), encoder)
+    assert scrap_output("v", value) == expected
+    assert scraps_of(_glued({"v": value})) == {"v": value}
 
 
 def test_read_runs_compares_runs(tmp_path: Path) -> None:

@@ -107,3 +107,18 @@ def test_draw_empty_graph() -> None:
 
     fig = draw_topology(nx.MultiDiGraph(), title="nothing")
     assert fig.axes[0].get_title() == "nothing"
+
+
+def test_draw_accepts_a_snapshot() -> None:
+    """Given a snapshot instead of a graph, it is drawn against the default policy."""
+    fig = draw_topology(flat_snapshot())
+    assert "0.2 ms ✗" in [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_render_package_exports() -> None:
+    """The render package's public names resolve lazily to the real functions."""
+    import revivadiag.render as render
+
+    assert render.draw_topology is draw_topology
+    assert set(render.__all__) == {"draw_side_by_side", "draw_topology", "graph_from_compose",
+                                   "graph_from_snapshot", "notebook_html", "show"}
