@@ -140,6 +140,23 @@ class DnsPlan:
 
     batches: dict[str, list[Job]] = field(default_factory=dict)
     shared: dict[tuple[NetKey, str], tuple[str, int]] = field(default_factory=dict)
+    #: shared queries of a network set rotate over its first ``spread`` containers
+    spread: int = 1
+    turns: dict[NetKey, int] = field(default_factory=dict)
+
+    def ask_once(self, view: NetworkView, key: NetKey, name: str) -> None:
+        """Plan the one query of ``name``, unknown on the network set ``key``."""
+        if (key, name) in self.shared:
+            return
+        turn = self.turns.get(key, 0)
+        rep = view.representative(key, turn % max(1, self.spread))
+        if rep is not None:
+            self.turns[key] = turn + 1
+            self.add(rep, name, shared=True)
+
+    def ordered(self) -> dict[str, list[Job]]:
+        """The batches, containers holding shared (slow, forwarded) queries first."""
+        return slow_first(self.batches, {cid for cid, _ in self.shared.values()})
 
     def add(self, member: Member, name: str, shared: bool) -> None:
         jobs = self.batches.setdefault(member.container_id, [])
@@ -150,22 +167,27 @@ class DnsPlan:
                      "retries": FORWARDED_RETRIES if shared else 1})
 
 
-def plan_dns(view: NetworkView, cache: Mapping[tuple[NetKey, str], Result]) -> DnsPlan:
+def slow_first(batches: Mapping[str, list[Job]], slow: set[str]) -> dict[str, list[Job]]:
+    """``batches`` reordered so that the containers in ``slow`` start in the first wave."""
+    return {k: batches[k] for k in sorted(batches, key=lambda k: k not in slow)}
+
+
+def spread_for(engine: Any, view: NetworkView) -> int:
+    """Containers per network set that share its forwarded queries: all in the first wave."""
+    workers = int(getattr(getattr(engine, "settings", None), "workers", 1))
+    return max(1, workers // max(1, len(view.reps)))
+
+
+def plan_dns(view: NetworkView, cache: Mapping[tuple[NetKey, str], Result],
+             spread: int = 1) -> DnsPlan:
     """Per-container queries of known names; one query per network set of unknown ones."""
-    plan = DnsPlan()
-    turns: dict[NetKey, int] = {}
+    plan = DnsPlan(spread=spread)
     for source in view.members:
         for name in view.names:
             if not source.running or view.knows(source, name):
                 plan.add(source, name, shared=False)
-                continue
-            key = (source.netkey, name)
-            if key in cache or key in plan.shared:
-                continue
-            rep = view.representative(source.netkey, turns.get(source.netkey, 0))
-            if rep is not None:
-                turns[source.netkey] = turns.get(source.netkey, 0) + 1
-                plan.add(rep, name, shared=True)
+            elif (source.netkey, name) not in cache:
+                plan.ask_once(view, source.netkey, name)
     return plan
 
 
@@ -219,7 +241,7 @@ def resolve_shared(engine: Any, view: NetworkView, plan: DnsPlan,
                    progress: Progress | None = None) -> dict[str, list[Result]]:
     """Run the plan; remember the answers of shared queries in ``engine.name_cache``."""
     results: dict[str, list[Result]] = (
-        engine.run(plan.batches, progress, known=view.known()) if plan.batches else {})
+        engine.run(plan.ordered(), progress, known=view.known()) if plan.batches else {})
     engine.name_cache.update(shared_answers(plan, results, view))
     return results
 
@@ -228,6 +250,6 @@ def collect_dns(engine: Any, containers: pd.DataFrame, endpoints: pd.DataFrame,
                 progress: Progress | None = None) -> pd.DataFrame:
     """The ``dns`` frame (see the module docstring); ``engine`` is a ProbeEngine."""
     view = NetworkView.from_frames(containers, endpoints)
-    plan = plan_dns(view, engine.name_cache)
+    plan = plan_dns(view, engine.name_cache, spread_for(engine, view))
     results = resolve_shared(engine, view, plan, progress)
     return to_frame("dns", dns_rows(view, plan, results, engine.name_cache))

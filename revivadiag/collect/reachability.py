@@ -29,7 +29,15 @@ from typing import Any
 
 import pandas as pd
 
-from revivadiag.collect.dns import DnsPlan, Member, NetKey, NetworkView, resolve_shared
+from revivadiag.collect.dns import (
+    DnsPlan,
+    Member,
+    NetKey,
+    NetworkView,
+    resolve_shared,
+    slow_first,
+    spread_for,
+)
 from revivadiag.engine.base import Progress
 from revivadiag.engine.jobs import DOCKER_DNS, Job, Result
 from revivadiag.schemas import to_frame
@@ -93,23 +101,18 @@ class SweepPlan:
 
 
 def unknown_names(view: NetworkView, ports: Mapping[str, list[int]],
-                  cache: Mapping[tuple[NetKey, str], Result]) -> DnsPlan:
+                  cache: Mapping[tuple[NetKey, str], Result], spread: int = 1) -> DnsPlan:
     """DNS jobs for target names unknown on a source's networks and not yet cached."""
-    plan = DnsPlan()
-    turns: dict[NetKey, int] = {}
+    plan = DnsPlan(spread=spread)
     for source in view.members:
         if not source.running:
             continue
         for target in view.members:
             host = host_of(target)
             key = (source.netkey, host)
-            if (target is source or not ports.get(target.name) or view.knows(source, host)
-                    or key in cache or key in plan.shared):
-                continue
-            rep = view.representative(source.netkey, turns.get(source.netkey, 0))
-            if rep is not None:
-                turns[source.netkey] = turns.get(source.netkey, 0) + 1
-                plan.add(rep, host, shared=True)
+            if not (target is source or not ports.get(target.name)
+                    or view.knows(source, host) or key in cache):
+                plan.ask_once(view, source.netkey, host)
     return plan
 
 
@@ -150,7 +153,7 @@ def _plan_cell(plan: SweepPlan, view: NetworkView, cell: Cell,
     if ours:  # Docker forwarded the name and it came back as one of our addresses
         cell.job = plan.add(source, tcp_job(ours[0], cell.port, timeout_s))
         return
-    rep = view.representative(source.netkey, len(plan.l3_jobs))
+    rep = view.representative(source.netkey)
     for net, ip in sorted(target.ips.items()):
         key = (source.netkey, net)
         if ip and rep is not None and key not in plan.l3_jobs:
@@ -209,10 +212,12 @@ def collect_reachability(engine: Any, containers: pd.DataFrame, endpoints: pd.Da
     """The ``reachability`` frame (see the module docstring); ``engine`` is a ProbeEngine."""
     view = NetworkView.from_frames(containers, endpoints)
     plist = target_ports(containers, ports)
-    names = unknown_names(view, plist, engine.name_cache)
+    names = unknown_names(view, plist, engine.name_cache, spread_for(engine, view))
     if names.batches:
         resolve_shared(engine, view, names, progress)
     plan = plan_sweep(view, plist, engine.name_cache, timeout_s)
-    results = engine.run(plan.batches, progress, known=view.known()) if plan.batches else {}
+    slow = {cid for cid, _, _ in plan.l3_jobs.values()}
+    results = (engine.run(slow_first(plan.batches, slow), progress, known=view.known())
+               if plan.batches else {})
     rows = [cell_row(c, plan, results, engine.name_cache) for c in plan.cells]
     return to_frame("reachability", rows)

@@ -9,6 +9,18 @@
 
 See config.py (names, ports, labels), images.py (building without a registry),
 compose/ (the two variants), lifecycle.py (up/down/status) and state.py (secrets).
+
+Behaviour that probes and runbooks should know:
+
+- target's proxy rate-limits ``/api/`` and ``/api/auth/`` per client address (30 r/s, burst
+  20, then 429); ``/api/debug/`` and ``/ws`` are not limited, so latency sampling should use
+  ``/api/debug/echo`` or ``/api/debug/delay?ms=0`` (or pace itself). current has no limit.
+- current's proxy resolves the backend's name once at start: recreate the backend with a new
+  address and it answers 502/504 until the frontend restarts. target's re-resolves every 5 s.
+- ``/api/debug/echo`` returns the headers the backend received (Authorization and Cookie
+  masked); current proxies with HTTP/1.0 + ``Connection: close`` and appends the client's
+  X-Forwarded-For, target uses HTTP/1.1 keep-alive and sets X-Forwarded-For to the peer.
+- Backend env carries ``DATABASE_URL`` with the password in it: redact at collection.
 """
 
 from revivadiag.lab.config import (

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from revivadiag.errors import LabError, LabStartError, PortInUseError
-from revivadiag.lab import BuildReport, LabConfig, LabInstance, build_images, up
+from revivadiag.lab import BuildReport, LabConfig, LabInstance, build_images, down, up
 from revivadiag.lab.compose import run_compose
 from revivadiag.lab.images import LABEL_HASH, base_hash, base_tag, service_hash, service_tag
 from revivadiag.lab.lifecycle import pick_free_ports
@@ -227,3 +227,22 @@ def test_no_engine_is_a_clear_cli_error(new_prefix: str) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "no Docker Engine answers at unix:///nonexistent/docker.sock" in proc.stderr
+
+
+@pytest.mark.destructive
+def test_failed_up_of_a_stopped_instance_keeps_its_data(
+    engine: docker.DockerClient, lab_factory: Callable[..., LabInstance]
+) -> None:
+    """After `down` without --volumes, a failed `up` keeps the data volume and secrets, and a
+    later `up` comes back with the same database (the seeded user still logs in)."""
+    lab = lab_factory("current")
+    down(lab.prefix, client=engine)
+    secrets_before = read_secrets(lab.prefix)
+    with pytest.raises(LabStartError):
+        up(lab.config, timeout_s=0.5, client=engine)
+    volumes = [v.name for v in engine.volumes.list(filters={"name": lab.prefix})]
+    assert (volumes, read_secrets(lab.prefix)) == ([f"{lab.prefix}_db_data"], secrets_before)
+    again = up(lab.config, client=engine)
+    login = httpx.post(again.url("/api/auth/login"),
+                       json={"email": "test@example.com", "password": "password"}, timeout=5)
+    assert login.status_code == 200

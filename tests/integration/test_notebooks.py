@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from revivadiag.lab import LabInstance
+from revivadiag.runbook.execute import ensure_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted([*ROOT.glob("runbooks/*.ipynb"), *ROOT.glob("notebooks/*.ipynb")])
@@ -32,9 +33,11 @@ def test_notebook_runs_under_nbval(notebook: Path, lab_current: LabInstance,
                                    tmp_path: Path) -> None:
     """nbval --nbval-lax executes every cell without error against the `current` lab."""
     env = {**os.environ, "REVIVADIAG_PROJECT": lab_current.prefix}
+    kernel = ensure_kernel()  # the notebooks' `python3` may be another Python's on some hosts
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-sanitize-with", str(SANITIZE),
-         "-p", "no:cacheprovider", "-q", "--rootdir", str(ROOT), str(notebook)],
+         "--nbval-kernel-name", kernel, "-p", "no:cacheprovider", "-q", "--rootdir", str(ROOT),
+         str(notebook)],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900, check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

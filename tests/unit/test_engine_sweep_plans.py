@@ -200,3 +200,21 @@ def test_latency_needs_the_proxy_and_backend() -> None:
 
     with pytest.raises(ServiceNotFound, match="frontend"):
         latency.plan_probes(CONTAINERS, None, 5, 1, "frontend", "api", "/", None, None, False)
+
+
+def test_shared_queries_spread_and_go_first() -> None:
+    """Forwarded names rotate over a network set's first containers, which run first."""
+    containers = to_frame("containers", [
+        {"container_id": f"{i}" * 64, "name": f"p_s{i}_1", "service": f"s{i}",
+         "state": "running", "exposed_ports": []} for i in range(1, 7)])
+    endpoints = to_frame("endpoints", [
+        {"container": f"p_s{i}_1", "service": f"s{i}", "network": "n1" if i <= 3 else "n2",
+         "ipv4": f"10.0.0.{i}", "aliases": [f"s{i}"], "dns_names": [f"p_s{i}_1", f"s{i}"]}
+        for i in range(1, 7)])
+    v = dns.NetworkView.from_frames(containers, endpoints)
+    plan = dns.plan_dns(v, {}, spread=2)
+    askers = {cid for (key, _), (cid, _) in plan.shared.items() if key == frozenset({"n1"})}
+    assert askers == {"1" * 64, "2" * 64}  # 6 names unknown on n1, asked by 2 of its 3
+    assert len([k for k in plan.shared if k[0] == frozenset({"n1"})]) == 6
+    first = list(plan.ordered())[:4]
+    assert set(first) == {"1" * 64, "2" * 64, "4" * 64, "5" * 64}

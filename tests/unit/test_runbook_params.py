@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import papermill as pm
@@ -17,7 +18,7 @@ def test_notebook_parameters_cell_matches_spec() -> None:
     """The parameters cell declares exactly DIAGNOSE, with the same defaults."""
     cell = pm.inspect_notebook(str(RUNBOOK))
     assert list(cell) == [p.name for p in DIAGNOSE]
-    assert {k: eval(v["default"]) for k, v in cell.items()} == defaults()  # noqa: S307
+    assert {k: ast.literal_eval(v["default"]) for k, v in cell.items()} == defaults()
 
 
 def test_spec_matches_dataclass() -> None:

@@ -8,13 +8,8 @@ from matplotlib.text import Annotation
 from test_topology import SPLIT, flat_snapshot
 
 from revivadiag.analyze.policy import load_policy
-from revivadiag.render.draw import (
-    STATUS_COLORS,
-    draw_side_by_side,
-    draw_topology,
-    layout,
-    network_order,
-)
+from revivadiag.render.draw import STATUS_COLORS, draw_side_by_side, draw_topology
+from revivadiag.render.layout import aspect_ratio, layout, network_order
 from revivadiag.render.topology import graph_from_compose, graph_from_snapshot
 
 
@@ -50,6 +45,14 @@ def test_layout_port_sits_above_its_workload() -> None:
 
 def _arrows(fig: Figure) -> list[Annotation]:
     return [a for ax in fig.axes for a in ax.texts if isinstance(a, Annotation)]
+
+
+def test_aspect_ratio_is_clamped() -> None:
+    """Figures are sized from the layout, within sane bounds."""
+    import networkx as nx
+
+    assert 0.35 <= aspect_ratio(declared()) <= 1.2
+    assert aspect_ratio(nx.MultiDiGraph()) == 0.6
 
 
 def test_draw_colours_violation_edges() -> None:

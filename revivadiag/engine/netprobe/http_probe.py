@@ -171,8 +171,15 @@ class Session:
         addresses, _ms = resolve_sync(self.parts.hostname or "", self.server, self.timeout_s)
         t_dns = time.perf_counter()
         self.ip = addresses[0]
-        sock = socket.create_connection((self.ip, self.port), timeout=self.timeout_s)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.socket(socket.AF_INET6 if ":" in self.ip else socket.AF_INET)
+        try:
+            sock.settimeout(self.timeout_s)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            t_dns = time.perf_counter()  # the connect interval starts here, as curl's does
+            sock.connect((self.ip, self.port))
+        except OSError:
+            sock.close()
+            raise
         if self.parts.scheme == "https":
             ctx = ssl.create_default_context()
             if not self.verify:
