@@ -5,6 +5,8 @@
 >>> snap.reachability.query("outcome == 'open'")  # doctest: +SKIP
 >>> snap.write("out/")                            # doctest: +SKIP
 >>> rd.Snapshot.load("out/").health               # doctest: +SKIP
+>>> rd.draw_topology(snap)                         # doctest: +SKIP
+>>> rd.diagnose(snap, environment="production").findings  # doctest: +SKIP
 
 The public surface is ``__all__``; everything else is reachable through the subpackages.
 Heavy imports (pandas, docker) happen on first use of ``snapshot`` / ``Snapshot``, so
@@ -32,9 +34,11 @@ from revivadiag.errors import (
 )
 
 if TYPE_CHECKING:
+    from revivadiag.analyze.diagnosis import Diagnosis, diagnose
     from revivadiag.collect.health_rules import HealthConfig
     from revivadiag.collect.snapshot import Snapshot, SnapshotMeta
     from revivadiag.collect.take import snapshot
+    from revivadiag.render.draw import draw_topology
 
 __version__ = "0.1.0"
 
@@ -44,11 +48,15 @@ _LAZY = {
     "Snapshot": "revivadiag.collect.snapshot",
     "SnapshotMeta": "revivadiag.collect.snapshot",
     "HealthConfig": "revivadiag.collect.health_rules",
+    "diagnose": "revivadiag.analyze.diagnosis",
+    "Diagnosis": "revivadiag.analyze.diagnosis",
+    "draw_topology": "revivadiag.render.draw",
 }
 
 __all__ = [
     "ContainerNotFound",
     "CredentialsError",
+    "Diagnosis",
     "EngineError",
     "EngineUnreachable",
     "HealthConfig",
@@ -63,6 +71,8 @@ __all__ = [
     "Snapshot",
     "SnapshotMeta",
     "__version__",
+    "diagnose",
+    "draw_topology",
     "snapshot",
 ]
 

@@ -40,7 +40,7 @@ SAMPLE_COLUMNS = ("path", "source", "url", "sample", "dns_ms", "connect_ms", "fi
                   "total_ms", "status", "method", "error_type", "error")
 LOOPBACK = "127.0.0.1"
 #: paths measured at once (each path's requests are sequential); a sweep runs hundreds
-DEFAULT_IN_FLIGHT = 4
+DEFAULT_IN_FLIGHT = 1
 _LOCAL_BINDS = ("", "0.0.0.0", "127.0.0.1", "::", "localhost")
 
 

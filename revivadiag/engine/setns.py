@@ -49,7 +49,7 @@ class ForkServer:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", bootstrap_code("pool")],
+            [sys.executable, "-I", "-S", "-c", bootstrap_code("pool")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.buffer = b""
         self.next_id = 0

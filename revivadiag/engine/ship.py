@@ -24,12 +24,12 @@ PACKAGE = "revivadiag.engine.netprobe"
 MAX_ARG_BYTES = 100_000
 
 _BOOT = """\
-import base64, importlib.abc, importlib.util, json, sys, zlib
+import base64, importlib.machinery, json, sys, zlib
 S = json.loads(zlib.decompress(base64.b64decode({blob!r})))
-class F(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class F:
     def find_spec(self, name, path, target=None):
         if name in S:
-            return importlib.util.spec_from_loader(name, self, is_package=name == "netprobe")
+            return importlib.machinery.ModuleSpec(name, self, is_package=name == "netprobe")
     def create_module(self, spec):
         return None
     def exec_module(self, module):

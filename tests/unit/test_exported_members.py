@@ -8,7 +8,7 @@ EXPECTED = {
     "ContainerNotFound", "CredentialsError", "EngineError", "EngineUnreachable", "HealthConfig",
     "InputError", "NetworkErrorType", "NotFoundError", "ParameterError", "ProbeError",
     "ProjectNotFound", "RevivadiagError", "ServiceNotFound", "Snapshot", "SnapshotMeta",
-    "__version__", "snapshot",
+    "__version__", "snapshot", "diagnose", "Diagnosis", "draw_topology",
 }
 
 

@@ -37,7 +37,8 @@ def test_redact_url(url: str, expected: str) -> None:
 
 def test_redact_env_marks_url_with_credentials_sensitive() -> None:
     """An env value that is a URL with a password is masked and flagged."""
-    assert redact_env("DATABASE_URL", "postgresql://u:pw99@db/x") == (f"postgresql://u:{MASK}@db/x", True)
+    shown = redact_env("DATABASE_URL", "postgresql://u:pw99@db/x")
+    assert shown == (f"postgresql://u:{MASK}@db/x", True)
     assert redact_env("DATABASE_PASSWORD", "pw99") == (MASK, True)
     assert redact_env("APP_ENV", "production") == ("production", False)
 
