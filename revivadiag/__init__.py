@@ -15,9 +15,9 @@ Heavy imports (pandas, docker) happen on first use of ``snapshot`` / ``Snapshot`
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from revivadiag._lazy import lazy_exports
 from revivadiag.errors import (
     ContainerNotFound,
     CredentialsError,
@@ -77,14 +77,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the lazily exported names on first access (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'revivadiag' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports("revivadiag", _LAZY, globals())
 
 
 def __dir__() -> list[str]:

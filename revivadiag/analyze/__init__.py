@@ -13,8 +13,8 @@ audit-source``), ``findings`` (the findings frame) and ``diagnosis`` (one call f
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from revivadiag._lazy import lazy_exports
 
 #: public name -> module that defines it (imported on first access, keeping the CLI fast)
 _LAZY = {
@@ -32,11 +32,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    """Import the exported names on first access (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'revivadiag.analyze' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports("revivadiag.analyze", _LAZY, globals())

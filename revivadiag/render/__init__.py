@@ -11,8 +11,9 @@ first use, so importing one module does not pull in matplotlib or nbconvert.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from revivadiag._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from revivadiag.render.draw import draw_side_by_side, draw_topology, show
@@ -38,9 +39,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the public names on first access (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'revivadiag.render' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports("revivadiag.render", _LAZY, globals())
