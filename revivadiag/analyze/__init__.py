@@ -13,7 +13,6 @@ audit-source``), ``findings`` (the findings frame) and ``diagnosis`` (one call f
 
 from __future__ import annotations
 
-
 from revivadiag._lazy import lazy_exports
 
 #: public name -> module that defines it (imported on first access, keeping the CLI fast)
