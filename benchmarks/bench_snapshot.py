@@ -10,6 +10,8 @@
    takes minutes for the whole matrix, so it runs on a random sample of pairs
    (``--exec-sample``) and the whole matrix is extrapolated from the sample's wall time.
 2. An isolated copy of the lab (variant current) is started; its snapshot is timed.
+   The one-run sweep (``collect_sweep``: the same dns + reachability rows from one probe
+   run) is timed too.
 3. Fidelity on that lab: connect and total times of revivadiag vs ``curl -w`` inside the
    frontend container on the direct and proxy paths, and an injected backend delay
    (``/api/debug/delay?ms=50``).
@@ -38,6 +40,7 @@ import fidelity
 import synthetic_stack as synth
 
 import revivadiag
+from revivadiag.collect.reachability import collect_sweep
 from revivadiag.engine.client import connect
 from revivadiag.engine.probe import ProbeEngine
 from revivadiag.engine.sidecar import find_image
@@ -73,6 +76,18 @@ def time_snapshots(project: str, runs: int, samples: int) -> tuple[list[float], 
     return walls, snap
 
 
+def time_sweeps(client: docker.DockerClient, snap: Any, runs: int) -> list[float]:
+    """Wall seconds of ``collect_sweep`` (dns + reachability in one probe run), fresh engine
+    each time, on the snapshot's containers and endpoints."""
+    walls = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        with ProbeEngine(client) as engine:
+            collect_sweep(engine, snap.containers, snap.endpoints, ports=snap.ports)
+        walls.append(round(time.perf_counter() - started, 3))
+    return walls
+
+
 def exec_pair(source: str, host: str, port: int) -> bool:
     """One pair the way testinfra's ``addr(host).port(port).is_reachable`` does it."""
     proc = subprocess.run(["docker", "exec", source, "nc", "-w", "1", "-z", host, str(port)],
@@ -103,6 +118,8 @@ def synthetic(client: docker.DockerClient, stack: synth.SyntheticStack,
     reach = snap.reachability
     say(f"snapshot: {walls} s (method {snap.meta.method}); steps {steps}; "
         f"reachability rows {len(reach)}, dns rows {len(snap.dns)}")
+    sweeps = time_sweeps(client, snap, args.runs)
+    say(f"one-run sweep (collect_sweep: dns + reachability together): {sweeps} s")
     sample = random.Random(args.seed).sample(pairs, min(args.exec_sample, len(pairs)))
     wall, opened = time_exec(stack, sample, args.exec_threads)
     estimate = wall / len(sample) * len(pairs)
@@ -121,6 +138,7 @@ def synthetic(client: docker.DockerClient, stack: synth.SyntheticStack,
             "snapshot_s": walls, "snapshot_median_s": statistics.median(walls),
             "snapshot_steps_s": steps, "method": snap.meta.method,
             "sweep_s": round(steps.get("dns", 0) + steps.get("reachability", 0), 4),
+            "one_run_sweep_s": sweeps,
             "reachability_rows": len(reach), "dns_rows": len(snap.dns),
             "exec_sample_pairs": len(sample), "exec_sample_wall_s": round(wall, 3),
             "exec_ms_per_pair": round(1000 * wall / len(sample), 2),

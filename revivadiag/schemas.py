@@ -141,8 +141,8 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("method", STR, "setns, sidecar or exec"),
             ("error_type", STR, "a NetworkErrorType when the name did not resolve"),
             ("error", STR, "what went wrong, short (empty when it resolved)"),
-            ("from_cache", BOOL, "a name unknown on the source's networks is asked once per "
-                                 "network set; true on the rows that reuse that answer"),
+            ("from_cache", BOOL, "a name Docker forwards upstream is asked once per run; true "
+                                 "on the rows that reuse that answer"),
         ),
         _s(
             "reachability",

@@ -3,12 +3,17 @@
 Each running container asks 127.0.0.11, from inside its own network namespace, for every
 container name, service name and network alias of the project (short container ids, which
 Docker also answers, are left out). Names are checked per container where Docker knows
-them on the container's networks. A name it does *not* know there is forwarded by Docker to
-the host's upstream DNS: such a name is asked once per set of networks (from one container
-attached to that set; these queries are spread over the set's containers), and the answer
-is reused for the others (``from_cache``) and kept in ``engine.name_cache`` for the
-reachability sweep. A container that is not running gets
-rows with ``CONTAINER_NOT_FOUND``.
+them on the container's networks.
+
+A name Docker does *not* know on a container's networks is forwarded to the upstream DNS
+server, which is not ours and answers the same whichever network asked (every container
+uses the engine's upstream servers). Such a name is asked once (per engine run, so at
+most once per network), one query at a time, from the first container that does not know
+it; that answer is reused on the other containers' rows (``from_cache``) and kept in
+``engine.name_cache`` for the reachability sweep. Why not once per network: the upstream
+here answers about 60 forwarded queries a second and drops the rest, so with 60 containers
+on 4 networks, 360 lookups took 5-6 s where 90 take well under one. A container that is
+not running gets rows with ``CONTAINER_NOT_FOUND``.
 
 >>> view = NetworkView.from_rows(
 ...     [{"container_id": "a1", "name": "p_web_1", "service": "web", "state": "running"},
@@ -34,13 +39,17 @@ from revivadiag.engine.jobs import DOCKER_DNS, Job, Result
 from revivadiag.schemas import to_frame
 
 BUILTIN_NETWORKS = frozenset({"bridge", "host", "none"})
+#: cache key "network set" of forwarded answers: the upstream's, the same from any network
+UPSTREAM: frozenset[str] = frozenset({"<upstream>"})
 NAME_KINDS = ("container_name", "service", "alias")
-#: names Docker answers itself: a local round trip (~0.5 ms); patient, one retry
-DNS_TIMEOUT_S = 1.0
-#: names Docker forwards upstream: answers take ~30 ms, but a burst loses some, so
-#: a short timeout and two retries beat one long wait
-FORWARDED_TIMEOUT_S = 0.3
-FORWARDED_RETRIES = 2
+#: names Docker answers itself: a local round trip (~0.5 ms); tries wait 0.25, 0.5, 1 s
+DNS_TIMEOUT_S = 0.25
+DNS_RETRIES = 2
+#: names Docker forwards upstream: answered within ~5 ms here when answered at all, but the
+#: upstream answers only ~75 a second and drops the rest, and a dropped one never answers
+#: late: so the first try gives up early, later ones wait longer: 0.05, 0.1, 0.2, 0.4, 0.8 s
+FORWARDED_TIMEOUT_S = 0.05
+FORWARDED_RETRIES = 4
 NetKey = frozenset[str]
 
 
@@ -116,11 +125,10 @@ class NetworkView:
         """True when Docker's resolver answers ``name`` itself on one of ``source``'s networks."""
         return any(name in self.visible.get(net, ()) for net in source.netkey)
 
-    def representative(self, key: NetKey, turn: int = 0) -> Member | None:
-        """A running container attached to exactly the networks ``key``: the ``turn``-th
-        (round robin, by name), so that shared queries spread over the set's containers."""
+    def representative(self, key: NetKey) -> Member | None:
+        """The first running container (by name) attached to exactly the networks ``key``."""
         members = self.reps.get(key)
-        return members[turn % len(members)] if members else None
+        return members[0] if members else None
 
 
 def _int(value: Any) -> int:
@@ -134,25 +142,24 @@ def _list(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
 
 
+def forwarded_key(source: Member, name: str) -> tuple[NetKey, str]:
+    """Cache key of the answer ``source`` gets for a name Docker forwards upstream: shared by
+    every container with a user-defined network (containers without one have no 127.0.0.11
+    and get their own key)."""
+    return (UPSTREAM if source.netkey else source.netkey, name)
+
+
 @dataclass
 class DnsPlan:
-    """Jobs per source container, and which (network set, name) each shared job answers."""
+    """Jobs per source container, and which cache key each shared (forwarded) job answers."""
 
     batches: dict[str, list[Job]] = field(default_factory=dict)
     shared: dict[tuple[NetKey, str], tuple[str, int]] = field(default_factory=dict)
-    #: shared queries of a network set rotate over its first ``spread`` containers
-    spread: int = 1
-    turns: dict[NetKey, int] = field(default_factory=dict)
 
-    def ask_once(self, view: NetworkView, key: NetKey, name: str) -> None:
-        """Plan the one query of ``name``, unknown on the network set ``key``."""
-        if (key, name) in self.shared:
-            return
-        turn = self.turns.get(key, 0)
-        rep = view.representative(key, turn % max(1, self.spread))
-        if rep is not None:
-            self.turns[key] = turn + 1
-            self.add(rep, name, shared=True)
+    def ask_once(self, source: Member, name: str) -> None:
+        """Plan the one forwarded query of ``name`` (from ``source``) unless planned."""
+        if forwarded_key(source, name) not in self.shared:
+            self.add(source, name, shared=True)
 
     def ordered(self) -> dict[str, list[Job]]:
         """The batches, containers holding shared (slow, forwarded) queries first."""
@@ -161,10 +168,10 @@ class DnsPlan:
     def add(self, member: Member, name: str, shared: bool) -> None:
         jobs = self.batches.setdefault(member.container_id, [])
         if shared:
-            self.shared[(member.netkey, name)] = (member.container_id, len(jobs))
-        jobs.append({"kind": "dns", "name": name, "server": DOCKER_DNS,
+            self.shared[forwarded_key(member, name)] = (member.container_id, len(jobs))
+        jobs.append({"kind": "dns", "name": name, "server": DOCKER_DNS, "forwarded": shared,
                      "timeout_s": FORWARDED_TIMEOUT_S if shared else DNS_TIMEOUT_S,
-                     "retries": FORWARDED_RETRIES if shared else 1})
+                     "retries": FORWARDED_RETRIES if shared else DNS_RETRIES})
 
 
 def slow_first(batches: Mapping[str, list[Job]], slow: set[str]) -> dict[str, list[Job]]:
@@ -172,22 +179,15 @@ def slow_first(batches: Mapping[str, list[Job]], slow: set[str]) -> dict[str, li
     return {k: batches[k] for k in sorted(batches, key=lambda k: k not in slow)}
 
 
-def spread_for(engine: Any, view: NetworkView) -> int:
-    """Containers per network set that share its forwarded queries: all in the first wave."""
-    workers = int(getattr(getattr(engine, "settings", None), "workers", 1))
-    return max(1, workers // max(1, len(view.reps)))
-
-
-def plan_dns(view: NetworkView, cache: Mapping[tuple[NetKey, str], Result],
-             spread: int = 1) -> DnsPlan:
-    """Per-container queries of known names; one query per network set of unknown ones."""
-    plan = DnsPlan(spread=spread)
+def plan_dns(view: NetworkView, cache: Mapping[tuple[NetKey, str], Result]) -> DnsPlan:
+    """Per-container queries of known names; one query of each forwarded one."""
+    plan = DnsPlan()
     for source in view.members:
         for name in view.names:
             if not source.running or view.knows(source, name):
                 plan.add(source, name, shared=False)
-            elif (source.netkey, name) not in cache:
-                plan.ask_once(view, source.netkey, name)
+            elif forwarded_key(source, name) not in cache:
+                plan.ask_once(source, name)
     return plan
 
 
@@ -215,7 +215,7 @@ def dns_rows(view: NetworkView, plan: DnsPlan, results: Mapping[str, Sequence[Re
             if hit is not None and (source.container_id, hit[0]) not in shared_jobs:
                 rows.append(dns_row(source, name, kind, hit[1], from_cache=False))
                 continue
-            cached = cache.get((source.netkey, name))
+            cached = cache.get(forwarded_key(source, name))
             if hit is not None or cached is not None:
                 result = hit[1] if hit is not None else cached
                 assert result is not None
@@ -246,10 +246,29 @@ def resolve_shared(engine: Any, view: NetworkView, plan: DnsPlan,
     return results
 
 
+def known_answers(view: NetworkView, plan: DnsPlan, results: Mapping[str, Sequence[Result]]
+                  ) -> dict[tuple[NetKey, str], Result]:
+    """(network set, name) -> an answer Docker gave itself there (the first resolved one):
+    the reachability sweep connects to it instead of asking again (cached per network)."""
+    out: dict[tuple[NetKey, str], Result] = {}
+    shared = {loc for loc in plan.shared.values()}
+    for source in view.members:
+        if not source.running:
+            continue
+        jobs = plan.batches.get(source.container_id, [])
+        for i, (job, res) in enumerate(zip(jobs, results.get(source.container_id, []),
+                                           strict=False)):
+            if (source.container_id, i) not in shared and res.get("answers"):
+                out.setdefault((source.netkey, str(job["name"])), res)
+    return out
+
+
 def collect_dns(engine: Any, containers: pd.DataFrame, endpoints: pd.DataFrame,
                 progress: Progress | None = None) -> pd.DataFrame:
     """The ``dns`` frame (see the module docstring); ``engine`` is a ProbeEngine."""
     view = NetworkView.from_frames(containers, endpoints)
-    plan = plan_dns(view, engine.name_cache, spread_for(engine, view))
+    plan = plan_dns(view, engine.name_cache)
     results = resolve_shared(engine, view, plan, progress)
+    for key, res in known_answers(view, plan, results).items():
+        engine.name_cache.setdefault(key, res)
     return to_frame("dns", dns_rows(view, plan, results, engine.name_cache))

@@ -62,13 +62,19 @@ class Probe:
     job: Job
 
 
-def running_member(containers: pd.DataFrame, service: str) -> Mapping[str, Any]:
-    """The first running container of ``service``; ServiceNotFound otherwise."""
-    rows = containers[(containers["service"] == service) & (containers["state"] == "running")]
+def service_member(containers: pd.DataFrame, service: str) -> Mapping[str, Any]:
+    """The first container of ``service``, a running one when there is one.
+
+    A stopped one is still returned: its probes then give rows that say why (the proxy's
+    are CONTAINER_NOT_FOUND, a stopped backend's name does not resolve). ServiceNotFound
+    only when the project has no such service at all.
+    """
+    rows = containers[containers["service"] == service]
     if rows.empty:
         known = sorted({str(s) for s in containers["service"] if s})
         raise ServiceNotFound(service, known)
-    return dict(rows.iloc[0])
+    running = rows[rows["state"] == "running"]
+    return dict((running if not running.empty else rows).iloc[0])
 
 
 def first_port(member: Mapping[str, Any], wanted: int | None) -> int:
@@ -133,8 +139,8 @@ def plan_probes(containers: pd.DataFrame, ports: pd.DataFrame | None, samples: i
                 proxy_service: str, backend_service: str, path: str, proxy_port: int | None,
                 backend_port: int | None, reuse: bool) -> tuple[str, list[Probe], list[Probe]]:
     """(proxy container id, probes from its namespace, probes from this host)."""
-    proxy = running_member(containers, proxy_service)
-    backend = running_member(containers, backend_service)
+    proxy = service_member(containers, proxy_service)
+    backend = service_member(containers, backend_service)
     pport, bport = first_port(proxy, proxy_port), first_port(backend, backend_port)
     inside = [
         Probe("direct", str(proxy["name"]), url := f"http://{backend_service}:{bport}{path}",

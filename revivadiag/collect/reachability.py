@@ -34,15 +34,21 @@ from revivadiag.collect.dns import (
     Member,
     NetKey,
     NetworkView,
+    dns_rows,
+    forwarded_key,
+    known_answers,
+    plan_dns,
     resolve_shared,
+    shared_answers,
     slow_first,
-    spread_for,
 )
 from revivadiag.engine.base import Progress
 from revivadiag.engine.jobs import DOCKER_DNS, Job, Result
 from revivadiag.schemas import to_frame
 
 DEFAULT_TIMEOUT_S = 0.5
+#: an isolation probe: a bridge answers (or refuses) in well under 1 ms, a dropped path never
+L3_TIMEOUT_S = 0.25
 L3_WORDS = {"timeout": "dropped (isolated)", "refused": "refused: routable, not isolated",
             "open": "open by IP: not isolated"}
 
@@ -101,18 +107,18 @@ class SweepPlan:
 
 
 def unknown_names(view: NetworkView, ports: Mapping[str, list[int]],
-                  cache: Mapping[tuple[NetKey, str], Result], spread: int = 1) -> DnsPlan:
+                  cache: Mapping[tuple[NetKey, str], Result]) -> DnsPlan:
     """DNS jobs for target names unknown on a source's networks and not yet cached."""
-    plan = DnsPlan(spread=spread)
+    plan = DnsPlan()
     for source in view.members:
         if not source.running:
             continue
         for target in view.members:
             host = host_of(target)
-            key = (source.netkey, host)
+            key = forwarded_key(source, host)
             if not (target is source or not ports.get(target.name)
                     or view.knows(source, host) or key in cache):
-                plan.ask_once(view, source.netkey, host)
+                plan.ask_once(source, host)
     return plan
 
 
@@ -146,9 +152,14 @@ def _plan_cell(plan: SweepPlan, view: NetworkView, cell: Cell,
     source, target, host = cell.source, cell.target, host_of(cell.target)
     prefer = [ip for net, ip in target.ips.items() if ip and net in source.netkey]
     if not source.running or view.knows(source, host):
-        cell.job = plan.add(source, tcp_job(host, cell.port, timeout_s, prefer))
+        seen = cache.get((source.netkey, host), {}).get("answers") or []
+        if source.running and seen:  # the dns collector resolved it on these networks
+            ip = next((a for a in prefer if a in seen), seen[0])
+            cell.job = plan.add(source, tcp_job(ip, cell.port, timeout_s))
+        else:
+            cell.job = plan.add(source, tcp_job(host, cell.port, timeout_s, prefer))
         return
-    answer = cache.get((source.netkey, host), {})
+    answer = cache.get(forwarded_key(source, host), {})
     ours = [ip for ip in answer.get("answers") or [] if ip in project_ips]
     if ours:  # Docker forwarded the name and it came back as one of our addresses
         cell.job = plan.add(source, tcp_job(ours[0], cell.port, timeout_s))
@@ -157,7 +168,8 @@ def _plan_cell(plan: SweepPlan, view: NetworkView, cell: Cell,
     for net, ip in sorted(target.ips.items()):
         key = (source.netkey, net)
         if ip and rep is not None and key not in plan.l3_jobs:
-            cid, index = plan.add(rep, tcp_job(ip, cell.port, timeout_s, retries=0))
+            cid, index = plan.add(rep, tcp_job(ip, cell.port, min(timeout_s, L3_TIMEOUT_S),
+                                               retries=0))
             plan.l3_jobs[key] = (cid, index, f"{rep.name} -> {ip}:{cell.port}")
         if ip and key in plan.l3_jobs:
             cell.l3.append(key)
@@ -180,7 +192,7 @@ def cell_row(cell: Cell, plan: SweepPlan, results: Mapping[str, Sequence[Result]
                    error_type=res.get("error_type", ""), error=res.get("error", ""),
                    method=res.get("method", ""))
         return row
-    answer = cache.get((cell.source.netkey, host_of(cell.target)), {})
+    answer = cache.get(forwarded_key(cell.source, host_of(cell.target)), {})
     outcome = "unresolvable" if not answer.get("answers") else "error"
     why = (f"{host_of(cell.target)}: {answer.get('rcode') or 'not asked'} at the source's resolver"
            if outcome == "unresolvable" else
@@ -212,7 +224,7 @@ def collect_reachability(engine: Any, containers: pd.DataFrame, endpoints: pd.Da
     """The ``reachability`` frame (see the module docstring); ``engine`` is a ProbeEngine."""
     view = NetworkView.from_frames(containers, endpoints)
     plist = target_ports(containers, ports)
-    names = unknown_names(view, plist, engine.name_cache, spread_for(engine, view))
+    names = unknown_names(view, plist, engine.name_cache)
     if names.batches:
         resolve_shared(engine, view, names, progress)
     plan = plan_sweep(view, plist, engine.name_cache, timeout_s)
@@ -221,3 +233,69 @@ def collect_reachability(engine: Any, containers: pd.DataFrame, endpoints: pd.Da
                if plan.batches else {})
     rows = [cell_row(c, plan, results, engine.name_cache) for c in plan.cells]
     return to_frame("reachability", rows)
+
+
+def merge_batches(first: Mapping[str, list[Job]], second: Mapping[str, list[Job]]
+                  ) -> tuple[dict[str, list[Job]], dict[str, int]]:
+    """Both plans' jobs per container in one batch, and where the second plan's start."""
+    merged = {cid: list(jobs) for cid, jobs in first.items()}
+    offsets: dict[str, int] = {}
+    for cid, jobs in second.items():
+        offsets[cid] = len(merged.get(cid, []))
+        merged.setdefault(cid, []).extend(jobs)
+    return merged, offsets
+
+
+def split_results(results: Mapping[str, list[Result]], first: Mapping[str, list[Job]],
+                  offsets: Mapping[str, int]) -> tuple[dict[str, list[Result]],
+                                                      dict[str, list[Result]]]:
+    """Inverse of :func:`merge_batches` for the results."""
+    one = {cid: rows[:len(first.get(cid, []))] for cid, rows in results.items()}
+    two = {cid: results[cid][offset:] for cid, offset in offsets.items()}
+    return one, two
+
+
+def collect_sweep(engine: Any, containers: pd.DataFrame, endpoints: pd.DataFrame,
+                  timeout_s: float = DEFAULT_TIMEOUT_S, ports: pd.DataFrame | None = None,
+                  progress: Progress | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``dns`` and ``reachability`` frames from one probe run.
+
+    Same rows as :func:`collect_dns` then :func:`collect_reachability`, but the forwarded
+    lookups (slow: the upstream server throttles them) run while every local lookup,
+    connect and L3 probe is made, instead of before them. A forwarded name that comes back
+    as a project address gets its connects in a second, small run.
+    """
+    view = NetworkView.from_frames(containers, endpoints)
+    plist = target_ports(containers, ports)
+    dplan = plan_dns(view, engine.name_cache)
+    splan = plan_sweep(view, plist, engine.name_cache, timeout_s)
+    batches, offsets = merge_batches(dplan.batches, splan.batches)
+    slow = {cid for cid, _ in dplan.shared.values()} | {cid for cid, _, _ in
+                                                          splan.l3_jobs.values()}
+    results = (engine.run(slow_first(batches, slow), progress, known=view.known())
+               if batches else {})
+    dres, sres = split_results(results, dplan.batches, offsets)
+    engine.name_cache.update(shared_answers(dplan, dres, view))
+    for key, res in known_answers(view, dplan, dres).items():
+        engine.name_cache.setdefault(key, res)
+    rows = _sweep_rows(engine, view, splan, sres, timeout_s, progress)
+    return (to_frame("dns", dns_rows(view, dplan, dres, engine.name_cache)),
+            to_frame("reachability", rows))
+
+
+def _sweep_rows(engine: Any, view: NetworkView, plan: SweepPlan,
+                results: Mapping[str, list[Result]], timeout_s: float,
+                progress: Progress | None) -> list[dict[str, Any]]:
+    """Rows of every cell; cells whose forwarded name turned out ours are probed now."""
+    redo = SweepPlan()
+    project_ips = {ip for m in view.members for ip in m.ips.values() if ip}
+    late: set[int] = set()
+    for i, cell in enumerate(plan.cells):
+        answer = engine.name_cache.get(forwarded_key(cell.source, host_of(cell.target)), {})
+        if cell.job is None and any(ip in project_ips for ip in answer.get("answers") or []):
+            cell.job, cell.l3 = None, []
+            _plan_cell(redo, view, cell, engine.name_cache, timeout_s, project_ips)
+            late.add(i)
+    again = (engine.run(redo.batches, progress, known=view.known()) if redo.batches else {})
+    return [cell_row(c, redo if i in late else plan, again if i in late else results,
+                     engine.name_cache) for i, c in enumerate(plan.cells)]

@@ -106,6 +106,9 @@ class ProbeMethod(abc.ABC):
             progress: Progress | None = None) -> dict[str, list[Result]]:
         """Results per ``Target.key``: one per job, in order, stamped with ``method``."""
 
+    def start(self) -> None:  # noqa: B027 (optional hook; most methods need nothing)
+        """Get ready for runs ahead of the first one (e.g. start a helper process)."""
+
     def close(self) -> None:  # noqa: B027 (optional hook; most methods keep nothing)
         """Release what the method keeps between runs (a helper process, ...)."""
 

@@ -27,6 +27,8 @@ from revivadiag.engine.ship import chunk_jobs, probe_argv
 from revivadiag.errors import EngineUnreachable
 
 JOBS_PER_CONTAINER = 4
+#: containers exec'd into at once (each docker exec costs the engine ~60 ms of work)
+MAX_EXECS = 8
 
 
 class NoPython(Exception):
@@ -45,7 +47,7 @@ class ExecMethod(ProbeMethod):
     def run(self, targets: Sequence[Target],
             progress: Progress | None = None) -> dict[str, list[Result]]:
         results: dict[str, list[Result]] = {}
-        with ThreadPoolExecutor(max_workers=max(1, self.settings.workers)) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(MAX_EXECS, self.settings.workers))) as pool:
             futures = {pool.submit(self._one, t): t for t in targets}
             for future, target in futures.items():
                 results[target.key] = future.result()

@@ -6,27 +6,41 @@ or through ``docker exec``. Results are dicts too, one per job, in the same orde
 
 Job kinds and their result fields:
 
-``dns``   ``{"kind": "dns", "name": "backend", "server": "127.0.0.11", "timeout_s": 1.0}``
-          -> ``answers`` (list[str]), ``rcode``, ``latency_ms``, ``error_type``, ``error``
+``dns``   ``{"kind": "dns", "name": "backend", "server": "127.0.0.11", "timeout_s": 0.25,
+          "retries": 2}`` (each retry waits twice as long as the one before; with
+          ``"forwarded": true``, for names Docker sends upstream, one at a time)
+          -> ``answers`` (list[str]), ``rcode``, ``latency_ms``, ``attempts``,
+          ``error_type``, ``error``
 
 ``tcp``   ``{"kind": "tcp", "host": "10.0.0.3", "port": 5432, "timeout_s": 0.5, "retries": 2}``
           -> ``outcome`` (open/refused/timeout/unresolvable/error), ``connect_ms``,
           ``attempts``, ``ip``, ``error_type``, ``error``.  A host name is resolved at
-          ``server`` (Docker's resolver) first.
+          ``server`` (Docker's resolver; "" for the system's) first, once per batch;
+          ``prefer_ips`` picks among its answers; ``retry_on`` lists the error types that
+          are retried (with exponential backoff + jitter, ``backoff_s``).
 
 ``http``  ``{"kind": "http", "url": "http://backend:3011/api/health", "samples": 20,
-          "warmup": 3, "timeout_s": 2.0, "headers": {...}, "new_connection": true}``
+          "warmup": 3, "timeout_s": 2.0, "headers": {...}, "new_connection": true,
+          "via_proxy": false, "method": "GET", "verify_tls": true}``
           -> ``samples``: list of ``{"dns_ms", "connect_ms", "first_byte_ms", "total_ms",
-          "status"}``, ``errors``: list of ``{"error_type", "error"}``
+          "status"}`` (cumulative from the request's start, like ``curl -w``; warm-up ones
+          dropped), ``errors``: list of ``{"error_type", "error"}``, ``error_type`` and
+          ``error`` (the most frequent failure). 502/503/504 with ``via_proxy`` is a
+          PROXY_ERROR; after 3 failures in a row the rest are skipped (one error says so).
 
 ``postgres`` ``{"kind": "postgres", "host": ..., "port": 5432, "user": ..., "password": ...,
-          "dbname": ..., "timeout_s": 2.0}`` -> ``ok``, ``response_ms``, ``server_version``,
-          ``error_type``, ``error``  (the password never appears in a result)
+          "dbname": ..., "timeout_s": 2.0}`` -> ``ok``, ``auth_failed``, ``response_ms``,
+          ``server_version``, ``ip``, ``error_type``, ``error``  (psycopg where the probe
+          runs; the password never appears in a result)
 
-``redis`` ``{"kind": "redis", "host": ..., "port": 6379, "password": ..., "timeout_s": 2.0}``
-          -> ``ok``, ``response_ms``, ``error_type``, ``error``
+``redis`` ``{"kind": "redis", "host": ..., "port": 6379, "password": ..., "user": "",
+          "timeout_s": 2.0}`` -> ``ok`` (AUTH then PING answered +PONG), ``auth_failed``,
+          ``response_ms``, ``ip``, ``error_type``, ``error``
 
-Every result also carries ``kind`` and ``method`` (which probe method produced it).
+Every result also carries ``kind``, ``method`` (which probe method produced it) and
+``elapsed_ms``, and echoes the job's ``tag`` when it has one. ``error_type`` is one of the
+seed's six NetworkErrorType values, or empty when the probe succeeded or when what failed
+was not the network (a rejected password, a missing tool).
 """
 
 from __future__ import annotations
@@ -47,7 +61,9 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "postgres": ("host", "port"),
     "redis": ("host", "port"),
 }
-DEFAULT_TIMEOUTS_S = {"dns": 1.0, "tcp": 0.5, "http": 2.0, "postgres": 2.0, "redis": 2.0}
+DEFAULT_TIMEOUTS_S = {"dns": 0.25, "tcp": 0.5, "http": 2.0, "postgres": 2.0, "redis": 2.0}
+#: a name lookup (before tcp/http/postgres/redis): 0.25 + 0.5 + 1.0 s at worst
+LOOKUP_BUDGET_S = 1.75
 #: slack added to every worker's deadline (fork, interpreter start, JSON)
 DEADLINE_SLACK_S = 5.0
 
@@ -70,9 +86,10 @@ def job_budget_s(job: Job) -> float:
     timeout = float(job.get("timeout_s", DEFAULT_TIMEOUTS_S.get(kind, 2.0)))
     if kind == "http":
         return timeout * (int(job.get("samples", 20)) + int(job.get("warmup", 3))) + timeout
+    if kind == "dns":
+        return timeout * float(2 ** (1 + int(job.get("retries", 2))) - 1)
     attempts = 1 + int(job.get("retries", 1))
-    dns = float(job.get("dns_timeout_s", 1.0)) if kind in ("tcp", "redis", "postgres") else 0.0
-    return dns + timeout * attempts + 1.0 * (attempts - 1)
+    return LOOKUP_BUDGET_S + timeout * attempts + 1.0 * (attempts - 1)
 
 
 def batch_deadline_s(jobs: list[Job], concurrency: int) -> float:

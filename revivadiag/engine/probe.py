@@ -67,6 +67,8 @@ class ProbeEngine:
         self.breaker = Breaker()
         self._runners: dict[str, ProbeMethod] = {}
         self._finalizer = weakref.finalize(self, _close_all, self._runners)
+        runner = self._runners[self.method] = method_class(self.method)(client, self.settings)
+        runner.start()  # setns: its fork server imports for ~0.1 s while we plan the probes
 
     def close(self) -> None:
         """Stop helper processes kept between runs (the setns fork server)."""

@@ -1,12 +1,14 @@
-"""The fast path: a forked worker per container enters its network namespace and probes.
+"""The fast path: forked workers enter each container's network namespace and probe there.
 
 Needs root on the engine's host and a local engine. The workers are forked by a small fork
 server (:mod:`revivadiag.engine.netprobe.pool`, started once per engine as a fresh
 interpreter running the shipped netprobe code): forking this process, which holds pandas
-and friends, would cost 10-100 ms a worker. Each worker ``setns()`` into
-``/proc/<pid>/ns/net``, runs ``run_batch`` and pipes its results back; at most
-``Settings.workers`` are in flight, and one past its deadline is killed by its PID. If the
-server itself overruns, it is killed (its workers die with it) and restarted on next use.
+and friends, would cost 10-100 ms a worker. At most ``Settings.workers`` workers run at
+once; each takes one container at a time: ``setns()`` into ``/proc/<pid>/ns/net``,
+``run_batch``, results back through a pipe, next container (a fork costs ~5 ms here, a
+``setns`` well under one). A worker past its container's deadline is killed by its PID and
+replaced. If the server itself overruns, it is killed (its workers die with it) and
+restarted on next use.
 """
 
 from __future__ import annotations
@@ -45,11 +47,15 @@ def decode_reply(target: Target, reply: dict[str, Any], method: str) -> list[Res
 
 
 class ForkServer:
-    """The fork server process (our child) and its line-delimited JSON pipe."""
+    """The fork server process (our child) and its line-delimited JSON pipe.
+
+    ``-I``: no user site or PYTHON* variables; the interpreter's own site-packages stay on
+    the path, as postgres jobs import psycopg from there.
+    """
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", bootstrap_code("pool")],
+            [sys.executable, "-I", "-c", bootstrap_code("pool")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.buffer = b""
         self.next_id = 0
@@ -143,9 +149,7 @@ class SetnsMethod(ProbeMethod):
                 "dns_concurrency": self.settings.dns_concurrency,
                 "targets": [{"key": t.key, "pid": t.pid, "jobs": t.jobs, "deadline_s": d}
                             for t, d in zip(targets, deadlines, strict=True)]}
-        if self.server is None or not self.server.alive():
-            self.server = ForkServer()
-        if not self.server.request(body, max(deadlines) * waves + DEADLINE_SLACK_S, on_reply):
+        if not self._server().request(body, max(deadlines) * waves + DEADLINE_SLACK_S, on_reply):
             self._restart()
         for target in targets:
             if target.key not in results:
@@ -153,6 +157,15 @@ class SetnsMethod(ProbeMethod):
                 results[target.key] = target.fail_all(NetworkErrorType.TIMEOUT.value, text,
                                                       self.name)
         return results
+
+    def start(self) -> None:
+        """Start the fork server now (its ~0.1 s of imports overlap with the caller's work)."""
+        self._server()
+
+    def _server(self) -> ForkServer:
+        if self.server is None or not self.server.alive():
+            self.server = ForkServer()
+        return self.server
 
     def _restart(self) -> None:
         if self.server is not None:

@@ -74,3 +74,36 @@ def test_setns_method_via_the_fork_server() -> None:
     assert first["a"][0]["outcome"] == "refused" and first["a"][0]["method"] == "setns"
     assert len(second["b"]) == 2 and ticks == [1, 2]
     assert method.server is None and server.proc.returncode == 0
+
+
+def test_one_worker_serves_many_and_is_replaced_after_a_kill() -> None:
+    """With one worker, targets are served in turn; a killed worker is replaced."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        slow = {"kind": "http", "url": f"http://127.0.0.1:{silent.getsockname()[1]}/",
+                "samples": 1, "warmup": 0, "timeout_s": 5}
+        fast = {"kind": "tcp", "host": "127.0.0.1", "port": 9, "retries": 0}
+        request = {"id": 3, "workers": 1, "targets": [
+            {"key": "a", "pid": os.getpid(), "deadline_s": 10, "jobs": [fast]},
+            {"key": "b", "pid": os.getpid(), "deadline_s": 0.3, "jobs": [slow]},
+            {"key": "c", "pid": os.getpid(), "deadline_s": 10, "jobs": [fast, fast]},
+        ]}
+        replies: list[dict[str, object]] = []
+        pool.run_request(request, replies.append)
+    assert [r.get("key") for r in replies] == ["a", "b", "c", None]
+    assert replies[1]["deadline"] is True
+    assert len(replies[2]["results"]) == 2  # type: ignore[arg-type]
+
+
+def test_frames_round_trip() -> None:
+    """Length-prefixed frames; an empty frame reads as 'stop'."""
+    r, w = os.pipe()
+    try:
+        pool.write_frame(w, b'{"a": 1}')
+        pool.write_frame(w, b"")
+        assert pool.read_frame(r) == b'{"a": 1}'
+        assert pool.read_frame(r) is None
+    finally:
+        os.close(r)
+        os.close(w)

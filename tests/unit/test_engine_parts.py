@@ -33,7 +33,7 @@ def test_batch_deadline_grows_with_work() -> None:
     tcp = {"kind": "tcp", "host": "a", "port": 1, "timeout_s": 0.5, "retries": 1}
     http = {"kind": "http", "url": "http://a/", "samples": 10, "warmup": 0, "timeout_s": 1.0}
     one = jobs.batch_deadline_s([tcp], 64)
-    assert one == pytest.approx(1.0 + 1.0 + 1.0 + jobs.DEADLINE_SLACK_S)
+    assert one == pytest.approx(jobs.LOOKUP_BUDGET_S + 2 * 0.5 + 1.0 + jobs.DEADLINE_SLACK_S)
     assert jobs.batch_deadline_s([tcp] * 128, 64) > one
     assert jobs.batch_deadline_s([tcp, http], 64) > jobs.batch_deadline_s([http], 64) - 1
 

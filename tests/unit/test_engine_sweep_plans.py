@@ -79,18 +79,22 @@ def test_view_names_and_kinds() -> None:
     assert api.netkey == frozenset({"front", "back"})
 
 
-def test_plan_dns_asks_unknown_names_once_per_network_set() -> None:
-    """Known names per container; unknown ones once per network set; cached ones never."""
+def test_plan_dns_asks_forwarded_names_once() -> None:
+    """Known names per container; a forwarded name once, from the first container that does
+    not know it; cached ones never."""
     v = view()
     plan = dns.plan_dns(v, {})
     web_jobs = [j["name"] for j in plan.batches["a" * 64]]
     assert {"p_web_1", "web", "p_api_1", "api"} <= set(web_jobs)
-    assert {k[1] for k in plan.shared if k[0] == frozenset({"front"})} == {
-        "backend", "db", "job", "p_db_1", "p_job_1"}
+    forwarded = {k[1]: cid for k, (cid, _) in plan.shared.items()}
+    assert forwarded == {"backend": "a" * 64, "db": "a" * 64, "job": "a" * 64,
+                         "p_db_1": "a" * 64, "p_job_1": "a" * 64,  # unknown on front
+                         "web": "c" * 64, "p_web_1": "c" * 64}  # unknown on back
+    assert all(k[0] == dns.UPSTREAM for k in plan.shared)
+    assert [j["forwarded"] for j in plan.batches["a" * 64] if j["name"] == "db"] == [True]
     assert len(plan.batches["d" * 64]) == len(v.names)  # stopped: the engine answers NOT_FOUND
-    cached = {(frozenset({"front"}), n): nxdomain(n) for n in ("backend", "db", "job",
-                                                                 "p_db_1", "p_job_1")}
-    assert not [k for k in dns.plan_dns(v, cached).shared if k[0] == frozenset({"front"})]
+    cached = {(dns.UPSTREAM, n): nxdomain(n) for n in forwarded}
+    assert not dns.plan_dns(v, cached).shared
 
 
 def test_dns_rows_complete_and_cached() -> None:
@@ -123,7 +127,7 @@ def test_sweep_plan_and_rows() -> None:
     plist = reachability.target_ports(CONTAINERS)
     names = reachability.unknown_names(v, plist, {})
     cache = dns.shared_answers(names, answer_all(names.batches, {}), v)
-    assert (frozenset({"front"}), "db") in cache
+    assert (dns.UPSTREAM, "db") in cache
     plan = reachability.plan_sweep(v, plist, cache, 0.5)
     web_jobs = plan.batches["a" * 64]
     by_name = [j for j in web_jobs if j["host"] == "api"]
@@ -145,8 +149,8 @@ def test_unknown_name_answered_outside_the_project_is_not_probed() -> None:
     """A forwarded name that resolves to a foreign address is never connected to."""
     v = view()
     plist = reachability.target_ports(CONTAINERS)
-    cache = {(frozenset({"front"}), "db"): {**nxdomain("db"), "answers": ["93.184.216.34"],
-                                            "rcode": "NOERROR", "error_type": ""}}
+    cache = {(dns.UPSTREAM, "db"): {**nxdomain("db"), "answers": ["93.184.216.34"],
+                                    "rcode": "NOERROR", "error_type": ""}}
     plan = reachability.plan_sweep(v, plist, cache, 0.5)
     hosts = {j["host"] for jobs in plan.batches.values() for j in jobs}
     assert "93.184.216.34" not in hosts
@@ -202,8 +206,8 @@ def test_latency_needs_the_proxy_and_backend() -> None:
         latency.plan_probes(CONTAINERS, None, 5, 1, "frontend", "api", "/", None, None, False)
 
 
-def test_shared_queries_spread_and_go_first() -> None:
-    """Forwarded names rotate over a network set's first containers, which run first."""
+def test_forwarded_queries_go_first() -> None:
+    """Containers that ask forwarded names run in the first wave."""
     containers = to_frame("containers", [
         {"container_id": f"{i}" * 64, "name": f"p_s{i}_1", "service": f"s{i}",
          "state": "running", "exposed_ports": []} for i in range(1, 7)])
@@ -212,9 +216,20 @@ def test_shared_queries_spread_and_go_first() -> None:
          "ipv4": f"10.0.0.{i}", "aliases": [f"s{i}"], "dns_names": [f"p_s{i}_1", f"s{i}"]}
         for i in range(1, 7)])
     v = dns.NetworkView.from_frames(containers, endpoints)
-    plan = dns.plan_dns(v, {}, spread=2)
-    askers = {cid for (key, _), (cid, _) in plan.shared.items() if key == frozenset({"n1"})}
-    assert askers == {"1" * 64, "2" * 64}  # 6 names unknown on n1, asked by 2 of its 3
-    assert len([k for k in plan.shared if k[0] == frozenset({"n1"})]) == 6
-    first = list(plan.ordered())[:4]
-    assert set(first) == {"1" * 64, "2" * 64, "4" * 64, "5" * 64}
+    plan = dns.plan_dns(v, {})
+    askers = {cid for cid, _ in plan.shared.values()}
+    assert askers == {"1" * 64, "4" * 64}  # n2's names from s1, n1's from s4
+    assert len(plan.shared) == 12
+    assert set(list(plan.ordered())[:2]) == askers
+
+
+def test_merge_and_split_batches() -> None:
+    """Two plans share one run per container; the results go back to each plan."""
+    first = {"a": [{"n": 1}, {"n": 2}], "b": [{"n": 3}]}
+    second = {"a": [{"n": 4}], "c": [{"n": 5}]}
+    merged, offsets = reachability.merge_batches(first, second)
+    assert merged == {"a": [{"n": 1}, {"n": 2}, {"n": 4}], "b": [{"n": 3}], "c": [{"n": 5}]}
+    results = {cid: [dict(job, done=True) for job in jobs] for cid, jobs in merged.items()}
+    one, two = reachability.split_results(results, first, offsets)
+    assert [r["n"] for r in one["a"]] == [1, 2] and one["c"] == []
+    assert two == {"a": [{"n": 4, "done": True}], "c": [{"n": 5, "done": True}]}

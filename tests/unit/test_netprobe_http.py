@@ -167,7 +167,18 @@ def test_refused_is_connection_refused_and_breaker_stops() -> None:
     errors = res["errors"]
     assert isinstance(errors, list)
     assert [e["error_type"] for e in errors[:3]] == ["CONNECTION_REFUSED"] * 3
-    assert len(errors) == 4 and "circuit open" in errors[3]["error"]
+    assert len(errors) == 4 and "7 samples skipped: circuit open" in errors[3]["error"]
+    assert errors[3]["error_type"] == "CONNECTION_REFUSED"
+
+
+def test_failures_in_warm_up_still_say_why() -> None:
+    """When every warm-up request fails, the skipped samples carry the failure's type."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = run(f"http://127.0.0.1:{port}/", samples=5, warmup=3)
+    assert res["samples"] == [] and res["error_type"] == "CONNECTION_REFUSED"
+    assert "5 samples skipped" in str(res["error"])
 
 
 def test_silent_server_times_out() -> None:

@@ -26,6 +26,19 @@ RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
 MAX_PACKET = 4096
+#: first-attempt timeout of a lookup; each retry waits twice as long (0.25, 0.5, 1.0 s)
+LOOKUP_TIMEOUT_S = 0.25
+LOOKUP_RETRIES = 2
+
+
+def attempt_timeouts(first_s: float, retries: int) -> list[float]:
+    """Per-attempt timeouts, doubling: a lost UDP packet costs little, a slow server still
+    gets a long wait on the last try.
+
+    >>> attempt_timeouts(0.1, 2)
+    [0.1, 0.2, 0.4]
+    """
+    return [first_s * (2 ** i) for i in range(retries + 1)]
 
 
 class DnsFormatError(ValueError):
@@ -197,19 +210,23 @@ def resolve_sync(name: str, server: str, timeout_s: float) -> tuple[list[str], f
     if is_ip(name):
         return [name], 0.0
     start = time.perf_counter()
-    if not server:
+    if not server:  # the system resolver (host probes)
         try:
             infos = socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise DnsFailure(name, "NXDOMAIN", exc.strerror or "") from exc
         return sorted({str(i[4][0]) for i in infos}), (time.perf_counter() - start) * 1000
-    try:
-        answer, ms = query_sync(name, server, timeout_s)
-    except TimeoutError:
-        raise DnsFailure(name, "TIMEOUT", f"no answer from {server}") from None
-    except ConnectionRefusedError:
-        raise DnsFailure(name, "ERROR", f"no resolver at {server}") from None
-    return addresses_or_raise(name, answer), ms
+    waited = 0.0
+    for attempt_s in attempt_timeouts(min(timeout_s, LOOKUP_TIMEOUT_S), LOOKUP_RETRIES):
+        try:
+            answer, ms = query_sync(name, server, attempt_s)
+        except TimeoutError:
+            waited += attempt_s * 1000
+            continue
+        except ConnectionRefusedError:
+            raise DnsFailure(name, "ERROR", f"no resolver at {server}") from None
+        return addresses_or_raise(name, answer), waited + ms
+    raise DnsFailure(name, "TIMEOUT", f"no answer from {server}")
 
 
 def is_ip(text: str) -> bool:

@@ -175,7 +175,6 @@ class Session:
         try:
             sock.settimeout(self.timeout_s)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            t_dns = time.perf_counter()  # the connect interval starts here, as curl's does
             sock.connect((self.ip, self.port))
         except OSError:
             sock.close()
@@ -223,18 +222,23 @@ def http_job(job: Job, breaker: Breaker) -> Result:
         res["error_type"], res["error"] = "", str(exc)
         return res
     key = f"{session.parts.hostname}:{session.port}"
+    total = res["warmup"] + int(job.get("samples", 20))
+    last = {"error_type": "", "error": ""}
     try:
-        for i in range(res["warmup"] + int(job.get("samples", 20))):
+        for i in range(total):
             if breaker.is_open(key):
-                res["errors"].append({"error_type": "", "error": f"skipped: {breaker.note(key)}"})
+                left = min(total - i, total - res["warmup"])
+                res["errors"].append({"error_type": last["error_type"], "error": (
+                    f"{left} samples skipped: {breaker.note(key)}; last: {last['error']}")})
                 break
             try:
                 sample = session.sample()
             except (OSError, HttpFormatError, DnsFailure, ProxyError, ssl.SSLError) as exc:
                 session.close()
                 breaker.record(key, ok=False)
+                last = _error(exc)
                 if i >= res["warmup"]:
-                    res["errors"].append(_error(exc))
+                    res["errors"].append(last)
                 continue
             breaker.record(key, ok=True)
             if i >= res["warmup"]:

@@ -1,45 +1,49 @@
-"""A small fork server: one forked worker per container network namespace (setns method).
+"""A small fork server for the setns method: forked workers probe inside container netns.
 
 Runs in a fresh, small interpreter started by :mod:`revivadiag.engine.setns` (forking the
-caller itself, a process holding pandas and friends, costs ~10-100 ms a fork; forking this
-one costs well under one). Standard library only.
+caller itself, a process holding pandas and friends, costs far more). Standard library only.
 
-Protocol, one JSON object per line. Request on stdin::
+Protocol with the caller, one JSON object per line. Request on stdin::
 
-    {"id": 1, "workers": 8, "concurrency": 64, "dns_concurrency": 4,
+    {"id": 1, "workers": 16, "concurrency": 64, "dns_concurrency": 2,
      "targets": [{"key": "3f2a...", "pid": 4242, "deadline_s": 6.5, "jobs": [...]}]}
 
-Replies on stdout: one line per target as soon as its worker ends, then a closing line::
+Replies on stdout: one line per target as soon as it is done, then a closing line::
 
     {"id": 1, "key": "3f2a...", "results": [...]}
     {"id": 1, "key": "...", "error": "...", "errno": 2}      (setns failed: process gone)
     {"id": 1, "key": "...", "deadline": true}                (worker killed at its deadline)
     {"id": 1, "done": true}
 
-Each worker enters ``/proc/<pid>/ns/net`` with ``setns`` (libc via ctypes: Python 3.11 has
-no ``os.setns``), runs :func:`run_batch` and writes its results to a pipe. At most
-``workers`` are in flight; a worker past its deadline is killed by its PID. Workers die with
-this server (``PR_SET_PDEATHSIG``).
+Up to ``workers`` workers are forked per request; each takes targets one after the other
+(a fork and its copy-on-write faults cost ~5 ms here, a ``setns`` well under one): it
+enters ``/proc/<pid>/ns/net`` with ``setns`` (libc via ctypes: Python 3.11 has no
+``os.setns``) and runs :func:`run_batch` on a fresh event loop, whose threads (HTTP and
+PostgreSQL jobs) are created after the ``setns`` and gone before the next target. A worker
+past its target's deadline is killed by its PID and replaced. Workers die with this server
+(``PR_SET_PDEATHSIG``). Worker <-> server messages are length-prefixed JSON on pipes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import json
 import os
 import selectors
 import signal
+import struct
 import sys
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any, TextIO
 
 from .batch import run_batch
 
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
+_LEN = struct.Struct("!I")
 Reply = Callable[[dict[str, Any]], None]
 
 
@@ -55,101 +59,162 @@ def enter_netns(pid: int) -> None:
         os.close(fd)
 
 
-def _child(write_fd: int, target: dict[str, Any], request: dict[str, Any]) -> None:
-    """Body of a forked worker: never returns."""
+def probe(target: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """Enter the target's netns and run its jobs: the reply payload (never raises)."""
     try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        asyncio.events._set_running_loop(None)
-        try:
-            enter_netns(int(target["pid"]))
-            payload: dict[str, Any] = {"results": run_batch(
-                target["jobs"], int(request.get("concurrency", 64)),
-                int(request.get("dns_concurrency", 8)))}
-        except OSError as exc:
-            payload = {"error": str(exc), "errno": exc.errno}
-        except BaseException as exc:
-            payload = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-        view = memoryview(json.dumps(payload).encode())
-        while view:
-            view = view[os.write(write_fd, view):]
+        enter_netns(int(target["pid"]))
+        return {"results": run_batch(target["jobs"], int(request.get("concurrency", 64)),
+                                     int(request.get("dns_concurrency", 8)))}
+    except OSError as exc:
+        return {"error": str(exc), "errno": exc.errno}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def write_frame(fd: int, payload: bytes) -> None:
+    """A length-prefixed frame; an empty one means 'no more work'."""
+    view = memoryview(_LEN.pack(len(payload)) + payload)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def read_frame(fd: int) -> bytes | None:
+    """The next frame (blocking), or None at end of file or an empty frame."""
+    def exactly(n: int) -> bytes | None:
+        data = b""
+        while len(data) < n:
+            chunk = os.read(fd, n - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+    head = exactly(_LEN.size)
+    if not head or not (size := _LEN.unpack(head)[0]):
+        return None
+    return exactly(size)
+
+
+def _worker(cmd_fd: int, out_fd: int, request: dict[str, Any]) -> None:
+    """Body of a forked worker: targets in, payloads out, until told to stop. Never returns."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        asyncio.events._set_running_loop(None)  # a parent's running loop must not leak
+        while (frame := read_frame(cmd_fd)) is not None:
+            write_frame(out_fd, json.dumps(probe(json.loads(frame), request)).encode())
     finally:
         os._exit(0)
 
 
 class Worker:
-    """A forked child: its pid, the read end of its pipe, its deadline, what it sent."""
+    """A forked child, its two pipes, its current target and that target's deadline."""
 
-    def __init__(self, target: dict[str, Any], pid: int, fd: int, deadline: float) -> None:
-        self.target, self.pid, self.fd, self.deadline = target, pid, fd, deadline
-        self.chunks: list[bytes] = []
+    def __init__(self, request: dict[str, Any]) -> None:
+        cmd_r, cmd_w = os.pipe()
+        out_r, out_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(cmd_w)
+            os.close(out_r)
+            _worker(cmd_r, out_w, request)
+        os.close(cmd_r)
+        os.close(out_w)
+        self.pid, self.cmd, self.out = pid, cmd_w, out_r
+        self.target: dict[str, Any] | None = None
+        self.deadline = float("inf")
+        self.buffer = b""
 
+    def assign(self, target: dict[str, Any]) -> None:
+        self.target = target
+        self.deadline = time.monotonic() + float(target.get("deadline_s", 30))
+        write_frame(self.cmd, json.dumps(target).encode())
 
-def spawn(target: dict[str, Any], request: dict[str, Any]) -> Worker:
-    """Fork a worker for one target."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _child(write_fd, target, request)
-    os.close(write_fd)
-    return Worker(target, pid, read_fd, time.monotonic() + float(target.get("deadline_s", 30)))
+    def payload(self) -> dict[str, Any] | None:
+        """The reply once a whole frame has arrived."""
+        if len(self.buffer) < _LEN.size:
+            return None
+        size = _LEN.unpack(self.buffer[:_LEN.size])[0]
+        if len(self.buffer) < _LEN.size + size:
+            return None
+        raw, self.buffer = self.buffer[_LEN.size:_LEN.size + size], self.buffer[_LEN.size + size:]
+        self.target, self.deadline = None, float("inf")
+        try:
+            answer: dict[str, Any] = json.loads(raw)
+        except ValueError:
+            return {"error": "worker output was not JSON"}
+        return answer
 
-
-def reap(worker: Worker, kill: bool) -> None:
-    """Kill (when asked) and wait for our own child; close its pipe."""
-    if kill:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(worker.pid, signal.SIGKILL)
-    os.waitpid(worker.pid, 0)
-    os.close(worker.fd)
+    def stop(self, kill: bool) -> None:
+        """End our own child: politely (empty frame) or by its PID; wait for it."""
+        if kill:
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        else:
+            with suppress(OSError):
+                write_frame(self.cmd, b"")
+        os.waitpid(self.pid, 0)
+        os.close(self.cmd)
+        os.close(self.out)
 
 
 def run_request(request: dict[str, Any], reply: Reply) -> None:
-    """Fork workers for every target (bounded), reply per target, then ``done``."""
+    """Probe every target with at most ``workers`` workers; reply per target, then done."""
     rid = request.get("id")
     pending = list(reversed(request.get("targets", [])))
-    running: dict[int, Worker] = {}
+    wanted = min(max(1, int(request.get("workers", 8))), len(pending))
+    workers: dict[int, Worker] = {}
     sel = selectors.DefaultSelector()
+
+    def hire() -> None:
+        worker = Worker(request)
+        workers[worker.out] = worker
+        sel.register(worker.out, selectors.EVENT_READ)
+        worker.assign(pending.pop())
+
+    def fire(worker: Worker, kill: bool) -> None:
+        sel.unregister(worker.out)
+        del workers[worker.out]
+        worker.stop(kill)
+
     try:
-        while pending or running:
-            while pending and len(running) < max(1, int(request.get("workers", 8))):
-                worker = spawn(pending.pop(), request)
-                running[worker.fd] = worker
-                sel.register(worker.fd, selectors.EVENT_READ)
-            timeout = max(0.0, min(w.deadline for w in running.values()) - time.monotonic())
-            for key, _ in sel.select(timeout):
-                worker = running[int(key.fd)]  # type: ignore[arg-type]
-                data = os.read(worker.fd, 1 << 16)
-                if data:
-                    worker.chunks.append(data)
-                    continue
-                sel.unregister(worker.fd)
-                del running[worker.fd]
-                reap(worker, kill=False)
-                reply({"id": rid, "key": worker.target["key"], **_payload(worker.chunks)})
-            now = time.monotonic()
-            for worker in [w for w in running.values() if w.deadline <= now]:
-                sel.unregister(worker.fd)
-                del running[worker.fd]
-                reap(worker, kill=True)
+        while pending and len(workers) < wanted:
+            hire()
+        while workers:
+            _pump(sel, workers, pending, reply, rid, fire)
+            for worker in [w for w in workers.values() if w.deadline <= time.monotonic()]:
+                assert worker.target is not None
                 reply({"id": rid, "key": worker.target["key"], "deadline": True})
+                fire(worker, kill=True)
+                if pending:
+                    hire()
     finally:
-        for worker in running.values():
-            reap(worker, kill=True)
+        for worker in list(workers.values()):
+            fire(worker, kill=True)
         sel.close()
     reply({"id": rid, "done": True})
 
 
-def _payload(chunks: list[bytes]) -> dict[str, Any]:
-    raw = b"".join(chunks)
-    if not raw:
-        return {"error": "worker exited without output"}
-    try:
-        payload: dict[str, Any] = json.loads(raw)
-    except ValueError:
-        return {"error": "worker output was not JSON"}
-    return payload
+def _pump(sel: selectors.BaseSelector, workers: dict[int, Worker], pending: list[Any],
+          reply: Reply, rid: Any, fire: Callable[[Worker, bool], None]) -> None:
+    """Wait for output (or the nearest deadline); hand out the next target or stop."""
+    nearest = min(w.deadline for w in workers.values())
+    for key, _ in sel.select(max(0.0, min(nearest - time.monotonic(), 3600.0))):
+        worker = workers[int(key.fd)]  # type: ignore[arg-type]
+        data = os.read(worker.out, 1 << 16)
+        if not data:  # it died: report its target, do not reuse it
+            if worker.target is not None:
+                reply({"id": rid, "key": worker.target["key"], "error": "worker died"})
+            fire(worker, True)
+            continue
+        worker.buffer += data
+        target = worker.target
+        answer = worker.payload()
+        if answer is None or target is None:
+            continue
+        reply({"id": rid, "key": target["key"], **answer})
+        if pending:
+            worker.assign(pending.pop())
+        else:
+            fire(worker, False)
 
 
 def serve(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from .context import Context, backoff_delays
-from .dnswire import DnsFormatError
+from .dnswire import LOOKUP_RETRIES, LOOKUP_TIMEOUT_S, DnsFormatError
 from .outcomes import (
     CONNECTION_REFUSED,
     DNS_RESOLUTION_FAILED,
@@ -21,7 +21,7 @@ from .outcomes import (
 
 DOCKER_DNS = "127.0.0.11"
 DEFAULT_TCP_TIMEOUT_S = 0.5
-DEFAULT_DNS_TIMEOUT_S = 1.0
+DEFAULT_DNS_TIMEOUT_S = LOOKUP_TIMEOUT_S
 DEFAULT_BACKOFF_S = 0.05
 
 Job = dict[str, Any]
@@ -42,33 +42,13 @@ def pick_address(addresses: list[str], preferred: list[str]) -> str:
 
 
 async def dns_job(job: Job, ctx: Context) -> Result:
-    """One A query of ``name`` at ``server``; retried on timeout."""
+    """One A query of ``name`` at ``server``; retried on timeout with doubling timeouts."""
     name, server = str(job["name"]), server_of(job)
-    timeout_s = float(job.get("timeout_s", DEFAULT_DNS_TIMEOUT_S))
-    retries = int(job.get("retries", 1))
-    res: Result = {"kind": "dns", "name": name, "server": server, "answers": [], "rcode": "",
-                   "latency_ms": None, "attempts": 0, "error_type": "", "error": ""}
-    waited_ms = 0.0  # time spent in timed-out attempts (not in the queue for a DNS slot)
-    for _ in range(retries + 1):
-        res["attempts"] += 1
-        try:
-            answers, rcode, ms = await ctx.ask(name, server, timeout_s)
-        except TimeoutError:
-            waited_ms += timeout_s * 1000
-            res.update(rcode="TIMEOUT", error=f"no answer from {server} within {timeout_s}s")
-            continue
-        except (DnsFormatError, ValueError) as exc:
-            res.update(rcode="ERROR", error=f"bad name: {exc}")
-            break
-        except OSError as exc:
-            res.update(rcode="ERROR", error=f"resolver {server}: {classify_exception(exc)[2]}")
-            break
-        res.update(answers=answers, rcode=rcode, latency_ms=round(ms, 3), error="")
-        break
-    if res["latency_ms"] is None:
-        res["latency_ms"] = round(waited_ms, 3)
-    elif waited_ms:
-        res["latency_ms"] = round(waited_ms + res["latency_ms"], 3)
+    found = await ctx.ask(name, server, float(job.get("timeout_s", DEFAULT_DNS_TIMEOUT_S)),
+                          int(job.get("retries", LOOKUP_RETRIES)), bool(job.get("forwarded")))
+    res: Result = {"kind": "dns", "name": name, "server": server, "answers": found.answers,
+                   "rcode": found.rcode, "latency_ms": round(found.latency_ms, 3),
+                   "attempts": found.attempts, "error_type": "", "error": found.error}
     res["error_type"] = classify_rcode(res["rcode"], res["answers"])
     if res["error_type"] and not res["error"]:
         suffix = " (no A record)" if res["rcode"] == "NOERROR" else ""

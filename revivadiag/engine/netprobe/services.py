@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from .context import Context
-from .dnswire import resolve_sync
+from .dnswire import LOOKUP_TIMEOUT_S, resolve_sync
 from .outcomes import (
     CONNECTION_REFUSED,
     DNS_RESOLUTION_FAILED,
@@ -113,7 +113,7 @@ async def redis_job(job: Job, ctx: Context) -> Result:
     timeout_s = float(job.get("timeout_s", DEFAULT_SERVICE_TIMEOUT_S))
     start = time.perf_counter()
     try:
-        addresses, _ms = await ctx.resolve(res["host"], server_of(job), timeout_s)
+        addresses, _ms = await ctx.resolve(res["host"], server_of(job), LOOKUP_TIMEOUT_S)
         res["ip"] = addresses[0]
         reply = await asyncio.wait_for(_auth_ping(res["ip"], res["port"], job, password), timeout_s)
         res["ok"] = reply == "+PONG"
