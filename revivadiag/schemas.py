@@ -136,9 +136,10 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("query", STR, "name asked"),
             ("query_kind", STR, "container_name, service, alias or other"),
             ("answers", LIST, "A records returned (list of str)"),
-            ("rcode", STR, "NOERROR, NXDOMAIN, SERVFAIL, TIMEOUT, ERROR"),
+            ("rcode", STR, "NOERROR, NXDOMAIN, SERVFAIL, TIMEOUT, ERROR, or NOT_ASKED "
+                           "(a name Docker would forward upstream, over the budget)"),
             ("latency_ms", FLOAT, "query round trip"),
-            ("method", STR, "setns, sidecar or exec"),
+            ("method", STR, "setns, sidecar or exec; api for a NOT_ASKED row"),
             ("error_type", STR, "a NetworkErrorType when the name did not resolve"),
             ("error", STR, "what went wrong, short (empty when it resolved)"),
             ("from_cache", BOOL, "a name Docker forwards upstream is asked once per run; true "

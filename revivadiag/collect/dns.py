@@ -50,6 +50,11 @@ DNS_RETRIES = 2
 #: late: so the first try gives up early, later ones wait longer: 0.05, 0.1, 0.2, 0.4, 0.8 s
 FORWARDED_TIMEOUT_S = 0.05
 FORWARDED_RETRIES = 4
+#: at most this many distinct names are forwarded to the upstream DNS server per run (per
+#: ProbeEngine). The Docker API already shows that such a name is on none of the source's
+#: networks; past the budget the name is not asked, and its rows say so (rcode NOT_ASKED).
+FORWARDED_BUDGET = 16
+NOT_ASKED = "NOT_ASKED"
 NetKey = frozenset[str]
 
 
@@ -155,11 +160,22 @@ class DnsPlan:
 
     batches: dict[str, list[Job]] = field(default_factory=dict)
     shared: dict[tuple[NetKey, str], tuple[str, int]] = field(default_factory=dict)
+    #: forwarded queries this plan may still make (see FORWARDED_BUDGET)
+    budget: int = FORWARDED_BUDGET
+    #: forwarded names over the budget: not asked, with the result their rows carry
+    skipped: dict[tuple[NetKey, str], Result] = field(default_factory=dict)
 
     def ask_once(self, source: Member, name: str) -> None:
-        """Plan the one forwarded query of ``name`` (from ``source``) unless planned."""
-        if forwarded_key(source, name) not in self.shared:
+        """Plan the one forwarded query of ``name`` (from ``source``) unless planned; past
+        the budget, record it as not asked instead."""
+        key = forwarded_key(source, name)
+        if key in self.shared or key in self.skipped:
+            return
+        if self.budget > 0:
+            self.budget -= 1
             self.add(source, name, shared=True)
+        else:
+            self.skipped[key] = not_asked(name)
 
     def ordered(self) -> dict[str, list[Job]]:
         """The batches, containers holding shared (slow, forwarded) queries first."""
@@ -174,20 +190,41 @@ class DnsPlan:
                      "retries": FORWARDED_RETRIES if shared else DNS_RETRIES})
 
 
+def not_asked(name: str) -> Result:
+    """The result recorded for a forwarded name over the budget (no query was sent)."""
+    return {"kind": "dns", "name": name, "answers": [], "rcode": NOT_ASKED, "latency_ms": None,
+            "error_type": "", "method": "api",
+            "error": (f"on none of this container's networks (Docker API), so Docker would forward "
+                      f"it to the host's DNS; not asked: forwarded lookups are capped at "
+                      f"{FORWARDED_BUDGET} names per snapshot")}
+
+
+def forwarded_budget(cache: Mapping[tuple[NetKey, str], Result]) -> int:
+    """How many forwarded queries are left this run, given what the cache already holds."""
+    asked = sum(1 for (key, _), res in cache.items()
+                if key == UPSTREAM and res.get("rcode") != NOT_ASKED)
+    return max(0, FORWARDED_BUDGET - asked)
+
+
 def slow_first(batches: Mapping[str, list[Job]], slow: set[str]) -> dict[str, list[Job]]:
     """``batches`` reordered so that the containers in ``slow`` start in the first wave."""
     return {k: batches[k] for k in sorted(batches, key=lambda k: k not in slow)}
 
 
 def plan_dns(view: NetworkView, cache: Mapping[tuple[NetKey, str], Result]) -> DnsPlan:
-    """Per-container queries of known names; one query of each forwarded one."""
-    plan = DnsPlan()
+    """Per-container queries of known names; one query of each forwarded one (within the
+    run's budget of forwarded lookups)."""
+    plan = DnsPlan(budget=forwarded_budget(cache))
+    forwarded: list[tuple[Member, str]] = []
     for source in view.members:
         for name in view.names:
             if not source.running or view.knows(source, name):
                 plan.add(source, name, shared=False)
             elif forwarded_key(source, name) not in cache:
-                plan.ask_once(source, name)
+                forwarded.append((source, name))
+    # service names first: they are what a misconfigured client would ask for
+    for source, name in sorted(forwarded, key=lambda sn: (view.names[sn[1]] != "service", sn[1])):
+        plan.ask_once(source, name)
     return plan
 
 
@@ -243,6 +280,7 @@ def resolve_shared(engine: Any, view: NetworkView, plan: DnsPlan,
     results: dict[str, list[Result]] = (
         engine.run(plan.ordered(), progress, known=view.known()) if plan.batches else {})
     engine.name_cache.update(shared_answers(plan, results, view))
+    engine.name_cache.update(plan.skipped)
     return results
 
 

@@ -30,11 +30,13 @@ from typing import Any
 import pandas as pd
 
 from revivadiag.collect.dns import (
+    NOT_ASKED,
     DnsPlan,
     Member,
     NetKey,
     NetworkView,
     dns_rows,
+    forwarded_budget,
     forwarded_key,
     known_answers,
     plan_dns,
@@ -109,7 +111,7 @@ class SweepPlan:
 def unknown_names(view: NetworkView, ports: Mapping[str, list[int]],
                   cache: Mapping[tuple[NetKey, str], Result]) -> DnsPlan:
     """DNS jobs for target names unknown on a source's networks and not yet cached."""
-    plan = DnsPlan()
+    plan = DnsPlan(budget=forwarded_budget(cache))
     for source in view.members:
         if not source.running:
             continue
@@ -194,7 +196,9 @@ def cell_row(cell: Cell, plan: SweepPlan, results: Mapping[str, Sequence[Result]
         return row
     answer = cache.get(forwarded_key(cell.source, host_of(cell.target)), {})
     outcome = "unresolvable" if not answer.get("answers") else "error"
-    why = (f"{host_of(cell.target)}: {answer.get('rcode') or 'not asked'} at the source's resolver"
+    rcode = answer.get("rcode") or NOT_ASKED
+    why = ((f"{host_of(cell.target)}: {rcode} at the source's resolver" if rcode != NOT_ASKED
+            else f"{host_of(cell.target)}: on none of the source's networks (not asked upstream)")
            if outcome == "unresolvable" else
            f"{host_of(cell.target)} resolved to {', '.join(answer['answers'])}, not a project "
            "address: not probed")
@@ -276,6 +280,7 @@ def collect_sweep(engine: Any, containers: pd.DataFrame, endpoints: pd.DataFrame
                if batches else {})
     dres, sres = split_results(results, dplan.batches, offsets)
     engine.name_cache.update(shared_answers(dplan, dres, view))
+    engine.name_cache.update(dplan.skipped)
     for key, res in known_answers(view, dplan, dres).items():
         engine.name_cache.setdefault(key, res)
     rows = _sweep_rows(engine, view, splan, sres, timeout_s, progress)

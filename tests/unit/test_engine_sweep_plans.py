@@ -233,3 +233,26 @@ def test_merge_and_split_batches() -> None:
     one, two = reachability.split_results(results, first, offsets)
     assert [r["n"] for r in one["a"]] == [1, 2] and one["c"] == []
     assert two == {"a": [{"n": 4, "done": True}], "c": [{"n": 5, "done": True}]}
+
+
+def test_forwarded_lookups_stay_within_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the budget a forwarded name is not asked: its rows say NOT_ASKED, method api,
+    and the reachability sweep reports the pair unresolvable without asking again."""
+    monkeypatch.setattr(dns, "FORWARDED_BUDGET", 3)
+    v = view()
+    plan = dns.plan_dns(v, {})
+    assert len(plan.shared) == 3
+    assert len(plan.skipped) == 4  # seven names are forwarded in all (see above)
+    assert set(plan.shared).isdisjoint(plan.skipped)
+    # services are asked first: they are the names a misconfigured client would use
+    assert {k[1] for k in plan.shared} == {"db", "job", "web"}
+    results = answer_all(plan.batches, {})
+    cache = {**dns.shared_answers(plan, results, v), **plan.skipped}
+    frame = to_frame("dns", dns.dns_rows(v, plan, results, cache))
+    validate("dns", frame)
+    assert len(frame) == len(v.members) * len(v.names)
+    skipped = frame[frame.rcode == dns.NOT_ASKED]
+    assert set(skipped["query"]) == {"backend", "p_db_1", "p_job_1", "p_web_1"}
+    assert set(skipped["method"]) == {"api"}
+    assert dns.forwarded_budget(cache) == 0
+    assert not reachability.unknown_names(v, {"p_db_1": [5432]}, cache).shared
