@@ -104,11 +104,35 @@ def published(ports: pd.DataFrame | None, container: str, port: int) -> int | No
     return None
 
 
+#: a proxy that answers these instead of the backend failed as a proxy (the seed's PROXY_ERROR)
+PROXY_STATUSES = frozenset({502, 503, 504})
+
+
+def status_failure(path: str, status: Any) -> tuple[str, str]:
+    """(error_type, error) of a sample by its HTTP status: an error answer (4xx/5xx, e.g. a
+    proxy's 429 rate limit) is a failed sample, not a latency figure.
+
+    >>> status_failure("proxy", 200), status_failure("proxy", 502), status_failure("direct", 429)
+    (('', ''), ('PROXY_ERROR', 'HTTP 502'), ('', 'HTTP 429'))
+    """
+    try:
+        code = int(status)
+    except (TypeError, ValueError):
+        return "", ""
+    if code < 400:
+        return "", ""
+    etype = "PROXY_ERROR" if path == "proxy" and code in PROXY_STATUSES else ""
+    return etype, f"HTTP {code}"
+
+
 def sample_rows(probe: Probe, result: Result) -> list[dict[str, Any]]:
     """One row per successful or failed sample of one probe."""
-    rows = [{"path": probe.path, "source": probe.source, "url": probe.url, "sample": i,
-             "method": result.get("method", ""), "error_type": "", "error": "", **s}
-            for i, s in enumerate(result.get("samples") or [])]
+    rows = []
+    for i, s in enumerate(result.get("samples") or []):
+        etype, error = status_failure(probe.path, s.get("status"))
+        rows.append({"path": probe.path, "source": probe.source, "url": probe.url, "sample": i,
+                     "method": result.get("method", ""), **s,
+                     "error_type": etype, "error": error})
     for err in result.get("errors") or []:
         rows.append({"path": probe.path, "source": probe.source, "url": probe.url,
                      "sample": len(rows), "method": result.get("method", ""),
@@ -120,9 +144,12 @@ def summarize_samples(samples: pd.DataFrame) -> pd.DataFrame:
     """The ``latency`` frame: per (path, source, url) and phase, percentiles of good samples."""
     rows: list[dict[str, Any]] = []
     for (path, source, url), group in samples.groupby(["path", "source", "url"], sort=False):
-        good = group[group["error_type"].fillna("").eq("") & group["total_ms"].notna()]
+        good = group[group["error_type"].fillna("").eq("") & group["error"].fillna("").eq("")
+                     & group["total_ms"].notna()]
         bad = group.drop(good.index)
-        etype = str(bad["error_type"].mode().iloc[0]) if not bad.empty else ""
+        typed = bad["error_type"].fillna("")
+        typed = typed[typed.ne("")]
+        etype = str(typed.mode().iloc[0]) if not typed.empty else ""
         for phase in PHASES:
             values = pd.to_numeric(good[f"{phase}_ms"], errors="coerce").dropna()
             rows.append({"path": path, "source": source, "url": url, "phase": phase,
@@ -211,7 +238,7 @@ def collect_latency(engine: Any, containers: pd.DataFrame, ports: pd.DataFrame |
 
 def proxy_overhead_ms(samples: pd.DataFrame, source: str | None = None) -> float | None:
     """Median total through the proxy minus median total direct (same source), in ms."""
-    good = samples[samples["error_type"].fillna("").eq("")]
+    good = samples[samples["error_type"].fillna("").eq("") & samples["error"].fillna("").eq("")]
     if source is not None:
         good = good[good["source"] == source]
     medians: Sequence[float] = [good[good["path"] == p]["total_ms"].median()

@@ -256,3 +256,20 @@ def test_forwarded_lookups_stay_within_the_budget(monkeypatch: pytest.MonkeyPatc
     assert set(skipped["method"]) == {"api"}
     assert dns.forwarded_budget(cache) == 0
     assert not reachability.unknown_names(v, {"p_db_1": [5432]}, cache).shared
+
+
+def test_error_statuses_are_failed_samples_not_latency() -> None:
+    """A 429 from a rate-limiting proxy or a 502 is a failed sample: it leaves the
+    percentiles and the proxy overhead, and a 502 through the proxy is a PROXY_ERROR."""
+    probe = latency.Probe("proxy", "f", "http://127.0.0.1:3010/api/health", {})
+    result = {"method": "setns", "samples": [
+        {"dns_ms": 0.0, "connect_ms": 0.1, "first_byte_ms": 2.0, "total_ms": 2.1, "status": 200},
+        {"dns_ms": 0.0, "connect_ms": 0.1, "first_byte_ms": 0.3, "total_ms": 0.4, "status": 429},
+        {"dns_ms": 0.0, "connect_ms": 0.1, "first_byte_ms": 0.5, "total_ms": 0.6, "status": 502},
+    ]}
+    rows = pd.DataFrame(latency.sample_rows(probe, result))
+    assert list(rows["error"]) == ["", "HTTP 429", "HTTP 502"]
+    assert list(rows["error_type"]) == ["", "", "PROXY_ERROR"]
+    total = latency.summarize_samples(rows).query("phase == 'total'").iloc[0]
+    assert (total.samples, total.errors, total.error_type) == (1, 2, "PROXY_ERROR")
+    assert total.p50_ms == pytest.approx(2.1)

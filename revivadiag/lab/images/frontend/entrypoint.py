@@ -83,7 +83,7 @@ def render_conf(env, mode):
     values = {
         "BACKEND_HOST": env.get("BACKEND_HOST", ""),
         "RATE_LIMIT_RPS": env.get("RATE_LIMIT_RPS", "30"),
-        "RATE_LIMIT_BURST": env.get("RATE_LIMIT_BURST", "20"),
+        "RATE_LIMIT_BURST": env.get("RATE_LIMIT_BURST", "30"),
     }
     with open(f"{TEMPLATES}/nginx-{mode}.conf.tmpl", encoding="utf-8") as fh:
         write(CONF, render(fh.read(), values))
