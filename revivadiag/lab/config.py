@@ -153,7 +153,8 @@ class LabConfig:
         """Docker network names of this instance."""
         if self.variant == "current":
             return (f"{self.prefix}_network",)
-        return (f"{self.prefix}_frontend_net", f"{self.prefix}_backend_net")
+        return (f"{self.prefix}_frontend_net", f"{self.prefix}_backend_net",
+                f"{self.prefix}_cache_net")
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able form (kept in the instance state file)."""

@@ -67,14 +67,15 @@ def test_current_is_one_flat_network(engine: docker.DockerClient, lab_current: L
 
 
 def test_target_splits_networks(engine: docker.DockerClient, lab_target: LabInstance) -> None:
-    """target: frontend_net holds frontend+backend, backend_net holds backend+database+redis."""
+    """target: frontend_net holds frontend+backend, backend_net backend+database, cache_net
+    backend+redis."""
     p = lab_target.prefix
-    front, back = f"{p}_frontend_net", f"{p}_backend_net"
+    front, back, cache = f"{p}_frontend_net", f"{p}_backend_net", f"{p}_cache_net"
     assert _networks(engine, lab_target) == {
         f"{p}_frontend": {front},
-        f"{p}_backend": {front, back},
+        f"{p}_backend": {front, back, cache},
         f"{p}_database": {back},
-        f"{p}_redis": {back},
+        f"{p}_redis": {cache},
     }
 
 
@@ -95,7 +96,7 @@ def test_target_frontend_cannot_reach_database_or_redis(
     p = lab_target.prefix
     frontend = lab_target.containers["frontend"]
     db_ip = network_ip(engine, lab_target.containers["database"], f"{p}_backend_net")
-    redis_ip = network_ip(engine, lab_target.containers["redis"], f"{p}_backend_net")
+    redis_ip = network_ip(engine, lab_target.containers["redis"], f"{p}_cache_net")
     assert nc(frontend, lab_target.containers["backend"], 3011) == 0
     assert nc(frontend, lab_target.containers["database"], 5432) != 0
     assert nc(frontend, db_ip, 5432) != 0

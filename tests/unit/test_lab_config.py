@@ -37,10 +37,11 @@ def test_published_services(variant: str, profile: str, published: tuple[str, ..
 
 @pytest.mark.parametrize(
     ("variant", "networks"),
-    [("current", ("x_network",)), ("target", ("x_frontend_net", "x_backend_net"))],
+    [("current", ("x_network",)),
+     ("target", ("x_frontend_net", "x_backend_net", "x_cache_net"))],
 )
 def test_networks(variant: str, networks: tuple[str, ...]) -> None:
-    """One flat network in current, frontend and backend networks in target."""
+    """One flat network in current; frontend, backend and cache networks in target."""
     assert LabConfig(prefix="x", variant=variant).networks == networks
 
 

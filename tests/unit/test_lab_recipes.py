@@ -65,11 +65,12 @@ def test_ports_bind_loopback_and_target_base_publishes_only_the_frontend() -> No
 
 
 def test_target_networks_isolate_the_data_tier() -> None:
-    """In target the frontend is only on frontend_net; database and Redis only on backend_net."""
+    """In target the frontend is only on frontend_net; the database only on backend_net and
+    Redis only on cache_net, so neither reaches the other; the backend is on all three."""
     services = load("target.yml")["services"]
     assert {s: sorted(services[s]["networks"]) for s in services} == {
-        "frontend": ["frontend_net"], "backend": ["backend_net", "frontend_net"],
-        "database": ["backend_net"], "redis": ["backend_net"]}
+        "frontend": ["frontend_net"], "backend": ["backend_net", "cache_net", "frontend_net"],
+        "database": ["backend_net"], "redis": ["cache_net"]}
 
 
 def test_no_secret_or_mirror_is_written_in_the_lab() -> None:

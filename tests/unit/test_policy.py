@@ -183,7 +183,7 @@ def test_compare_builds_the_violations_frame(seed: Policy) -> None:
         ("frontend", "redis", "refused_not_dropped", "warning"),
         ("frontend", "backend", "blocked", "error"),
         ("backend", "database", "ok", ""),
-        ("database", "redis", "violation", "warning"),  # the seed matrix's soft deny
+        ("database", "redis", "violation", "error"),
     ]
     first = v.iloc[0]["evidence"]
     assert "p_frontend -> database (10.0.0.3:5432): open in 0.21 ms via setns" in first

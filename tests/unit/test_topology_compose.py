@@ -86,10 +86,13 @@ def test_lab_target_declared_graph_with_inferred_ports() -> None:
     env = {"LAB_PREFIX": "demo", "FRONTEND_HOST_PORT": "13010", "BACKEND_HOST_PORT": "13011",
            "DATABASE_HOST_PORT": "15435", "REDIS_HOST_PORT": "16383"}
     g = graph_from_compose(TARGET_DEV, project="demo", env=env, strict=False)
-    assert nodes_of(g, "network") == ["network:demo_backend_net", "network:demo_frontend_net"]
+    assert nodes_of(g, "network") == ["network:demo_backend_net", "network:demo_cache_net",
+                                      "network:demo_frontend_net"]
     assert "port:127.0.0.1:15435/tcp" in g
     attach = {(g.nodes[u]["service"], v) for u, v, _ in edges_of(g, "attachment")}
     assert ("frontend", "network:demo_backend_net") not in attach
+    assert ("redis", "network:demo_cache_net") in attach
+    assert ("database", "network:demo_cache_net") not in attach
 
 
 def test_compose_files_from_labels() -> None:
