@@ -193,6 +193,24 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("method", STR, "setns, sidecar, exec or host"),
         ),
         _s(
+            "roles",
+            "One row per service: the role learned from the stack and how it was decided.",
+            ("service", STR, "compose service"),
+            ("role", STR, "proxy, backend, database, cache, worker or other"),
+            ("port", INT, "the port it serves its role on (empty when unknown)"),
+            ("ports", LIST, "TCP ports it listens on (list of int; its role's port first)"),
+            ("software", STR, "software recognised in its image or processes (nginx, "
+                              "postgres, redis, ...), empty when none"),
+            ("decided_by", STR, "declared, policy, software, port, proxy, traffic, seed, or "
+                                "none (undecided)"),
+            ("evidence", STR, "how the role was decided, in words"),
+            ("confidence", STR, "high (declared or the software itself), medium (ports, "
+                                "routes, traffic) or low (a guess, or ambiguous)"),
+            ("ambiguous", BOOL, "another service is an equally good candidate for the role"),
+            ("alternatives", STR, "the other candidates when ambiguous"),
+            ("http_path", STR, "HTTP path that answered (backend: direct; proxy: through it)"),
+        ),
+        _s(
             "violations",
             "Observed reachability compared with the expected access policy.",
             ("source_service", STR, "service the probe came from"),
@@ -206,6 +224,8 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("severity", STR, "error, warning or info when the verdict is not ok (the rule's "
                               "severity; empty when ok)"),
             ("evidence", STR, "source container -> target ip:port, outcome, connect_ms, method"),
+            ("basis", STR, "what the expectation rests on: policy (a rule), default (the "
+                           "policy's default), declared (the compose file's networks)"),
         ),
         _s(
             "kpis",
@@ -226,7 +246,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             "What the diagnose runbook concludes; one row per problem or observation.",
             ("id", STR, "stable identifier, e.g. RD-NET-001"),
             ("severity", STR, "error, warning or info"),
-            ("category", STR, "policy, kpi, config, naming, proxy, source, health"),
+            ("category", STR, "policy, kpi, config, naming, proxy, source, health, roles"),
             ("title", STR, "one line"),
             ("evidence", STR, "what was observed, with values"),
             ("remediation", STR, "what to do, naming the runbook or README section that does it"),

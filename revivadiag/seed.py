@@ -57,6 +57,9 @@ ROLE_DEFAULT_PORTS: dict[str, tuple[int, ...]] = {
     "cache": (6379, 11211),
 }
 
+#: the seed's container naming convention (judged on the seed's stack, or when a policy asks)
+NAMING = "{project}_{service}"
+
 #: the health endpoint the seed's backend serves
 BACKEND_HEALTH_PATH = "/health"
 #: the path the seed's proxy forwards to the backend

@@ -8,7 +8,7 @@ Static checks read snapshot frames (``containers``, ``env``, ``ports``, ``dns``,
 >>> from revivadiag import schemas
 >>> env = schemas.to_frame("env", [{"container": "p_new_frontend", "service": "frontend",
 ...     "key": "NEXT_PUBLIC_API_URL", "value": "http://localhost:3011", "is_sensitive": False}])
->>> rows = check_client_env(env, internal_names=[])
+>>> rows = check_client_env(env, internal_names=[], internal_ports={3011})
 >>> rows[0]["status"], rows[0]["subject"]
 ('fail', 'p_new_frontend NEXT_PUBLIC_API_URL')
 """
@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from revivadiag import schemas
+from revivadiag import schemas, seed
 from revivadiag.analyze import proxy_audit, urls
 from revivadiag.analyze.checks import Row, row
 from revivadiag.analyze.live import LiveFacts
-from revivadiag.analyze.policy import Policy, resolve_service
+from revivadiag.analyze.policy import Policy
 from revivadiag.analyze.source_audit import code_part
 from revivadiag.errors import ParameterError
 from revivadiag.redact import redact_url
@@ -67,12 +67,13 @@ def client_env_urls(env: pd.DataFrame) -> list[tuple[str, str, str]]:
     return out
 
 
-def check_client_env(env: pd.DataFrame, internal_names: Iterable[str]) -> list[Row]:
+def check_client_env(env: pd.DataFrame, internal_names: Iterable[str],
+                     internal_ports: Iterable[int] = ()) -> list[Row]:
     """Each client-visible URL variable: fail when it names localhost or a container port."""
     rows = []
-    names = list(internal_names)
+    names, ports = list(internal_names), set(internal_ports)
     for container, key, value in client_env_urls(env):
-        problems = urls.client_url_problems(value, names)
+        problems = urls.client_url_problems(value, names, ports)
         shown = value or "(empty: relative URLs through the proxy)"
         status = "fail" if problems else "pass"
         rows.append(row("client-api-url", f"{container} {key}", status,
@@ -103,15 +104,17 @@ def _quoted(code: str) -> str:
     return "\n".join(m.group(2) for m in _STRING.finditer(code))
 
 
-def check_page(live: LiveFacts | None, internal_names: Iterable[str]) -> list[Row]:
+def check_page(live: LiveFacts | None, internal_names: Iterable[str],
+               internal_ports: Iterable[int] = ()) -> list[Row]:
     """URLs the browser receives in the page at ``/`` (and its scripts)."""
     if live is None or live.page is None:
         return [row("page-api-url", "/", "skip", "live checks off")]
     if live.page.status != 200:
         why = live.page.error or f"HTTP {live.page.status}"
         return [row("page-api-url", f"{live.base_url}/", "fail", f"page not served: {why}")]
-    names = list(internal_names)
-    bad = [(w, u, p) for w, u in page_urls(live) if (p := urls.client_url_problems(u, names))]
+    names, ports = list(internal_names), set(internal_ports)
+    bad = [(w, u, p) for w, u in page_urls(live)
+           if (p := urls.client_url_problems(u, names, ports))]
     if not bad:
         return [row("page-api-url", f"{live.base_url}/", "pass",
                     "no localhost or container-port URL in the page or its scripts")]
@@ -197,48 +200,96 @@ def check_internal_dns(env: pd.DataFrame, dns: pd.DataFrame, endpoints: pd.DataF
     return rows or [row("internal-dns", "environment", "skip", "no internal URL variables")]
 
 
-def check_naming(containers: pd.DataFrame, prefix: str) -> list[Row]:
-    """Each container is named ``<prefix>_<service>``."""
+def naming_convention(services: Iterable[str], policy: Policy) -> str | None:
+    """The naming pattern to judge: the policy's, else the seed's on the seed's own stack.
+
+    >>> from revivadiag.analyze.policy import load_policy
+    >>> naming_convention(["web", "api"], load_policy()) is None
+    True
+    """
+    asked = policy.conventions.get("naming")
+    if asked:
+        return str(asked)
+    return seed.NAMING if seed.is_seed_stack(services) else None
+
+
+def compose_default_name(name: str, project: str, service: str) -> bool:
+    """``<project>_<service>_<n>`` (Compose v1) or ``<project>-<service>-<n>`` (v2).
+
+    >>> compose_default_name("shop-api-1", "shop", "api"), compose_default_name("x", "s", "x")
+    (True, False)
+    """
+    return bool(re.fullmatch(rf"{re.escape(project)}([_-]){re.escape(service)}\1\d+", name))
+
+
+def check_naming(containers: pd.DataFrame, prefix: str, pattern: str | None) -> list[Row]:
+    """Each container is named by ``pattern`` (e.g. ``{project}_{service}``), when one applies.
+
+    Without a pattern (neither the seed's stack nor a policy's ``conventions.naming``) names
+    are not judged; Compose's own default names are never a finding.
+    """
+    if pattern is None:
+        return [row("container-naming", "project", "skip",
+                    "no naming convention applies (not the seed's stack; no policy "
+                    "conventions.naming)")]
     rows = []
     for rec in containers.to_dict("records"):
-        expected = f"{prefix}_{rec['service']}"
-        name = str(rec["name"])
+        service, name = str(rec["service"]), str(rec["name"])
+        expected = pattern.format(project=prefix, service=service)
         if name == expected:
-            rows.append(row("container-naming", name, "pass", f"{name} follows {prefix}_<service>"))
+            rows.append(row("container-naming", name, "pass", f"{name} follows {pattern}"))
+        elif compose_default_name(name, prefix, service):
+            rows.append(row("container-naming", name, "pass",
+                            f"{name} is Compose's default name for {service}"))
         else:
             rows.append(row("container-naming", name, "fail",
-                            f"{name} != {expected} (target naming {prefix}_<service>)"))
+                            f"{name} != {expected} (target naming {pattern})"))
     return rows or [row("container-naming", "project", "skip", "no containers")]
 
 
-def check_ports(ports: pd.DataFrame, policy: Policy, environment: str) -> list[Row]:
-    """Each published port against the environment's allowed (service, container port) list."""
+def check_ports(ports: pd.DataFrame, policy: Policy, environment: str,
+                roles: Mapping[str, str] | None = None, seed_host_ports: bool = False
+                ) -> list[Row]:
+    """Each published port against the environment's allowed (service, container port) list.
+
+    ``policy`` is bound to the stack. Outside the list: a database or cache, or anything in
+    production, fails; anything else in development is a warning. ``seed_host_ports``: also
+    note where a host port differs from the seed's.
+    """
     allowed = {(p.service, p.container_port): p for p in policy.allowed_external(environment)}
+    role_of = roles or {}
     rows = []
     for rec in ports.to_dict("records"):
-        key = (str(rec["service"]), int(rec["container_port"]))
+        service = str(rec["service"])
+        key = (service, int(rec["container_port"]))
         where = f"{rec['host_ip']}:{rec['host_port']} -> {rec['container']}:{rec['container_port']}"
         if key in allowed:
-            seed = allowed[key].host_port
-            note = "" if seed == rec["host_port"] else f" (seed's host port {seed})"
+            want = seed.HOST_PORTS.get(service) if seed_host_ports else None
+            note = "" if want in (None, rec["host_port"]) else f" (seed's host port {want})"
             rows.append(row("published-ports", where, "pass", f"allowed in {environment}{note}"))
-        else:
-            ok = ", ".join(f"{s}:{p.host_port}" for (s, _), p in allowed.items()) or "none"
-            rows.append(row("published-ports", where, "fail",
-                            f"{rec['service']}:{rec['container_port']} published; "
-                            f"{environment} allows only {ok}"))
+            continue
+        role = role_of.get(service, "")
+        ok = ", ".join(f"{s}:{p.container_port}" for (s, _), p in allowed.items()) or "none"
+        store = role in ("database", "cache")
+        status = "fail" if store or environment == "production" else "warn"
+        what = f"the {role} " if role else ""
+        rows.append(row("published-ports", where, status,
+                        f"{what}{service}:{rec['container_port']} published on the host; "
+                        f"{environment} allows only {ok}"))
     return rows or [row("published-ports", "project", "pass", "no published ports")]
 
 
-def check_isolation(reachability: pd.DataFrame, policy: Policy) -> list[Row]:
-    """The frontend's probes of the database and Redis must not be open."""
-    alias = dict(policy.aliases)
-    frontend = resolve_service("Frontend", alias, policy.origin, "services")
-    targets = {resolve_service(n, alias, policy.origin, "services") for n in ("Database", "Redis")}
-    rows = []
+def check_isolation(reachability: pd.DataFrame, roles: Mapping[str, str]) -> list[Row]:
+    """The proxy's probes of every database and cache must not be open."""
+    proxies = sorted(s for s, r in roles.items() if r == "proxy")
+    targets = {s for s, r in roles.items() if r in ("database", "cache")}
+    subject = ", ".join(proxies) or "proxy"
+    if not proxies:
+        return [row("frontend-isolation", subject, "skip", "no service holds the role proxy")]
     if len(reachability) == 0:
-        return [row("frontend-isolation", frontend, "skip", "no reachability probes")]
-    sel = reachability[(reachability["source_service"] == frontend)
+        return [row("frontend-isolation", subject, "skip", "no reachability probes")]
+    rows = []
+    sel = reachability[reachability["source_service"].isin(proxies)
                        & reachability["target_service"].isin(targets)]
     for rec in sel.to_dict("records"):
         status = ISOLATION_STATUS.get(str(rec["outcome"]), "pass")
@@ -248,7 +299,7 @@ def check_isolation(reachability: pd.DataFrame, policy: Policy) -> list[Row]:
                         f"{rec['source']} -> {rec['target_service']}:{rec['target_port']}", status,
                         f"{rec['outcome']}{took} ({rec['method']})"
                         + (f" [{rec['error_type']}]" if rec["error_type"] else "")))
-    return rows or [row("frontend-isolation", frontend, "skip", "no probes from the frontend")]
+    return rows or [row("frontend-isolation", subject, "skip", "no probes from the proxy")]
 
 
 # ---------------------------------------------------------------- the audit
@@ -259,10 +310,13 @@ class AuditContext:
     """Inputs of the audit besides the frames."""
 
     environment: str
+    #: the policy bound to the stack (:meth:`~revivadiag.analyze.policy.Policy.bind`)
     policy: Policy
     prefix: str
     live: LiveFacts | None = None
     watcher: str | None = None
+    #: service -> role
+    roles: Mapping[str, str] = field(default_factory=dict)
 
 
 def internal_names(frames: Mapping[str, pd.DataFrame]) -> set[str]:
@@ -274,18 +328,38 @@ def internal_names(frames: Mapping[str, pd.DataFrame]) -> set[str]:
     return names
 
 
+def internal_ports(frames: Mapping[str, pd.DataFrame], roles: Mapping[str, str]) -> set[int]:
+    """Ports of every service but the proxy: container ports (the ``roles`` frame, else
+    exposed) and the host ports publishing them. A browser URL with one bypasses the proxy."""
+    behind = {s for s, r in roles.items() if r != "proxy"}
+    out: set[int] = set()
+    role_frame = frames.get("roles")
+    if role_frame is not None:
+        for rec in role_frame.to_dict("records"):
+            if rec["service"] in behind:
+                out.update(int(p) for p in rec["ports"])
+    ports = frames["ports"]
+    for rec in ports[ports["service"].isin(behind)].to_dict("records"):
+        out.update(int(rec[c]) for c in ("container_port", "host_port") if pd.notna(rec[c]))
+    return out
+
+
 def audit(frames: Mapping[str, pd.DataFrame], ctx: AuditContext) -> pd.DataFrame:
     """The ``checks`` frame for ``ctx.environment``; frames are a snapshot's, by name."""
     env = check_environment(ctx.environment)
     names = internal_names(frames)
+    ports = internal_ports(frames, ctx.roles)
     rows: list[Row] = []
-    rows += check_client_env(frames["env"], names)
-    rows += check_page(ctx.live, names)
+    rows += check_client_env(frames["env"], names, ports)
+    rows += check_page(ctx.live, names, ports)
     rows += check_mixed_content(env, frames["env"], ctx.live)
     rows += check_internal_dns(frames["env"], frames["dns"], frames["endpoints"])
-    rows += check_naming(frames["containers"], ctx.prefix)
-    rows += check_ports(frames["ports"], ctx.policy, env)
-    rows += check_isolation(frames["reachability"], ctx.policy)
+    services = [str(s) for s in frames["containers"]["service"]]
+    rows += check_naming(frames["containers"], ctx.prefix,
+                         naming_convention(services, ctx.policy))
+    seed_ports = bool(ctx.policy.conventions.get("host_ports")) or seed.is_seed_stack(services)
+    rows += check_ports(frames["ports"], ctx.policy, env, ctx.roles, seed_ports)
+    rows += check_isolation(frames["reachability"], ctx.roles)
     rows += proxy_audit.proxy_checks(ctx.live, ctx.watcher)
     for r in rows:
         r["environment"] = env

@@ -2,21 +2,27 @@
 
 This is the one call the diagnose runbook and ``revivadiag diagnose`` make::
 
-    snap = rd.snapshot(project="revivatech")
+    snap = rd.snapshot(project="shop")
     d = diagnose(snap, environment="production")
     d.findings            # id, severity, category, title, evidence, remediation
     d.exit_code           # 0 without an error finding, 1 with one
 
-With ``live=True`` it also talks to the project's own proxy on its published 127.0.0.1
-port (bounded: ``requests`` proxied GETs for connection reuse, one page, one echo, two
-preflights, one WebSocket, a burst of ``burst`` GETs) and reads the proxy's nginx
-configuration from its container. A live step that cannot run leaves a ``skip`` row or an
-unmeasured KPI and a line in ``notes`` — never a crash.
+Everything works from the stack's roles (the snapshot's ``roles`` frame): the policy (written
+in roles) is bound to the services holding them, the declared networks are the expectation
+where it says nothing, and the live steps talk to whichever service is the proxy.
+
+With ``live=True`` it also talks to the project's own proxy (on its published 127.0.0.1
+port, else on its container's own address from the engine host), bounded: ``requests``
+proxied GETs for connection reuse, one page, one echo, two preflights, one WebSocket, a
+burst of ``burst`` GETs; and reads the proxy's nginx configuration from its container. A
+live step that cannot run leaves a ``skip`` row or an unmeasured KPI and a line in ``notes``
+— never a crash.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,15 +33,17 @@ from revivadiag.analyze import live as live_mod
 from revivadiag.analyze.config_audit import AuditContext, audit, check_environment
 from revivadiag.analyze.findings import build_findings
 from revivadiag.analyze.kpis import compute_kpis
-from revivadiag.analyze.policy import Policy, compare, load_policy, resolve_service
+from revivadiag.analyze.policy import Policy, compare, load_policy
 from revivadiag.analyze.proxy_audit import declared_watcher
 from revivadiag.analyze.source_audit import audit_source
 from revivadiag.collect import connections
+from revivadiag.collect.proxy_config import read_nginx_config
+from revivadiag.collect.roles import Roles, declared_networks
 from revivadiag.collect.snapshot import Snapshot, records
 from revivadiag.errors import RevivadiagError
 
-DEFAULT_FRONTEND_PORT = 3010
-DEFAULT_BACKEND_PORT = 3011
+#: proxies whose configuration is nginx's
+NGINX_SOFTWARE = ("", "nginx", "openresty")
 
 
 @dataclass
@@ -52,6 +60,10 @@ class Diagnosis:
     reuse: connections.ReuseMeasurement | None = None
     policy_origin: str = ""
     notes: list[str] = field(default_factory=list)
+    #: the snapshot's roles (``roles`` frame) the analysis worked from
+    roles: pd.DataFrame | None = None
+    #: names in the policy that the stack lacks (each also a finding)
+    policy_problems: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Findings per severity."""
@@ -88,6 +100,8 @@ class Diagnosis:
         out: dict[str, Any] = {"summary": self.summary()}
         for name in ("findings", "kpis", "violations", "checks"):
             out[name] = records(name, getattr(self, name))
+        if self.roles is not None:
+            out["roles"] = records("roles", self.roles)
         if self.source_findings is not None:
             out["source_findings"] = records("source_findings", self.source_findings)
         return out
@@ -99,15 +113,34 @@ def _policy(policy: Policy | str | Path | None) -> Policy:
     return load_policy(policy)
 
 
-def proxy_ports(policy: Policy) -> tuple[str, int, str, int]:
-    """(proxy service, its container port, backend service, backend port) from the policy."""
-    front = resolve_service("Frontend", policy.aliases, policy.origin, "services")
-    back = resolve_service("Backend", policy.aliases, policy.origin, "services")
-    fport = next((p.container_port for ports in policy.external.values() for p in ports
-                  if p.service == front), DEFAULT_FRONTEND_PORT)
-    bport = next((r.port for r in policy.rules if (r.source, r.target, r.action) ==
-                  (front, back, "allow") and r.port), DEFAULT_BACKEND_PORT)
-    return front, fport, back, bport
+@dataclass(frozen=True)
+class ProxyTarget:
+    """The proxy and the backend of a stack, as the live steps use them."""
+
+    proxy: str
+    proxy_port: int
+    backend: str
+    backend_port: int
+    path: str
+
+
+def proxy_target(roles: Roles) -> ProxyTarget:
+    """The services holding the proxy and backend roles, their ports and the learned path.
+
+    ServiceNotFound-like :class:`~revivadiag.errors.RevivadiagError` naming what is missing.
+    """
+    from revivadiag.errors import ServiceNotFound
+
+    proxy, backend = roles.service("proxy"), roles.service("backend")
+    if proxy is None or backend is None:
+        missing = " and ".join(r for r, s in (("proxy", proxy), ("backend", backend)) if not s)
+        raise ServiceNotFound(f"{missing} (no service holds the role)",
+                              sorted(roles.as_mapping()))
+    pport, bport = roles.port(proxy), roles.port(backend)
+    if pport is None or bport is None:
+        raise ServiceNotFound(f"{proxy if pport is None else backend} (its port is unknown)")
+    path = roles.http_path(proxy) or roles.http_path(backend) or "/"
+    return ProxyTarget(proxy, pport, backend, bport, path)
 
 
 def _engine(snapshot: Snapshot, docker_host: str | None) -> tuple[Any, str, bool]:
@@ -134,13 +167,14 @@ def _current_pids(client: Any, target: connections.ReuseTarget) -> connections.R
                    backend_pid=pid(target.backend_container, target.backend_pid))
 
 
-def _measure_reuse(snapshot: Snapshot, policy: Policy, client: Any, procfs: bool,
+def _measure_reuse(snapshot: Snapshot, roles: Roles, client: Any, procfs: bool,
                    requests: int, notes: list[str]) -> connections.ReuseMeasurement | None:
-    front, fport, back, bport = proxy_ports(policy)
     try:
+        t = proxy_target(roles)
         target = connections.target_from_frames(
-            snapshot.containers, snapshot.endpoints, snapshot.ports, proxy_service=front,
-            proxy_port=fport, backend_service=back, backend_port=bport)
+            snapshot.containers, snapshot.endpoints, snapshot.ports, proxy_service=t.proxy,
+            proxy_port=t.proxy_port, backend_service=t.backend, backend_port=t.backend_port,
+            path=t.path)
     except RevivadiagError as exc:
         notes.append(f"connection reuse not measured: {exc}")
         return None
@@ -151,34 +185,50 @@ def _measure_reuse(snapshot: Snapshot, policy: Policy, client: Any, procfs: bool
                                      method="exec")
 
 
-def _gather_live(snapshot: Snapshot, policy: Policy, client: Any, burst: int,
+def _gather_live(snapshot: Snapshot, roles: Roles, client: Any, burst: int,
                  notes: list[str]) -> live_mod.LiveFacts | None:
-    front, fport, _back, _bport = proxy_ports(policy)
     try:
-        host_port = connections.loopback_port(snapshot.ports, front, fport)
+        t = proxy_target(roles)
+        base = connections.proxy_base_url(snapshot.containers, snapshot.endpoints,
+                                          snapshot.ports, t.proxy, t.proxy_port)
     except RevivadiagError as exc:
         notes.append(f"live proxy checks skipped: {exc}")
         return None
-    facts = live_mod.gather(f"http://127.0.0.1:{host_port}", burst_count=burst)
-    _read_nginx(snapshot, front, client, facts)
+    own = set(snapshot.endpoints[snapshot.endpoints["service"] == t.proxy]["ipv4"].astype(str))
+    facts = live_mod.gather(base, burst_count=burst, health_path=t.path, allowed_hosts=own)
+    _read_nginx(snapshot, roles, client, facts)
     return facts
 
 
-def _nginx_only(snapshot: Snapshot, policy: Policy, client: Any) -> live_mod.LiveFacts:
+def _nginx_only(snapshot: Snapshot, roles: Roles, client: Any) -> live_mod.LiveFacts:
     facts = live_mod.LiveFacts(base_url="")
-    _read_nginx(snapshot, proxy_ports(policy)[0], client, facts)
+    _read_nginx(snapshot, roles, client, facts)
     return facts
 
 
-def _read_nginx(snapshot: Snapshot, front: str, client: Any, facts: live_mod.LiveFacts) -> None:
+def _read_nginx(snapshot: Snapshot, roles: Roles, client: Any, facts: live_mod.LiveFacts) -> None:
     """The proxy container's nginx configuration into ``facts`` (through the engine's API)."""
-    proxies = snapshot.containers[(snapshot.containers["service"] == front)
+    proxy = roles.service("proxy")
+    if proxy is None:
+        facts.nginx_source = "no service holds the role proxy"
+        return
+    software = roles.software(proxy)
+    if software not in NGINX_SOFTWARE:
+        facts.nginx_source = f"the proxy {proxy} runs {software}, not nginx"
+        return
+    proxies = snapshot.containers[(snapshot.containers["service"] == proxy)
                                   & (snapshot.containers["state"] == "running")]
     if len(proxies):
-        facts.nginx_files, facts.nginx_source = live_mod.read_nginx_config(
+        facts.nginx_files, facts.nginx_source = read_nginx_config(
             client, str(proxies["name"].iloc[0]))
     else:
-        facts.nginx_source = f"no running {front} container"
+        facts.nginx_source = f"no running {proxy} container"
+
+
+def bind_policy(policy: Policy, roles: Roles) -> tuple[Policy, list[str]]:
+    """The policy applied to the services holding its roles, and what the stack lacks."""
+    mapping = roles.as_mapping()
+    return policy.bind(mapping, {s: roles.port(s) for s in mapping})
 
 
 def diagnose(
@@ -192,10 +242,18 @@ def diagnose(
     source_path: str | Path | None = None,
     startup_s: float | None = None,
     docker_host: str | None = None,
+    compose: Mapping[str, Any] | None = None,
 ) -> Diagnosis:
-    """Analyse ``snapshot`` for ``environment`` (development / production)."""
+    """Analyse ``snapshot`` for ``environment`` (development / production).
+
+    ``compose``: the normalised compose dict (``docker compose config --format json``), whose
+    declared networks are the expectation where the policy says nothing; without it, the
+    networks the containers were attached to by Compose are.
+    """
     env = check_environment(environment)
     pol = _policy(policy)
+    roles = Roles.from_snapshot(snapshot)
+    bound, problems = bind_policy(pol, roles)
     notes: list[str] = [f"snapshot: {n}" for n in snapshot.meta.notes]
     reuse: connections.ReuseMeasurement | None = None
     facts: live_mod.LiveFacts | None = None
@@ -203,23 +261,28 @@ def diagnose(
         client, address, on_this_host = _engine(snapshot, docker_host)
         try:
             if on_this_host:
-                reuse = _measure_reuse(snapshot, pol, client, os.geteuid() == 0, requests,
+                reuse = _measure_reuse(snapshot, roles, client, os.geteuid() == 0, requests,
                                        notes)
-                facts = _gather_live(snapshot, pol, client, burst, notes)
+                facts = _gather_live(snapshot, roles, client, burst, notes)
             else:  # 127.0.0.1 here is not the engine's host: only the API is used
                 notes.append(f"live HTTP checks skipped: the engine at {address} is not on "
                              "this host, so its published ports are not on 127.0.0.1")
-                facts = _nginx_only(snapshot, pol, client)
+                facts = _nginx_only(snapshot, roles, client)
         finally:
             client.close()
-    front = proxy_ports(pol)[0]
-    ctx = AuditContext(environment=env, policy=pol, prefix=snapshot.project, live=facts,
-                       watcher=declared_watcher(snapshot.env, snapshot.containers, front))
-    violations = compare(pol, snapshot.reachability)
+    proxy = roles.service("proxy") or ""
+    ctx = AuditContext(environment=env, policy=bound, prefix=snapshot.project, live=facts,
+                       watcher=declared_watcher(snapshot.env, snapshot.containers, proxy),
+                       roles=roles.as_mapping())
+    declared = declared_networks(compose, snapshot.endpoints)
+    violations = compare(bound, snapshot.reachability, declared)
     checks = audit(snapshot.frames(), ctx)
     kpis = compute_kpis(snapshot.containers, snapshot.latency, snapshot.dns, reuse, startup_s)
     source = audit_source(source_path) if source_path is not None else None
+    policy_severity = "info" if pol.origin.startswith("<default") else "warning"
     findings = build_findings(violations=violations, kpis=kpis, checks=checks,
-                              health=snapshot.health, source_findings=source)
+                              health=snapshot.health, source_findings=source,
+                              roles=roles.problems(),
+                              policy_problems=[(p, policy_severity) for p in problems])
     return Diagnosis(snapshot.project, env, findings, kpis, violations, checks, source, reuse,
-                     pol.origin, notes)
+                     pol.origin, notes, roles.frame, problems)

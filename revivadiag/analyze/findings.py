@@ -82,9 +82,20 @@ CATALOGUE: dict[str, Entry] = {e.id: e for e in (
        f"Rename the containers (volumes and networks kept): {MIGRATE}"),
     _e("RD-PORT-001", "error", "config",
        "Ports are published outside the environment's allowed list",
-       f"Publish only the frontend (3010) in production: {MIGRATE}; {ENVCONF}"),
-    _e("RD-NET-001", "error", "policy", "The frontend can reach the database or Redis",
-       f"Move the database and Redis to a backend-only network: {MIGRATE}; {ISOLATION}"),
+       f"Publish only the proxy in production; never a database or cache: {MIGRATE}; "
+       f"{ENVCONF}"),
+    _e("RD-NET-001", "error", "policy", "The proxy can reach a database or cache",
+       f"Move databases and caches to a backend-only network: {MIGRATE}; {ISOLATION}"),
+    _e("RD-NET-002", "warning", "policy",
+       "Reachability differs from the compose file's declared networks",
+       f"Services should reach each other exactly when they share a declared network: check "
+       f"networks attached by hand and network_mode: {ISOLATION}"),
+    _e("RD-POL-005", "warning", "policy", "The policy names roles or services the stack lacks",
+       "Fix the policy's names, or assign the role (label revivadiag.role=<role>, "
+       "x-revivadiag: {role: ...}, or the policy's roles:): README § Roles"),
+    _e("RD-ROLE-001", "warning", "roles", "A service's role is ambiguous or undecided",
+       "Declare it: label revivadiag.role=<role> or x-revivadiag: {role: ...} in the compose "
+       "file, or roles: in the policy (README § Roles)"),
     _e("RD-PRX-001", "error", "proxy", "The proxy opens a new backend connection per request "
        "(no upstream keep-alive)",
        f"Add an upstream block with keepalive, proxy_http_version 1.1 and an empty Connection "
@@ -185,6 +196,8 @@ class _Collector:
 def _from_violations(c: _Collector, violations: pd.DataFrame) -> None:
     for rec in violations.to_dict("records"):
         fid = VERDICT_FINDINGS.get(str(rec["verdict"]))
+        if rec.get("basis") == "declared" and fid in ("RD-POL-001", "RD-POL-002", "RD-POL-003"):
+            fid = "RD-NET-002"
         if fid:
             c.add(fid, str(rec["evidence"]), str(rec["severity"]) or None)
 
@@ -241,9 +254,20 @@ def build_findings(
     checks: pd.DataFrame | None = None,
     health: pd.DataFrame | None = None,
     source_findings: pd.DataFrame | None = None,
+    roles: list[str] | None = None,
+    policy_problems: list[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
-    """The ``findings`` frame from whichever analysis frames are given."""
+    """The ``findings`` frame from whichever analysis frames are given.
+
+    ``roles``: one line per ambiguous or undecided role
+    (:meth:`~revivadiag.collect.roles.Roles.problems`); ``policy_problems``: (line,
+    severity) per name the policy uses that the stack lacks.
+    """
     c = _Collector()
+    for line in roles or []:
+        c.add("RD-ROLE-001", line)
+    for line, severity in policy_problems or []:
+        c.add("RD-POL-005", line, severity)
     steps: tuple[tuple[pd.DataFrame | None, Callable[[_Collector, pd.DataFrame], None]], ...] = (
         (violations, _from_violations), (checks, _from_checks), (kpis, _from_kpis),
         (health, _from_health), (source_findings, _from_source),

@@ -2,14 +2,14 @@
 
 Pure functions shared by the config audit (environment variables, the served page).
 
->>> for problem in client_url_problems("http://localhost:3011"):
+>>> for problem in client_url_problems("http://localhost:8000", internal_ports={8000}):
 ...     print(problem)
 host localhost is the browser's own machine
-port 3011 is a container port (bypasses the proxy)
+port 8000 is a container port (bypasses the proxy)
 >>> client_url_problems("/api"), is_mixed_content("ws://example.test/ws")
 ([], True)
->>> find_urls('fetch("ws://localhost:3011/ws"); xmlns="http://www.w3.org/2000/svg"')
-['ws://localhost:3011/ws']
+>>> find_urls('fetch("ws://localhost:8000/ws"); xmlns="http://www.w3.org/2000/svg"')
+['ws://localhost:8000/ws']
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "0.0.0.0", "::1"})
-#: ports of the services inside the network and their dev host ports: a browser URL with
-#: one of these bypasses the proxy
-INTERNAL_PORTS = frozenset({3011, 5432, 5435, 6379, 6383})
 #: hosts of identifiers that look like URLs but are never fetched
 NAMESPACE_HOSTS = frozenset({"www.w3.org", "w3.org", "schema.org", "ns.adobe.com", "purl.org"})
 _URL = re.compile(r"\b(?:https?|wss?)://[^\s\"'`<>()\[\]{},;\\]+", re.IGNORECASE)
@@ -55,8 +52,13 @@ def is_local_host(host: str) -> bool:
     return host.lower() in LOCAL_HOSTS or host.startswith("127.")
 
 
-def client_url_problems(url: str, internal_names: Iterable[str] = ()) -> list[str]:
-    """Problems of a URL served to browsers; an empty list for relative or public URLs."""
+def client_url_problems(url: str, internal_names: Iterable[str] = (),
+                        internal_ports: Iterable[int] = ()) -> list[str]:
+    """Problems of a URL served to browsers; an empty list for relative or public URLs.
+
+    ``internal_ports``: the ports of the services behind the proxy (inside the network and
+    published): a browser URL with one of these bypasses the proxy.
+    """
     if not url or "://" not in url:
         return []
     host, port = url_host_port(url)
@@ -66,7 +68,7 @@ def client_url_problems(url: str, internal_names: Iterable[str] = ()) -> list[st
         problems.append(f"host {host} is the browser's own machine")
     elif host in names:
         problems.append(f"host {host} is a container/service name browsers cannot resolve")
-    if port in INTERNAL_PORTS:
+    if port is not None and port in set(internal_ports):
         problems.append(f"port {port} is a container port (bypasses the proxy)")
     return problems
 

@@ -1,12 +1,14 @@
 """Connection reuse between the proxy and the backend, measured from socket tables.
 
 The seed's KPI "> 90 % connection reuse" is measured, not assumed: send ``N`` requests
-through the proxy on its published loopback port, and count the TCP connections the proxy
-opened to the backend meanwhile, from the socket tables of both containers' network
-namespaces (``/proc/<pid>/net/tcp`` and ``tcp6`` of each container's init process, read as
-root on the engine host; ``cat /proc/net/tcp`` through ``exec`` otherwise). A connection
-is a 4-tuple proxy ip:port -> backend ip:port in any state but LISTEN (closed connections
-linger in TIME_WAIT on the side that closed first, so reading both tables sees them all).
+through the proxy (on its published loopback port; when it publishes none, to the proxy
+container's own address on its network, from the engine host), and count the TCP
+connections the proxy opened to the backend meanwhile, from the socket tables of both
+containers' network namespaces (``/proc/<pid>/net/tcp`` and ``tcp6`` of each container's
+init process, read as root on the engine host; ``cat /proc/net/tcp`` through ``exec``
+otherwise). A connection is a 4-tuple proxy ip:port -> backend ip:port in any state but
+LISTEN (closed connections linger in TIME_WAIT on the side that closed first, so reading
+both tables sees them all).
 ``reuse = 1 - new_connections / answered_requests``.
 
 >>> [s] = parse_proc_net_tcp('''  sl  local_address rem_address   st
@@ -24,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pandas as pd
@@ -36,8 +39,8 @@ TCP_STATES = {
     "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING", "0C": "NEW_SYN_RECV",
 }
 MAX_REQUESTS = 500
-#: a proxied path that reaches the backend and is not rate limited in either lab variant
-DEFAULT_PATH = "/api/debug/echo"
+#: the path requested when none was learned from the stack
+DEFAULT_PATH = "/"
 #: statuses produced by the proxy itself: those requests never reached the backend
 PROXY_ONLY_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -150,17 +153,41 @@ def _one_container(containers: pd.DataFrame, service: str) -> dict[str, object]:
 
 def loopback_port(ports: pd.DataFrame, service: str, container_port: int) -> int:
     """The host port publishing ``service:container_port`` on loopback (or all addresses)."""
+    port = published_loopback(ports, service, container_port)
+    if port is None:
+        raise ParameterError(
+            f"{service} port", container_port, "not published on 127.0.0.1; cannot send requests"
+        )
+    return port
+
+
+def published_loopback(ports: pd.DataFrame, service: str, container_port: int) -> int | None:
+    """The host port publishing ``service:container_port`` on loopback, or None."""
     rows = ports[
         (ports["service"] == service)
         & (ports["container_port"] == container_port)
         & (ports["protocol"] == "tcp")
         & ports["host_ip"].isin(["127.0.0.1", "0.0.0.0", ""])
     ]
-    if len(rows) == 0:
-        raise ParameterError(
-            f"{service} port", container_port, "not published on 127.0.0.1; cannot send requests"
-        )
-    return int(rows["host_port"].iloc[0])
+    return None if len(rows) == 0 else int(rows["host_port"].iloc[0])
+
+
+def proxy_base_url(containers: pd.DataFrame, endpoints: pd.DataFrame, ports: pd.DataFrame,
+                   service: str, port: int) -> str:
+    """``http://127.0.0.1:<host port>`` when ``service:port`` is published on loopback, else
+    ``http://<its container's address>:<port>`` (reachable from the engine host).
+
+    ServiceNotFound when no container of ``service`` runs or has an address.
+    """
+    host_port = published_loopback(ports, service, port)
+    if host_port is not None:
+        return f"http://127.0.0.1:{host_port}"
+    member = _one_container(containers, service)
+    ips = sorted(str(ip) for ip in endpoints[endpoints["container"] == member["name"]]["ipv4"]
+                 if ip)
+    if not ips:
+        raise ServiceNotFound(f"{service} (no address on any network)")
+    return f"http://{ips[0]}:{port}"
 
 
 def target_from_frames(
@@ -168,13 +195,14 @@ def target_from_frames(
     endpoints: pd.DataFrame,
     ports: pd.DataFrame,
     *,
-    proxy_service: str = "frontend",
-    proxy_port: int = 3010,
-    backend_service: str = "backend",
-    backend_port: int = 3011,
+    proxy_service: str,
+    proxy_port: int,
+    backend_service: str,
+    backend_port: int,
     path: str = DEFAULT_PATH,
 ) -> ReuseTarget:
-    """A :class:`ReuseTarget` from a snapshot's containers, endpoints and ports frames."""
+    """A :class:`ReuseTarget` from a snapshot's containers, endpoints and ports frames
+    (requests go to :func:`proxy_base_url`)."""
     proxy = _one_container(containers, proxy_service)
     backend = _one_container(containers, backend_service)
 
@@ -182,7 +210,7 @@ def target_from_frames(
         rows = endpoints[endpoints["container"] == name]
         return frozenset(str(ip) for ip in rows["ipv4"] if ip)
 
-    host_port = loopback_port(ports, proxy_service, proxy_port)
+    base = proxy_base_url(containers, endpoints, ports, proxy_service, proxy_port)
     return ReuseTarget(
         proxy_container=str(proxy["name"]),
         proxy_pid=int(str(proxy["pid"])) if not pd.isna(proxy["pid"]) else 0,
@@ -191,7 +219,7 @@ def target_from_frames(
         backend_pid=int(str(backend["pid"])) if not pd.isna(backend["pid"]) else 0,
         backend_ips=ips(backend["name"]),
         backend_port=backend_port,
-        url=f"http://127.0.0.1:{host_port}{path}",
+        url=f"{base}{path if path.startswith('/') else '/' + path}",
     )
 
 
@@ -239,14 +267,15 @@ def _snapshot(target: ReuseTarget, reader: TableReader) -> set[ConnKey]:
         (target.proxy_container, target.proxy_pid),
     ):
         # each table has a header line per file; parse them file by file
-        for chunk in _split_tables(reader(container, pid)):
+        for chunk in split_tables(reader(container, pid)):
             sockets.extend(parse_proc_net_tcp(chunk))
     return proxy_backend_connections(
         sockets, target.proxy_ips, target.backend_ips, target.backend_port
     )
 
 
-def _split_tables(text: str) -> list[str]:
+def split_tables(text: str) -> list[str]:
+    """Concatenated ``tcp`` and ``tcp6`` tables -> one text per table (each with its header)."""
     chunks: list[list[str]] = []
     for line in text.splitlines():
         if line.strip().startswith("sl"):
@@ -283,8 +312,11 @@ def measure_reuse(
     budget_s: float = 30.0,
 ) -> ReuseMeasurement:
     """Send ``requests`` proxied GETs (bounded) and count new proxy->backend connections."""
-    if not target.url.startswith("http://127.0.0.1:"):
-        raise ValueError(f"reuse is measured on 127.0.0.1 only, not {target.url!r}")
+    host = urlsplit(target.url).hostname or ""
+    if not target.url.startswith("http://") or (host != "127.0.0.1"
+                                                 and host not in target.proxy_ips):
+        raise ValueError(f"reuse is measured on 127.0.0.1 or the proxy's own address only, "
+                         f"not {target.url!r}")
     requests = max(1, min(int(requests), MAX_REQUESTS))
     deadline = time.monotonic() + budget_s
     with httpx.Client(timeout=timeout_s, trust_env=False) as http:

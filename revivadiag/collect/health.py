@@ -1,30 +1,37 @@
 """The ``health`` frame: per service and check path, the seed's health rules.
 
-Checks (the ``check`` column):
+Which services are checked comes from the stack's roles
+(:class:`~revivadiag.collect.roles.Roles`), never from their names. Checks (``check``):
 
-``http``               the backend's ``/health`` over HTTP from inside the network: a probe
-                       engine ``http`` job run in the frontend's namespace when the frontend
-                       shares a network with the backend, else in the backend's own
-``postgres_internal``  psycopg from the backend's namespace to ``<database service>:5432``
+``http``               the backend's learned HTTP path (its healthcheck's, else ``/``) from
+                       inside the network: a probe engine ``http`` job run in the proxy's
+                       namespace when the proxy shares a network with the backend, else in
+                       the backend's own
+``postgres_internal``  psycopg to ``<database service>:<its port>``, for every PostgreSQL
+                       database, from the namespace of a service that uses it (the backend
+                       first; else the database's own)
 ``postgres_external``  psycopg from this process to the published port on 127.0.0.1
-``redis_internal``     AUTH + PING from the backend's namespace to ``<redis service>:6379``
+``redis_internal``     AUTH + PING to ``<cache service>:<its port>``, for every Redis-like
+                       cache, from a user's namespace as above
 ``redis_external``     AUTH + PING from this process to the published port on 127.0.0.1
 ``docker``             Docker's own view: state and healthcheck status, one row per container
+                       (``unknown`` when the service defines no healthcheck)
 
-The rules are in :mod:`revivadiag.collect.health_rules` (HTTP 200 -> healthy, other status
-or slower than ``degraded_ms`` -> degraded, exception -> unhealthy, could not run -> unknown).
-Credentials come from the containers' environment (:mod:`revivadiag.collect.credentials`),
-stay in memory and are registered with a :class:`~revivadiag.redact.Scrubber` through which
-every free-text field passes. Host checks only go to 127.0.0.1, and only when the engine is
-local (a remote engine's published ports are not on this host).
+A database or cache whose software has no check here (MySQL, memcached, ...) gets an
+``unknown`` row saying so. The rules are in :mod:`revivadiag.collect.health_rules` (HTTP 200
+-> healthy, other status or slower than ``degraded_ms`` -> degraded, exception -> unhealthy,
+could not run -> unknown). Credentials come from the environment of the services that use
+each database or cache (:mod:`revivadiag.collect.credentials`), stay in memory and are
+registered with a :class:`~revivadiag.redact.Scrubber` through which every free-text field
+passes. Host checks only go to 127.0.0.1, and only when the engine is local.
 
->>> cfg = HealthConfig(degraded_ms=500.0)
->>> cfg.backend, cfg.backend_port, cfg.backend_path
-('backend', 3011, '/health')
+>>> mentions({"DATABASE_URL": "postgresql://u:p@db:5432/app"}, {"db"})
+True
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,12 +39,15 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from revivadiag import seed
 from revivadiag.collect import health_rules as hr
-from revivadiag.collect.containers import compose_identity, container_name
+from revivadiag.collect.containers import compose_identity, container_name, parse_containers
 from revivadiag.collect.credentials import Credentials, credentials_from_env
 from revivadiag.collect.env import raw_env
 from revivadiag.collect.host_checks import check_postgres, check_redis
 from revivadiag.collect.inventory import RawInventory
+from revivadiag.collect.networks import parse_endpoints
+from revivadiag.collect.roles import Roles, infer_roles
 from revivadiag.errors import EngineError, ParameterError, RevivadiagError
 from revivadiag.redact import Scrubber
 from revivadiag.schemas import to_frame
@@ -47,6 +57,14 @@ Row = dict[str, Any]
 Inspect = Mapping[str, Any]
 LOOPBACK = "127.0.0.1"
 _ANY_ADDRESS = ("", "0.0.0.0", "::", "127.0.0.1", "localhost", "::1")
+_WORDS = re.compile(r"[A-Za-z0-9_.-]+")
+#: software (as :mod:`revivadiag.collect.roles` names it) each client can log in to
+CHECKABLE = {
+    "postgres_internal": ("postgres", "postgresql", "postgis", "timescaledb"),
+    "redis_internal": ("redis", "valkey", "keydb"),
+}
+CHECKABLE["postgres_external"] = CHECKABLE["postgres_internal"]
+CHECKABLE["redis_external"] = CHECKABLE["redis_internal"]
 
 
 class Prober(Protocol):
@@ -84,15 +102,12 @@ def members(inv: RawInventory) -> dict[str, Member]:
     return out
 
 
-def find_service(by_service: Mapping[str, Member], name: str, port: int) -> Member | None:
-    """The service called ``name``, else the one whose container exposes ``port``/tcp."""
-    if name in by_service:
-        return by_service[name]
-    spec = f"{port}/tcp"
-    for member in by_service.values():
-        if spec in ((member.inspect.get("Config") or {}).get("ExposedPorts") or {}):
-            return member
-    return None
+def roles_of(inv: RawInventory, roles: Roles | None) -> Roles:
+    """``roles``, or roles inferred from the inventory's containers alone."""
+    if roles is not None:
+        return roles
+    return Roles(infer_roles(parse_containers(inv.containers, inv.vanished, inv.project),
+                             endpoints=parse_endpoints(inv.containers, inv.project)))
 
 
 def published_port(inspect: Inspect, port: int) -> tuple[str, int] | None:
@@ -106,109 +121,205 @@ def published_port(inspect: Inspect, port: int) -> tuple[str, int] | None:
     return None
 
 
-def credentials_of(by_service: Mapping[str, Member], cfg: HealthConfig) -> Credentials:
-    """Credentials from the backend, database and redis containers' environment."""
-    def env_of(name: str, port: int) -> dict[str, str]:
-        member = find_service(by_service, name, port)
-        return raw_env(member.inspect) if member else {}
-    return credentials_from_env(env_of(cfg.backend, cfg.backend_port),
-                                env_of(cfg.database, cfg.database_port),
-                                env_of(cfg.redis, cfg.redis_port))
+def mentions(env: Mapping[str, str], names: set[str]) -> bool:
+    """Whether any value of ``env`` names one of ``names`` (as a whole word, e.g. a URL host)."""
+    lowered = {n.lower() for n in names if n}
+    return any(w.lower() in lowered for v in env.values() for w in _WORDS.findall(str(v)))
+
+
+def _names(member: Member) -> set[str]:
+    nets = ((member.inspect.get("NetworkSettings") or {}).get("Networks") or {}).values()
+    aliases = {str(a) for n in nets for a in ((n or {}).get("Aliases") or [])}
+    return {member.service, member.name, *aliases}
+
+
+def users_of(by_service: Mapping[str, Member], target: Member, roles: Roles) -> list[Member]:
+    """Services whose environment names ``target`` (the backend first)."""
+    names = _names(target)
+    found = [m for s, m in by_service.items()
+             if s != target.service and mentions(raw_env(m.inspect), names)]
+    return sorted(found, key=lambda m: (roles.role(m.service) != "backend", m.service))
+
+
+def _client(by_service: Mapping[str, Member], target: Member, roles: Roles) -> Member:
+    """Where to check ``target`` from: a running user sharing a network, else itself."""
+    users = users_of(by_service, target, roles)
+    backend = roles.service("backend")
+    if backend is not None and backend in by_service and by_service[backend] not in users:
+        users.append(by_service[backend])
+    for m in users:
+        if m.running and m.networks() & target.networks():
+            return m
+    return target
+
+
+def credentials_for(by_service: Mapping[str, Member], roles: Roles,
+                    database: Member | None, cache: Member | None) -> Credentials:
+    """Credentials for ``database`` and ``cache``, from the env of whoever uses them."""
+    def env(member: Member | None) -> dict[str, str]:
+        return raw_env(member.inspect) if member is not None else {}
+
+    def user_env(target: Member | None) -> dict[str, str]:
+        if target is None:
+            return {}
+        users = users_of(by_service, target, roles)
+        return env(users[0]) if users else {}
+
+    db = credentials_from_env(user_env(database), env(database), {})
+    rd = credentials_from_env(user_env(cache), {}, env(cache))
+    return Credentials(db.db_user, db.db_password, db.db_name, rd.redis_password)
+
+
+def credentials_of(by_service: Mapping[str, Member], roles: Roles | None = None) -> Credentials:
+    """Credentials of the first database and the first cache (see :func:`credentials_for`)."""
+    known = roles if roles is not None else Roles(infer_roles(_frame_of(by_service)))
+    db = next((by_service[s] for s in known.services("database") if s in by_service), None)
+    cache = next((by_service[s] for s in known.services("cache") if s in by_service), None)
+    return credentials_for(by_service, known, db, cache)
+
+
+def all_credentials(by_service: Mapping[str, Member], roles: Roles) -> list[Credentials]:
+    """Credentials of every database and cache (to register their secrets)."""
+    out = []
+    for role in ("database", "cache"):
+        for s in roles.services(role):
+            if s in by_service:
+                m = by_service[s]
+                out.append(credentials_for(by_service, roles, m if role == "database" else None,
+                                           m if role == "cache" else None))
+    return out
+
+
+def _frame_of(by_service: Mapping[str, Member]) -> pd.DataFrame:
+    return parse_containers([m.inspect for m in by_service.values()], [], None)
 
 
 def collect_health(
     inv: RawInventory,
     prober: Prober | None,
     *,
+    roles: Roles | None = None,
     config: HealthConfig | None = None,
     credentials: Credentials | None = None,
     local_engine: bool = True,
     scrubber: Scrubber | None = None,
     why_no_prober: str = "no probe engine",
 ) -> pd.DataFrame:
-    """The ``health`` frame of the project in ``inv`` (see the module doc for each check)."""
+    """The ``health`` frame of the project in ``inv`` (see the module doc for each check).
+
+    ``credentials`` replaces what the containers' environment gives, for every check.
+    """
     cfg = config or HealthConfig()
+    known = roles_of(inv, roles)
     by_service = members(inv)
-    creds = credentials or credentials_of(by_service, cfg)
-    scrub = creds.register(scrubber if scrubber is not None else Scrubber())
+    scrub = scrubber if scrubber is not None else Scrubber()
+    for creds in all_credentials(by_service, known):
+        creds.register(scrub)
+    if credentials is not None:
+        credentials.register(scrub)
+    plan = Plan(by_service, known, credentials, cfg)
     with ThreadPoolExecutor(max_workers=1) as pool:  # host checks overlap the probe engine's
-        external = pool.submit(external_rows, by_service, creds, cfg, scrub, local_engine)
-        rows = internal_rows(by_service, prober, creds, cfg, scrub, why_no_prober)
+        external = pool.submit(external_rows, plan, scrub, local_engine)
+        rows = internal_rows(plan, prober, scrub, why_no_prober)
         rows += external.result()
     rows += [hr.docker_row(m, compose_identity(m, inv.project)[1], scrub) for m in inv.containers]
     rows += [hr.vanished_row(s, compose_identity(s, inv.project)[1]) for s in inv.vanished]
     return to_frame("health", rows)
 
 
-def internal_jobs(
-    backend: Member, database: Member | None, redis: Member | None, http_source: Member | None,
-    creds: Credentials, cfg: HealthConfig,
-) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """container id -> [(check, job)] for the checks run from inside the network."""
-    plan: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    if http_source is not None and http_source.running:
-        url = f"http://{backend.service}:{cfg.backend_port}{cfg.backend_path}"
-        plan.setdefault(http_source.container_id, []).append(("http", {
-            "kind": "http", "url": url, "samples": 1, "warmup": 0,
-            "timeout_s": cfg.timeout_s, "new_connection": True}))
-    if not backend.running:
-        return plan
-    jobs = plan.setdefault(backend.container_id, [])
-    if database is not None:
-        jobs.append(("postgres_internal", {
-            "kind": "postgres", "host": database.service, "port": cfg.database_port,
-            "user": creds.db_user, "password": creds.db_password, "dbname": creds.db_name,
-            "timeout_s": cfg.timeout_s}))
-    if redis is not None:
-        jobs.append(("redis_internal", {
-            "kind": "redis", "host": redis.service, "port": cfg.redis_port,
-            "password": creds.redis_password, "timeout_s": cfg.timeout_s}))
-    return plan
+@dataclass
+class Plan:
+    """What the checks work from: members by service, roles, credentials and thresholds."""
+
+    by_service: Mapping[str, Member]
+    roles: Roles
+    credentials: Credentials | None
+    cfg: HealthConfig
+
+    def creds(self, target: Member, role: str) -> Credentials:
+        if self.credentials is not None:
+            return self.credentials
+        return credentials_for(self.by_service, self.roles,
+                               target if role == "database" else None,
+                               target if role == "cache" else None)
+
+    def port(self, member: Member) -> int:
+        port = self.roles.port(member.service)
+        if port is not None:
+            return port
+        role = self.roles.role(member.service) or ""
+        return seed.ROLE_DEFAULT_PORTS.get(role, (0,))[0]
+
+    def stores(self) -> list[tuple[str, str, Member]]:
+        """(check, role, member) of every database and cache the checks can talk to."""
+        out = []
+        for role, check in (("database", "postgres_internal"), ("cache", "redis_internal")):
+            for s in self.roles.services(role):
+                if s in self.by_service:
+                    out.append((check, role, self.by_service[s]))
+        return out
 
 
-def http_source_of(by_service: Mapping[str, Member], backend: Member, cfg: HealthConfig) -> Member:
-    """The frontend when it runs on a network shared with the backend, else the backend."""
-    front = by_service.get(cfg.http_from)
+def checkable(check: str, software: str) -> bool:
+    """Whether the probe engine can log in to ``software`` with ``check``'s client."""
+    return software in ("", *CHECKABLE[check])
+
+
+def http_source_of(plan: Plan, backend: Member) -> Member:
+    """The proxy when it runs on a network shared with the backend, else the backend."""
+    proxy = plan.roles.service("proxy")
+    front = plan.by_service.get(proxy) if proxy else None
     if front is not None and front.running and front.networks() & backend.networks():
         return front
     return backend
 
 
-def internal_rows(
-    by_service: Mapping[str, Member], prober: Prober | None, creds: Credentials,
-    cfg: HealthConfig, scrub: Scrubber, why_no_prober: str,
-) -> list[Row]:
+def internal_rows(plan: Plan, prober: Prober | None, scrub: Scrubber,
+                  why_no_prober: str) -> list[Row]:
     """``http``, ``postgres_internal`` and ``redis_internal`` rows."""
-    backend = find_service(by_service, cfg.backend, cfg.backend_port)
-    database = find_service(by_service, cfg.database, cfg.database_port)
-    redis = find_service(by_service, cfg.redis, cfg.redis_port)
-    if backend is None:
-        why = f"no {cfg.backend!r} service (nor one exposing {cfg.backend_port}/tcp)"
-        return [hr.unknown(cfg.backend, "", c, "", why)
-                for c in ("http", "postgres_internal", "redis_internal")]
-    targets = {
-        "http": (backend, f"http://{backend.service}:{cfg.backend_port}{cfg.backend_path}"),
-        "postgres_internal": (database, f"{database.service}:{cfg.database_port}"
-                              if database else ""),
-        "redis_internal": (redis, f"{redis.service}:{cfg.redis_port}" if redis else ""),
-    }
-    source = http_source_of(by_service, backend, cfg)
-    plan = internal_jobs(backend, database, redis, source, creds, cfg)
-    results, error = _run(prober, plan, why_no_prober)
+    cfg = plan.cfg
+    backend_name = plan.roles.service("backend")
+    backend = plan.by_service.get(backend_name) if backend_name else None
+    targets: list[tuple[str, Member, str, Member, dict[str, Any]]] = []
     rows: list[Row] = []
-    for check, (member, target) in targets.items():
-        if member is None:
-            wanted = cfg.database if check.startswith("postgres") else cfg.redis
-            rows.append(hr.unknown(wanted, "", check, "", "no such service"))
+    if backend is None:
+        rows.append(hr.unknown(backend_name or "", "", "http", "",
+                               "no service holds the role backend"))
+    else:
+        path = plan.roles.http_path(backend.service) or "/"
+        url = f"http://{backend.service}:{plan.port(backend)}{path}"
+        targets.append(("http", backend, url, http_source_of(plan, backend), {
+            "kind": "http", "url": url, "samples": 1, "warmup": 0, "timeout_s": cfg.timeout_s,
+            "new_connection": True}))
+    for check, role, member in plan.stores():
+        software = plan.roles.software(member.service)
+        target = f"{member.service}:{plan.port(member)}"
+        if not checkable(check, software):
+            rows.append(hr.unknown(member.service, member.name, check, target,
+                                   f"no {check.split('_')[0]} check for {software}"))
             continue
-        result = results.get(check)
+        creds = plan.creds(member, role)
+        job: dict[str, Any] = ({
+            "kind": "postgres", "host": member.service, "port": plan.port(member),
+            "user": creds.db_user, "password": creds.db_password, "dbname": creds.db_name,
+            "timeout_s": cfg.timeout_s} if role == "database" else {
+            "kind": "redis", "host": member.service, "port": plan.port(member),
+            "password": creds.redis_password, "timeout_s": cfg.timeout_s})
+        targets.append((check, member, target, _client(plan.by_service, member, plan.roles),
+                        job))
+    runnable = [(i, t) for i, t in enumerate(targets) if t[3].running]
+    batches: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for i, (_c, _m, _t, source, job) in runnable:
+        batches.setdefault(source.container_id, []).append((i, job))
+    results, error = _run(prober, batches, why_no_prober)
+    for i, (check, member, target, source, _job) in enumerate(targets):
+        result = results.get(i)
         if result is not None:
             rows.append(_result_row(check, member, target, result, cfg, scrub))
         elif error:
             rows.append(hr.unknown(member.service, member.name, check, target, error))
         else:
-            where = source if check == "http" else backend
-            rows.append(_not_running_row(check, member, target, where))
+            rows.append(_not_running_row(check, member, target, source))
     return rows
 
 
@@ -229,9 +340,9 @@ def _not_running_row(check: str, member: Member, target: str, source: Member) ->
                       f"{why}: cannot probe from inside the network", hr.NOT_FOUND)
 
 
-def _run(prober: Prober | None, plan: Mapping[str, Sequence[tuple[str, dict[str, Any]]]],
-         why_no_prober: str) -> tuple[dict[str, Mapping[str, Any]], str]:
-    """check -> result of running ``plan``; or ({}, reason) when nothing could run."""
+def _run(prober: Prober | None, plan: Mapping[str, Sequence[tuple[int, dict[str, Any]]]],
+         why_no_prober: str) -> tuple[dict[int, Mapping[str, Any]], str]:
+    """target index -> result of running ``plan``; or ({}, reason) when nothing could run."""
     if not plan:
         return {}, ""
     if prober is None:
@@ -243,24 +354,22 @@ def _run(prober: Prober | None, plan: Mapping[str, Sequence[tuple[str, dict[str,
         raise  # the engine went away, or the probe method cannot work here
     except (RevivadiagError, OSError) as exc:
         return {}, f"probe engine failed: {type(exc).__name__}"
-    out: dict[str, Mapping[str, Any]] = {}
+    out: dict[int, Mapping[str, Any]] = {}
     for cid, jobs in plan.items():
-        for (check, _), result in zip(jobs, results.get(cid) or [], strict=False):
-            out[check] = result
+        for (index, _), result in zip(jobs, results.get(cid) or [], strict=False):
+            out[index] = result
     return out, ""
 
 
-def external_rows(by_service: Mapping[str, Member], creds: Credentials, cfg: HealthConfig,
-                  scrub: Scrubber, local_engine: bool) -> list[Row]:
+def external_rows(plan: Plan, scrub: Scrubber, local_engine: bool) -> list[Row]:
     """``postgres_external`` and ``redis_external`` rows (psycopg / redis-py from here)."""
     rows: list[Row] = []
-    for check, name, port in (("postgres_external", cfg.database, cfg.database_port),
-                              ("redis_external", cfg.redis, cfg.redis_port)):
-        member = find_service(by_service, name, port)
-        if member is None:
-            rows.append(hr.unknown(name, "", check, "", "no such service", method="host"))
+    for check, role, member in plan.stores():
+        check = check.replace("_internal", "_external")
+        if not checkable(check, plan.roles.software(member.service)):
             continue
-        rows.append(_external_row(check, member, port, creds, cfg, scrub, local_engine))
+        rows.append(_external_row(check, member, plan.port(member), plan.creds(member, role),
+                                  plan.cfg, scrub, local_engine))
     return rows
 
 

@@ -25,17 +25,9 @@ _DETAIL_MAX = 300
 
 @dataclass(frozen=True)
 class HealthConfig:
-    """Which services to check, where, and the thresholds of the rules."""
+    """Thresholds of the rules. Which services are checked, on which ports and paths, comes
+    from the stack's roles (:class:`~revivadiag.collect.roles.Roles`)."""
 
-    backend: str = "backend"
-    backend_port: int = 3011
-    backend_path: str = "/health"
-    #: the service whose namespace runs the HTTP check (the backend's real client)
-    http_from: str = "frontend"
-    database: str = "database"
-    database_port: int = 5432
-    redis: str = "redis"
-    redis_port: int = 6379
     timeout_s: float = 5.0
     #: an answer slower than this is degraded (the seed times out at 5 s)
     degraded_ms: float = 2000.0

@@ -2,11 +2,16 @@
 
 Measured apart from the reachability sweep, with few requests in flight (each path's
 requests one after the other; at most ``in_flight`` paths at once), after warm-up requests
-that are discarded (a sweep inflates latency tenfold). From inside the proxy container's
-network namespace:
+that are discarded (a sweep inflates latency tenfold). The proxy and the backend are the
+services holding those roles (:class:`~revivadiag.collect.roles.Roles`), on their learned
+ports. From inside the proxy container's network namespace (the backend's own when the
+stack has no proxy):
 
 - ``direct``: ``http://<backend service>:<backend port><path>``
 - ``proxy``:  ``http://127.0.0.1:<proxy port><path>`` (the proxy in front of the backend)
+
+The paths are learned (:func:`discover_paths`): the backend's healthcheck path, ``/health``,
+``/api/health`` or ``/``, one request each, preferring one path that answers both ways.
 
 and from this host through the published ports, when the engine is local (``source``
 ``host``, method ``host``). Each path gets N samples summarised per phase (dns, connect,
@@ -31,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from revivadiag.collect.reachability import port_list
+from revivadiag.collect.roles import Roles, infer_roles
 from revivadiag.engine.jobs import DOCKER_DNS, Job, Result
 from revivadiag.errors import ServiceNotFound
 from revivadiag.schemas import to_frame
@@ -50,6 +56,7 @@ class LatencyRun:
 
     summary: pd.DataFrame
     samples: pd.DataFrame
+    paths: Paths | None = None
 
 
 @dataclass(frozen=True)
@@ -162,42 +169,142 @@ def summarize_samples(samples: pd.DataFrame) -> pd.DataFrame:
     return to_frame("latency", rows)
 
 
+#: paths tried on a backend, after its own healthcheck's
+HEALTH_PATHS = ("/health", "/api/health", "/")
+#: one request per candidate path while learning them
+DISCOVERY_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where latency is measured: services, ports and the paths that answered."""
+
+    source_service: str
+    backend: str
+    backend_port: int
+    direct_path: str
+    proxy: str | None = None
+    proxy_port: int | None = None
+    proxy_path: str = ""
+
+
+def path_candidates(healthcheck_path: str = "") -> tuple[list[str], list[str]]:
+    """(direct candidates, through-the-proxy candidates), bounded and in order.
+
+    >>> path_candidates("/healthz")[1][:3]
+    ['/api/healthz', '/api/health', '/healthz']
+    """
+    direct = list(dict.fromkeys(p for p in (healthcheck_path, *HEALTH_PATHS) if p))
+    api = [p for p in direct if p.startswith("/api")]
+    prefixed = ["/api" + p for p in direct if not p.startswith("/api") and p != "/"]
+    rest = [p for p in direct if p != "/"]
+    proxy = list(dict.fromkeys([*api, *prefixed, *rest, "/"]))
+    return direct, proxy
+
+
+def _ok(result: Result | None) -> bool:
+    samples = (result or {}).get("samples") or []
+    return bool(samples) and int(samples[0].get("status") or 0) < 400
+
+
+def choose_paths(direct: Sequence[str], proxy: Sequence[str],
+                 direct_ok: Mapping[str, bool], proxy_ok: Mapping[str, bool]) -> tuple[str, str]:
+    """(direct path, proxy path): one path answering both ways first, else each one's first.
+
+    >>> choose_paths(["/health", "/api/health"], ["/api/health", "/health"],
+    ...              {"/health": True, "/api/health": True}, {"/api/health": True})
+    ('/api/health', '/api/health')
+    """
+    both = [p for p in proxy if proxy_ok.get(p) and direct_ok.get(p)]
+    if both:
+        return both[0], both[0]
+    d = next((p for p in direct if direct_ok.get(p)), direct[0] if direct else "/")
+    x = next((p for p in proxy if proxy_ok.get(p)), d)
+    return d, x
+
+
+def discover_paths(engine: Any, source_id: str, paths: Paths, healthcheck_path: str = ""
+                   ) -> Paths:
+    """``paths`` with the direct and proxy paths that answer (one request per candidate)."""
+    direct, proxy = path_candidates(healthcheck_path)
+    if paths.proxy is None:
+        proxy = []
+    jobs = [{"kind": "http", "url": f"http://{paths.backend}:{paths.backend_port}{p}",
+             "samples": 1, "warmup": 0, "timeout_s": DISCOVERY_TIMEOUT_S,
+             "new_connection": True, "server": DOCKER_DNS} for p in direct]
+    jobs += [{"kind": "http", "url": f"http://{LOOPBACK}:{paths.proxy_port}{p}", "samples": 1,
+              "warmup": 0, "timeout_s": DISCOVERY_TIMEOUT_S, "new_connection": True,
+              "via_proxy": True} for p in proxy]
+    results: list[Result] = engine.run({source_id: jobs}, concurrency=1)[source_id]
+    d_ok = {p: _ok(r) for p, r in zip(direct, results[:len(direct)], strict=False)}
+    x_ok = {p: _ok(r) for p, r in zip(proxy, results[len(direct):], strict=False)}
+    d_path, x_path = choose_paths(direct, proxy, d_ok, x_ok)
+    return Paths(paths.source_service, paths.backend, paths.backend_port, d_path, paths.proxy,
+                 paths.proxy_port, x_path if paths.proxy is not None else "")
+
+
+def plan_paths(containers: pd.DataFrame, roles: Roles) -> Paths:
+    """Proxy and backend from ``roles`` (ServiceNotFound naming the missing role)."""
+    backend = roles.service("backend")
+    if backend is None:
+        raise ServiceNotFound("backend (no service holds the role backend)",
+                              sorted(roles.as_mapping()))
+    proxy = roles.service("proxy")
+    member = service_member(containers, backend)
+    bport = roles.port(backend) or first_port(member, None)
+    if proxy is None:
+        return Paths(backend, backend, bport, roles.http_path(backend) or "/")
+    pport = roles.port(proxy) or first_port(service_member(containers, proxy), None)
+    return Paths(proxy, backend, bport, roles.http_path(backend) or "/", proxy, pport,
+                 roles.http_path(proxy) or roles.http_path(backend) or "/")
+
+
 def plan_probes(containers: pd.DataFrame, ports: pd.DataFrame | None, samples: int, warmup: int,
-                proxy_service: str, backend_service: str, path: str, proxy_port: int | None,
-                backend_port: int | None, reuse: bool) -> tuple[str, list[Probe], list[Probe]]:
-    """(proxy container id, probes from its namespace, probes from this host)."""
-    proxy = service_member(containers, proxy_service)
-    backend = service_member(containers, backend_service)
-    pport, bport = first_port(proxy, proxy_port), first_port(backend, backend_port)
-    inside = [
-        Probe("direct", str(proxy["name"]), url := f"http://{backend_service}:{bport}{path}",
-              http_job(url, samples, warmup, False, reuse)),
-        Probe("proxy", str(proxy["name"]), url := f"http://{LOOPBACK}:{pport}{path}",
-              http_job(url, samples, warmup, True, reuse)),
-    ]
+                paths: Paths, reuse: bool) -> tuple[str, list[Probe], list[Probe]]:
+    """(source container id, probes from its namespace, probes from this host)."""
+    source = service_member(containers, paths.source_service)
+    backend = service_member(containers, paths.backend)
+    url = f"http://{paths.backend}:{paths.backend_port}{paths.direct_path}"
+    inside = [Probe("direct", str(source["name"]), url,
+                    http_job(url, samples, warmup, False, reuse))]
+    targets = [(backend["name"], "direct", paths.backend_port, paths.direct_path, False)]
+    if paths.proxy is not None and paths.proxy_port is not None:
+        url = f"http://{LOOPBACK}:{paths.proxy_port}{paths.proxy_path}"
+        inside.append(Probe("proxy", str(source["name"]), url,
+                            http_job(url, samples, warmup, True, reuse)))
+        proxy = service_member(containers, paths.proxy)
+        targets.append((proxy["name"], "proxy", paths.proxy_port, paths.proxy_path, True))
     host: list[Probe] = []
-    for name, kind, port, via in ((backend["name"], "direct", bport, False),
-                                  (proxy["name"], "proxy", pport, True)):
+    for name, kind, port, path, via in targets:
         hport = published(ports, str(name), port)
         if hport is not None:
             url = f"http://{LOOPBACK}:{hport}{path}"
             host.append(Probe(kind, "host", url, http_job(url, samples, warmup, via, reuse)))
-    return str(proxy["container_id"]), inside, host
+    return str(source["container_id"]), inside, host
+
+
+def _roles(containers: pd.DataFrame, roles: Roles | None) -> Roles:
+    return roles if roles is not None else Roles(infer_roles(containers))
 
 
 def measure_latency(engine: Any, containers: pd.DataFrame, ports: pd.DataFrame | None,
-                    samples: int = 20, proxy_service: str = "frontend",
-                    backend_service: str = "backend", path: str = "/api/health",
-                    warmup: int = 3, proxy_port: int | None = None,
-                    backend_port: int | None = None, reuse_connection: bool = False,
-                    from_host: bool = True, in_flight: int = DEFAULT_IN_FLIGHT) -> LatencyRun:
+                    samples: int = 20, *, roles: Roles | None = None, warmup: int = 3,
+                    reuse_connection: bool = False, from_host: bool = True,
+                    in_flight: int = DEFAULT_IN_FLIGHT, discover: bool = True) -> LatencyRun:
     """Measure every path; see the module docstring.
 
-    Requests of one path are always sequential; ``in_flight`` paths are measured at once
-    (1: strictly one request at a time; 2: direct and proxy together; 4: the host paths too).
+    ``roles`` name the proxy and the backend (inferred from ``containers`` alone when not
+    given). Requests of one path are always sequential; ``in_flight`` paths are measured at
+    once (1: strictly one request at a time; 2: direct and proxy together; 4: the host paths
+    too). ``discover``: learn the paths first (:func:`discover_paths`).
     """
-    proxy_id, inside, host = plan_probes(containers, ports, samples, warmup, proxy_service,
-                                         backend_service, path, proxy_port, backend_port,
+    known = _roles(containers, roles)
+    paths = plan_paths(containers, known)
+    source_id = str(service_member(containers, paths.source_service)["container_id"])
+    if discover:
+        backend = paths.backend
+        paths = discover_paths(engine, source_id, paths, known.http_path(backend))
+    proxy_id, inside, host = plan_probes(containers, ports, samples, warmup, paths,
                                          reuse_connection)
     if not (from_host and engine.settings.local):
         host = []
@@ -218,19 +325,17 @@ def measure_latency(engine: Any, containers: pd.DataFrame, ports: pd.DataFrame |
                  *zip(host, host_future.result(), strict=True)]
     rows = [row for probe, result in pairs for row in sample_rows(probe, result)]
     frame = pd.DataFrame.from_records(rows, columns=list(SAMPLE_COLUMNS))
-    return LatencyRun(summarize_samples(frame), frame)
+    return LatencyRun(summarize_samples(frame), frame, paths)
 
 
 def collect_latency(engine: Any, containers: pd.DataFrame, ports: pd.DataFrame | None,
-                    samples: int = 20, proxy_service: str = "frontend",
-                    backend_service: str = "backend", path: str = "/api/health",
+                    samples: int = 20, *, roles: Roles | None = None,
                     warmup: int = 3) -> pd.DataFrame:
     """The ``latency`` frame; the raw samples ride along in ``frame.attrs["samples"]``.
 
-    For ports, connection reuse or no host probes, call :func:`measure_latency`.
+    For connection reuse, no host probes or the learned paths, call :func:`measure_latency`.
     """
-    run = measure_latency(engine, containers, ports, samples, proxy_service, backend_service,
-                          path, warmup)
+    run = measure_latency(engine, containers, ports, samples, roles=roles, warmup=warmup)
     frame = run.summary
     frame.attrs["samples"] = run.samples
     return frame

@@ -29,8 +29,10 @@ from revivadiag.errors import ParameterError
 from revivadiag.schemas import BOOL, LIST, empty_frame, schema, to_frame
 
 #: the frames of a snapshot, in the order they are collected
-FRAME_NAMES = ("containers", "networks", "endpoints", "ports", "env",
+FRAME_NAMES = ("containers", "networks", "endpoints", "ports", "env", "roles",
                "dns", "reachability", "latency", "health")
+#: frames an older snapshot directory may lack (read back empty)
+OPTIONAL_FRAMES = ("roles",)
 FORMATS = ("parquet", "csv")
 META_FILE = "meta.json"
 JSON_FILE = "snapshot.json"
@@ -72,6 +74,7 @@ class Snapshot:
     endpoints: pd.DataFrame
     ports: pd.DataFrame
     env: pd.DataFrame
+    roles: pd.DataFrame
     dns: pd.DataFrame
     reachability: pd.DataFrame
     latency: pd.DataFrame
@@ -139,7 +142,9 @@ def records(name: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _json_value(value: Any, dtype: str) -> Any:
     if dtype == LIST:
-        return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
+        if not isinstance(value, (list, tuple)):
+            return []
+        return [v if isinstance(v, int) and not isinstance(v, bool) else str(v) for v in value]
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, pd.Timestamp):
@@ -185,6 +190,8 @@ def _read_frame(name: str, src: Path) -> pd.DataFrame:
         raw, fmt = pd.read_parquet(parquet), "parquet"
     elif csv.is_file():
         raw, fmt = pd.read_csv(csv, dtype=str, keep_default_na=False), "csv"
+    elif name in OPTIONAL_FRAMES:
+        return empty_frame(name)
     else:
         raise ParameterError("snapshot directory", str(src), f"no {name}.parquet or {name}.csv")
     frame = to_frame(name, _decode(name, raw))

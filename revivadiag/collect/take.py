@@ -2,8 +2,10 @@
 
 Steps, each timed into ``meta.duration_s``: connect (version negotiated; an engine that does
 not answer is :class:`~revivadiag.errors.EngineUnreachable`), inventory (one API pass, see
-:mod:`revivadiag.collect.inventory`), the API frames (pure parsing), then the probe frames
-from inside the containers' namespaces (dns, reachability, latency) and health.
+:mod:`revivadiag.collect.inventory`), the API frames (pure parsing), the roles (who is the
+proxy, the backend, a database..., learned from the stack: :mod:`revivadiag.collect.stack`),
+then the probe frames from inside the containers' namespaces (dns, reachability, latency)
+and health, which work from the roles.
 
 A probe collector that fails as a whole leaves its frame empty and says why in
 ``meta.notes``; a container that vanished mid-snapshot gives rows with
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import docker
 import pandas as pd
@@ -26,12 +30,14 @@ from tqdm import tqdm
 from revivadiag.collect.containers import parse_containers, parse_ports
 from revivadiag.collect.dns import collect_dns
 from revivadiag.collect.env import parse_env, project_secrets
-from revivadiag.collect.health import HealthConfig, collect_health, credentials_of, members
-from revivadiag.collect.inventory import gather
-from revivadiag.collect.latency import collect_latency
+from revivadiag.collect.health import HealthConfig, all_credentials, collect_health, members
+from revivadiag.collect.inventory import RawInventory, gather
+from revivadiag.collect.latency import measure_latency
 from revivadiag.collect.networks import parse_endpoints, parse_networks
 from revivadiag.collect.reachability import collect_reachability
+from revivadiag.collect.roles import Roles, infer_roles
 from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta
+from revivadiag.collect.stack import collect_roles
 from revivadiag.engine.client import connect, describe
 from revivadiag.engine.probe import ProbeEngine
 from revivadiag.errors import EngineError, ParameterError, RevivadiagError
@@ -40,10 +46,16 @@ from revivadiag.schemas import empty_frame
 
 METHODS = ("auto", "setns", "sidecar", "exec")
 #: the timed steps (keys of ``meta.duration_s``, with ``total``)
-STEPS = ("connect", "inventory", "api_frames", "dns", "reachability", "latency", "health")
+STEPS = ("connect", "inventory", "api_frames", "roles", "dns", "reachability", "latency",
+         "health")
+CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
+WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
+#: a normalised compose dict, or a loader called with the compose files the containers name
+ComposeSource = Mapping[str, Any] | Callable[[list[Path]], Mapping[str, Any] | None] | None
 #: free-text columns scrubbed of the project's secrets before a snapshot is returned
 #: (names are left alone: a secret that equals a service name would otherwise blank it)
-FREE_TEXT = {"reachability": ("error",), "latency": ("url",), "health": ("detail",)}
+FREE_TEXT = {"reachability": ("error",), "latency": ("url",), "health": ("detail",),
+             "roles": ("evidence",)}
 
 
 class _Timer:
@@ -81,12 +93,18 @@ def snapshot(
     progress: bool = False,
     *,
     health_config: HealthConfig | None = None,
+    policy: Any = None,
+    compose: ComposeSource = None,
 ) -> Snapshot:
-    """Every frame of ``project`` (default: the only compose project, else ``revivatech``).
+    """Every frame of ``project`` (default: the only compose project, else the seed's).
 
     ``docker_host`` (or DOCKER_HOST) may be unix://, tcp:// or ssh://. ``samples`` is the
     number of HTTP samples per latency path; ``method`` the probe method (auto, setns,
-    sidecar, exec). Raises EngineUnreachable, ProjectNotFound or ParameterError.
+    sidecar, exec). ``policy`` (a :class:`~revivadiag.analyze.policy.Policy`, optional) may
+    assign roles to services; ``compose`` is the normalised compose dict (``docker compose
+    config --format json``) or a loader given the files the containers' labels name, for
+    ``x-revivadiag`` role declarations. Raises EngineUnreachable, ProjectNotFound or
+    ParameterError.
     """
     if method not in METHODS:
         raise ParameterError("method", method, f"expected one of {', '.join(METHODS)}")
@@ -101,7 +119,7 @@ def snapshot(
             info = describe(client, docker_host)
         try:
             snap = _collect(client, project, samples, method, info.is_local, health_config,
-                            timer)
+                            timer, _policy_roles(policy), compose)
         finally:
             client.close()
     finally:
@@ -114,12 +132,42 @@ def snapshot(
     return snap
 
 
+def _policy_roles(policy: Any) -> dict[str, tuple[str, ...]]:
+    """role -> services a policy assigns (its ``roles`` mapping), or nothing."""
+    return {str(k): tuple(v) for k, v in (getattr(policy, "roles", None) or {}).items()}
+
+
+def compose_files(inv: RawInventory) -> list[Path]:
+    """The compose files the project was started from, as its containers' labels name them."""
+    for inspect in inv.containers:
+        labels = (inspect.get("Config") or {}).get("Labels") or {}
+        files = [f for f in str(labels.get(CONFIG_FILES_LABEL, "")).split(",") if f]
+        if files:
+            base = Path(str(labels.get(WORKING_DIR_LABEL, "") or "."))
+            return [p if p.is_absolute() else base / p for p in map(Path, files)]
+    return []
+
+
+def _compose_data(inv: RawInventory, compose: ComposeSource, meta: SnapshotMeta
+                  ) -> Mapping[str, Any] | None:
+    if compose is None or isinstance(compose, Mapping):
+        return compose
+    files = compose_files(inv)
+    if not files:
+        return None
+    try:
+        return compose(files)
+    except RevivadiagError as exc:
+        meta.notes.append(f"roles: compose file not read: {exc}")
+        return None
+
+
 def _collect(client: docker.DockerClient, project: str | None, samples: int, method: str,
-             local: bool, health_config: HealthConfig | None, timer: _Timer) -> Snapshot:
+             local: bool, health_config: HealthConfig | None, timer: _Timer,
+             policy_roles: Mapping[str, Sequence[str]], compose: ComposeSource) -> Snapshot:
     with timer.step("inventory"):
         inv = gather(client, project)
     scrubber = project_secrets(inv.containers)
-    credentials_of(members(inv), health_config or HealthConfig()).register(scrubber)
     with timer.step("api_frames"):
         frames: dict[str, pd.DataFrame] = {
             "containers": parse_containers(inv.containers, inv.vanished, inv.project),
@@ -130,13 +178,20 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
         }
     meta = SnapshotMeta(project=inv.project, method_requested=method, samples=samples,
                         api_calls=inv.api_calls, revivadiag_version=_version())
+    with timer.step("roles"):
+        frames["roles"] = _roles_frame(client, inv, frames, local, policy_roles,
+                                       _compose_data(inv, compose, meta), meta)
+    roles = Roles(frames["roles"])
+    for creds in all_credentials(members(inv), roles):
+        creds.register(scrubber)
     # ParameterError when an explicit method cannot work here
     with ProbeEngine(client, method=method) as prober:
         for name in ("dns", "reachability", "latency"):
             with timer.step(name):
                 frames[name] = _probe_frame(name, prober, frames, samples, meta, timer.probed)
+        roles = Roles(frames["roles"])
         with timer.step("health"):
-            frames["health"] = collect_health(inv, prober, config=health_config,
+            frames["health"] = collect_health(inv, prober, roles=roles, config=health_config,
                                               local_engine=local, scrubber=scrubber)
     for name, cols in FREE_TEXT.items():
         frames[name] = scrub_columns(frames[name], cols, scrubber)
@@ -144,9 +199,28 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
     return Snapshot(meta, **{name: frames[name] for name in FRAME_NAMES})
 
 
+def _roles_frame(client: docker.DockerClient, inv: RawInventory,
+                 frames: Mapping[str, pd.DataFrame], local: bool,
+                 policy_roles: Mapping[str, Sequence[str]], compose: Mapping[str, Any] | None,
+                 meta: SnapshotMeta) -> pd.DataFrame:
+    """The roles from every fact the stack gives; from its API frames alone if that fails."""
+    try:
+        roles, facts = collect_roles(client, inv, frames, local=local, compose=compose,
+                                     policy_roles=policy_roles)
+    except (docker.errors.DockerException, OSError) as exc:
+        meta.notes.append(f"roles: decided from the API frames only: {type(exc).__name__}")
+        return infer_roles(frames["containers"], endpoints=frames["endpoints"], compose=compose,
+                           policy_roles=policy_roles)
+    meta.notes.extend(facts.notes)
+    return roles
+
+
 def _probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame], samples: int,
                  meta: SnapshotMeta, progress: Callable[[int], None]) -> pd.DataFrame:
-    """One probe frame; a collector that fails as a whole gives an empty frame and a note."""
+    """One probe frame; a collector that fails as a whole gives an empty frame and a note.
+
+    Latency learns the HTTP paths that answer: they are written back into ``frames["roles"]``.
+    """
     containers, endpoints, ports = frames["containers"], frames["endpoints"], frames["ports"]
     try:
         if name == "dns":
@@ -154,12 +228,27 @@ def _probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame]
         if name == "reachability":
             return collect_reachability(prober, containers, endpoints, ports=ports,
                                         progress=progress)
-        return collect_latency(prober, containers, ports, samples=samples)
+        run = measure_latency(prober, containers, ports, samples, roles=Roles(frames["roles"]))
+        if run.paths is not None:
+            frames["roles"] = with_paths(frames["roles"], {
+                run.paths.backend: run.paths.direct_path,
+                **({run.paths.proxy: run.paths.proxy_path} if run.paths.proxy else {})})
+        frame = run.summary
+        frame.attrs["samples"] = run.samples
+        return frame
     except (EngineError, ParameterError):
         raise  # the engine went away, or the method asked for cannot work here
     except RevivadiagError as exc:
         meta.notes.append(f"{name}: not collected: {type(exc).__name__}: {exc}")
         return empty_frame(name)
+
+
+def with_paths(roles: pd.DataFrame, paths: Mapping[str, str]) -> pd.DataFrame:
+    """``roles`` with ``http_path`` set for the services in ``paths``."""
+    out = roles.copy()
+    for service, path in paths.items():
+        out.loc[out["service"] == service, "http_path"] = path
+    return out
 
 
 def scrub_columns(
