@@ -254,6 +254,8 @@ def diagnose(
     pol = _policy(policy)
     roles = Roles.from_snapshot(snapshot)
     bound, problems = bind_policy(pol, roles)
+    if roles.frame.empty:  # no service at all: nothing the policy could be missing
+        problems = []
     notes: list[str] = [f"snapshot: {n}" for n in snapshot.meta.notes]
     reuse: connections.ReuseMeasurement | None = None
     facts: live_mod.LiveFacts | None = None

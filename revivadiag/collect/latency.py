@@ -195,10 +195,9 @@ def path_candidates(healthcheck_path: str = "") -> tuple[list[str], list[str]]:
     ['/api/healthz', '/api/health', '/healthz']
     """
     direct = list(dict.fromkeys(p for p in (healthcheck_path, *HEALTH_PATHS) if p))
-    api = [p for p in direct if p.startswith("/api")]
-    prefixed = ["/api" + p for p in direct if not p.startswith("/api") and p != "/"]
+    api = [p if p.startswith("/api") else "/api" + p for p in direct if p != "/"]
     rest = [p for p in direct if p != "/"]
-    proxy = list(dict.fromkeys([*api, *prefixed, *rest, "/"]))
+    proxy = list(dict.fromkeys([*api, *rest, "/"]))
     return direct, proxy
 
 

@@ -44,6 +44,7 @@ import pandas as pd
 
 from revivadiag import schemas
 from revivadiag.analyze.policy import verdict as policy_verdict
+from revivadiag.collect.roles import Roles, infer_roles
 from revivadiag.render.compose import ComposeModel, ComposeSource, load_compose
 
 if TYPE_CHECKING:
@@ -109,9 +110,29 @@ def graph_from_snapshot(snap: Any, policy: Policy | None = None) -> nx.MultiDiGr
     add_endpoints(g, _frame(snap, "endpoints"))
     add_ports(g, _frame(snap, "ports"))
     if policy is not None:
+        roles = _frame(snap, "roles")
+        if roles.empty:
+            roles = infer_roles(_frame(snap, "containers"), endpoints=_frame(snap, "endpoints"))
+        policy = bound_to(policy, Roles(roles))
         add_expected(g, policy)
     add_observed(g, _frame(snap, "reachability"), policy)
     return g
+
+
+def bound_to(policy: Policy, roles: Roles) -> Policy:
+    """``policy`` applied to the services holding its roles (as is when already bound)."""
+    if policy.bound:
+        return policy
+    mapping = roles.as_mapping()
+    return policy.bind(mapping, {s: roles.port(s) for s in mapping})[0]
+
+
+def model_roles(model: ComposeModel) -> Roles:
+    """Roles of a compose model's services, from their names, images and ports alone."""
+    rows = [{"name": svc.container_name or svc.name, "service": svc.name, "image": svc.image,
+             "exposed_ports": [f"{p.container_port}/{p.protocol}" for p in svc.ports]}
+            for svc in model.services.values()]
+    return Roles(infer_roles(schemas.to_frame("containers", rows)))
 
 
 def _frame(snap: Any, name: str) -> pd.DataFrame:
@@ -361,7 +382,7 @@ def graph_from_model(model: ComposeModel, policy: Policy | None = None) -> nx.Mu
                 protocol=p.protocol,
             )
     if policy is not None:
-        add_expected(g, policy)
+        add_expected(g, bound_to(policy, model_roles(model)))
         judge_declared(g)
     return g
 

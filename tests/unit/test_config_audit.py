@@ -14,7 +14,10 @@ from revivadiag.analyze.live import HttpResult, LiveFacts
 from revivadiag.analyze.policy import load_policy
 from revivadiag.errors import ParameterError
 
-POLICY = load_policy()
+SEED_ROLES = {"frontend": "proxy", "backend": "backend", "database": "database",
+              "redis": "cache"}
+SEED_SERVICE_PORTS = {"frontend": 3010, "backend": 3011, "database": 5432, "redis": 6379}
+POLICY, _ = load_policy().bind(SEED_ROLES, SEED_SERVICE_PORTS)
 
 
 def _env(*rows: tuple[str, str, str, str]) -> pd.DataFrame:
@@ -42,7 +45,8 @@ def _status(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def test_client_env_urls(value: str, status: str, needle: str) -> None:
     """NEXT_PUBLIC_* URLs must not name localhost, container names or container ports."""
     env = _env(("p_f", "frontend", "NEXT_PUBLIC_API_URL", value), ("p_f", "frontend", "PATH", "/x"))
-    [row] = ca.check_client_env(env, internal_names=["p_new_backend", "backend"])
+    [row] = ca.check_client_env(env, internal_names=["p_new_backend", "backend"],
+                                internal_ports={3011, 5432, 5435})
     assert (row["status"], row["subject"]) == (status, "p_f NEXT_PUBLIC_API_URL")
     assert needle in row["evidence"]
 
@@ -140,13 +144,37 @@ def test_internal_dns_from_the_dns_frame_then_the_endpoints() -> None:
 
 @pytest.mark.parametrize(
     ("name", "status"),
-    [("rev_backend", "pass"), ("rev_new_backend", "fail"), ("rev_backend_1", "fail"),
-     ("rev-backend-1", "fail")],
+    [("rev_backend", "pass"), ("rev_new_backend", "fail"), ("rev_backend_1", "pass"),
+     ("rev-backend-1", "pass"), ("backend", "fail")],
 )
 def test_container_naming(name: str, status: str) -> None:
-    """Target naming is <prefix>_<service>."""
+    """Where a convention applies: <prefix>_<service>; Compose's default names pass."""
     containers = schemas.to_frame("containers", [{"name": name, "service": "backend"}])
-    assert ca.check_naming(containers, "rev")[0]["status"] == status
+    assert ca.check_naming(containers, "rev", "{project}_{service}")[0]["status"] == status
+
+
+@pytest.mark.parametrize("name", ["shop_api_1", "shop-api-1", "api", "my-api"])
+def test_no_naming_finding_on_a_stack_that_is_not_the_seed(name: str) -> None:
+    """A stack that is not the seed's, under the default policy: names are not judged."""
+    containers = schemas.to_frame("containers", [{"name": name, "service": "api"},
+                                                 {"name": "shop-db-1", "service": "db"}])
+    pattern = ca.naming_convention(containers["service"], load_policy())
+    rows = ca.check_naming(containers, "shop", pattern)
+    assert pattern is None
+    assert [r["status"] for r in rows] == ["skip"]
+
+
+def test_naming_convention_asked_by_a_policy() -> None:
+    """conventions.naming applies the pattern to any stack; the seed's stack gets the seed's."""
+    from revivadiag.analyze.policy import parse_policy
+
+    asked = parse_policy("conventions: {naming: 'app-{service}'}\n")
+    assert ca.naming_convention(["api"], asked) == "app-{service}"
+    assert ca.naming_convention(SEED_ROLES, load_policy()) == "{project}_{service}"
+    containers = schemas.to_frame("containers", [{"name": "app-api", "service": "api"},
+                                                 {"name": "shop-web", "service": "web"}])
+    assert _status(ca.check_naming(containers, "shop", "app-{service}")) == [
+        ("app-api", "pass"), ("shop-web", "fail")]
 
 
 def _ports(*rows: tuple[str, int, int]) -> pd.DataFrame:
@@ -167,7 +195,7 @@ SEED_PORTS = (("frontend", 3010, 3010), ("backend", 3011, 3011), ("database", 54
 )
 def test_published_ports_per_environment(environment: str, expected: list[str]) -> None:
     """Development allows the four seed ports; production only the frontend's."""
-    rows = ca.check_ports(_ports(*SEED_PORTS), POLICY, environment)
+    rows = ca.check_ports(_ports(*SEED_PORTS), POLICY, environment, SEED_ROLES)
     assert [r["status"] for r in rows] == expected
     if environment == "production":
         assert "production allows only frontend:3010" in rows[1]["evidence"]
@@ -175,8 +203,25 @@ def test_published_ports_per_environment(environment: str, expected: list[str]) 
 
 def test_published_ports_compare_services_not_host_ports() -> None:
     """An isolated copy on other host ports passes, noting the seed's port."""
-    [row] = ca.check_ports(_ports(("frontend", 3010, 13010)), POLICY, "production")
+    [row] = ca.check_ports(_ports(("frontend", 3010, 13010)), POLICY, "production", SEED_ROLES,
+                           seed_host_ports=True)
     assert row["status"] == "pass" and "seed's host port 3010" in row["evidence"]
+
+
+def test_published_store_is_an_error_on_any_stack() -> None:
+    """On a stack named otherwise: the database/cache published fails even in development,
+    another service published outside the list is only a warning there."""
+    roles = {"edge": "proxy", "api": "backend", "pg": "database", "kv": "cache",
+             "web": "other"}
+    bound, _ = load_policy().bind(roles, {"edge": 80, "api": 8000, "pg": 5432, "kv": 6379})
+    ports = _ports(("edge", 80, 8080), ("pg", 5432, 15432), ("web", 3000, 3000))
+    dev = ca.check_ports(ports, bound, "development", roles)
+    prod = ca.check_ports(ports[ports["service"] != "pg"], bound, "production", roles)
+    assert [r["status"] for r in dev] == ["pass", "pass", "warn"]
+    assert [r["status"] for r in prod] == ["pass", "fail"]
+    assert "seed's host port" not in dev[0]["evidence"]
+    store = ca.check_ports(_ports(("kv", 6379, 6379)), bound, "production", roles)
+    assert store[0]["status"] == "fail" and "the cache kv:6379" in store[0]["evidence"]
 
 
 @pytest.mark.parametrize(
@@ -192,8 +237,22 @@ def test_frontend_isolation(outcome: str, status: str) -> None:
         {"source": "p_frontend", "source_service": "frontend", "target_service": "backend",
          "target_port": 3011, "outcome": "open", "connect_ms": 0.3, "method": "setns"},
     ])
-    assert _status(ca.check_isolation(reach, POLICY)) == [
+    assert _status(ca.check_isolation(reach, SEED_ROLES)) == [
         ("p_frontend -> database:5432", status)]
+
+
+def test_proxy_isolation_follows_the_roles() -> None:
+    """Whatever the names: the proxy's probes of every database and cache are judged."""
+    reach = schemas.to_frame("reachability", [
+        {"source": "s-edge-1", "source_service": "edge", "target_service": "kv",
+         "target_port": 6379, "outcome": "open", "connect_ms": 0.3, "method": "setns"},
+        {"source": "s-edge-1", "source_service": "edge", "target_service": "api",
+         "target_port": 8000, "outcome": "open", "connect_ms": 0.3, "method": "setns"},
+        {"source": "s-api-1", "source_service": "api", "target_service": "kv",
+         "target_port": 6379, "outcome": "open", "connect_ms": 0.3, "method": "setns"},
+    ])
+    roles = {"edge": "proxy", "api": "backend", "kv": "cache"}
+    assert _status(ca.check_isolation(reach, roles)) == [("s-edge-1 -> kv:6379", "fail")]
 
 
 def test_audit_puts_every_check_in_one_frame() -> None:

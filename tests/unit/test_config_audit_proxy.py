@@ -15,8 +15,8 @@ from revivadiag.analyze.live import (
     FOREIGN_ORIGIN,
     HttpResult,
     LiveFacts,
-    nginx_conf_path,
 )
+from revivadiag.collect.proxy_config import nginx_conf_path
 
 FRONTEND = resources.files("revivadiag.lab").joinpath("images/frontend")
 UPSTREAM = ("upstream backend {\n    server 172.20.0.3:3011 max_fails=0;\n    keepalive 32;\n"

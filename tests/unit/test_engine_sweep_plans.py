@@ -180,30 +180,49 @@ def test_summarize_samples() -> None:
 
 
 def test_latency_plan() -> None:
-    """Direct by service name, proxy on loopback, host paths only for published ports."""
+    """Direct by service name, proxy on loopback, host paths only for published ports; the
+    proxy and backend are whoever holds the roles, on their learned ports and paths."""
+    from revivadiag.collect.roles import Roles
+
     containers = to_frame("containers", [
-        {"container_id": "f" * 64, "name": "p_frontend", "service": "frontend",
-         "state": "running", "exposed_ports": ["3010/tcp"]},
-        {"container_id": "b" * 64, "name": "p_backend", "service": "backend",
-         "state": "running", "exposed_ports": ["3011/tcp"]}])
-    ports = to_frame("ports", [{"container": "p_frontend", "container_port": 3010,
+        {"container_id": "f" * 64, "name": "p-edge-1", "service": "edge",
+         "state": "running", "exposed_ports": ["80/tcp"]},
+        {"container_id": "b" * 64, "name": "p-api-1", "service": "api",
+         "state": "running", "exposed_ports": ["9999/tcp"]}])
+    ports = to_frame("ports", [{"container": "p-edge-1", "container_port": 80,
                                 "protocol": "tcp", "host_ip": "127.0.0.1", "host_port": 23010}])
-    cid, inside, host = latency.plan_probes(containers, ports, 5, 1, "frontend", "backend",
-                                            "/api/health", None, None, False)
+    roles = Roles.from_rows([
+        {"service": "edge", "role": "proxy", "port": 80, "http_path": "/api/health"},
+        {"service": "api", "role": "backend", "port": 8000, "http_path": "/health"}])
+    paths = latency.plan_paths(containers, roles)
+    cid, inside, host = latency.plan_probes(containers, ports, 5, 1, paths, False)
     assert cid == "f" * 64
     assert [(p.path, p.url) for p in inside] == [
-        ("direct", "http://backend:3011/api/health"), ("proxy", "http://127.0.0.1:3010/api/health")]
+        ("direct", "http://api:8000/health"), ("proxy", "http://127.0.0.1:80/api/health")]
     assert [(p.path, p.source, p.url) for p in host] == [
         ("proxy", "host", "http://127.0.0.1:23010/api/health")]
     assert inside[1].job["via_proxy"] and not inside[0].job["via_proxy"]
 
 
-def test_latency_needs_the_proxy_and_backend() -> None:
-    """Without a running proxy service, latency says which service is missing."""
+def test_latency_without_a_proxy_is_measured_from_the_backend() -> None:
+    """No proxy role: the direct path from the backend's own namespace, no proxy path."""
+    from revivadiag.collect.roles import Roles
+
+    roles = Roles.from_rows([{"service": "api", "role": "backend", "port": 3011},
+                             {"service": "db", "role": "database", "port": 5432}])
+    paths = latency.plan_paths(CONTAINERS, roles)
+    cid, inside, host = latency.plan_probes(CONTAINERS, None, 5, 1, paths, False)
+    assert cid == "b" * 64 and host == []
+    assert [(p.path, p.url) for p in inside] == [("direct", "http://api:3011/")]
+
+
+def test_latency_needs_a_backend() -> None:
+    """Without a backend role, latency says which role is missing."""
+    from revivadiag.collect.roles import Roles
     from revivadiag.errors import ServiceNotFound
 
-    with pytest.raises(ServiceNotFound, match="frontend"):
-        latency.plan_probes(CONTAINERS, None, 5, 1, "frontend", "api", "/", None, None, False)
+    with pytest.raises(ServiceNotFound, match="backend"):
+        latency.plan_paths(CONTAINERS, Roles.from_rows([{"service": "web", "role": "proxy"}]))
 
 
 def test_forwarded_queries_go_first() -> None:

@@ -147,18 +147,28 @@ def test_diagnose_an_empty_snapshot_without_live_checks() -> None:
     assert _ids(d.findings) == [("RD-KPI-000", "info")]
     assert (d.exit_code, d.counts()) == (0, {"error": 0, "warning": 0, "info": 1})
     assert d.summary()["kpis"]["connection_reuse"] is None
-    assert set(d.to_json()) == {"summary", "findings", "kpis", "violations", "checks"}
+    assert set(d.to_json()) == {"summary", "findings", "kpis", "violations", "checks", "roles"}
 
 
-def test_proxy_ports_follow_the_policy_aliases() -> None:
-    """The proxy and backend services and ports come from the policy, aliases included."""
-    from revivadiag.analyze.diagnosis import proxy_ports
-    from revivadiag.analyze.policy import load_policy, parse_policy
+def test_proxy_target_follows_the_roles() -> None:
+    """The proxy and backend services, ports and path come from the roles, not names."""
+    from revivadiag.analyze.diagnosis import proxy_target
+    from revivadiag.collect.roles import Roles
+    from revivadiag.errors import ServiceNotFound
 
-    assert proxy_ports(load_policy()) == ("frontend", 3010, "backend", 3011)
-    custom = parse_policy("""
-services: {Frontend: web, Backend: api}
-rules: [{from: Frontend, to: Backend, port: 8000, action: allow}]
-external: {production: [{service: Frontend, port: 8080, host_port: 443}]}
-""")
-    assert proxy_ports(custom) == ("web", 8080, "api", 8000)
+    roles = Roles.from_rows([
+        {"service": "edge", "role": "proxy", "port": 80, "ports": [80], "http_path": "/api/h"},
+        {"service": "api", "role": "backend", "port": 8000, "ports": [8000],
+         "http_path": "/h"}])
+    t = proxy_target(roles)
+    assert (t.proxy, t.proxy_port, t.backend, t.backend_port, t.path) == (
+        "edge", 80, "api", 8000, "/api/h")
+    with pytest.raises(ServiceNotFound, match="backend"):
+        proxy_target(Roles.from_rows([{"service": "edge", "role": "proxy", "port": 80}]))
+
+
+def test_role_and_policy_problems_become_warnings() -> None:
+    """An ambiguous role and a policy naming what the stack lacks are findings."""
+    f = build_findings(roles=["api: role backend is ambiguous"],
+                       policy_problems=[("rule x names service 'web'", "warning")])
+    assert _ids(f) == [("RD-POL-005", "warning"), ("RD-ROLE-001", "warning")]

@@ -82,26 +82,38 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return containers, endpoints, ports
 
 
+ROLE_PORTS = {"proxy_service": "frontend", "proxy_port": 3010, "backend_service": "backend",
+              "backend_port": 3011}
+
+
 def test_target_from_frames() -> None:
     """Pids, every address of each container, and the loopback URL of the proxy."""
-    t = target_from_frames(*_frames())
+    t = target_from_frames(*_frames(), **ROLE_PORTS, path="/api/health")  # type: ignore[arg-type]
     assert (t.proxy_pid, t.backend_pid) == (101, 202)
     assert t.backend_ips == frozenset({"10.1.0.3", "10.2.0.3"})
-    assert t.url == "http://127.0.0.1:13010/api/debug/echo"
+    assert t.url == "http://127.0.0.1:13010/api/health"
+
+
+def test_target_of_a_proxy_that_publishes_nothing_is_its_own_address() -> None:
+    """No published port: the requests go to the proxy container's address on its port."""
+    containers, endpoints, ports = _frames()
+    t = target_from_frames(containers, endpoints, ports.iloc[0:0], **ROLE_PORTS)  # type: ignore[arg-type]
+    assert t.url == "http://10.1.0.2:3010/"
 
 
 def test_target_needs_the_services_and_a_loopback_port() -> None:
     """Typed errors name what is missing."""
     containers, endpoints, ports = _frames()
     with pytest.raises(ServiceNotFound, match="'proxy'"):
-        target_from_frames(containers, endpoints, ports, proxy_service="proxy")
+        target_from_frames(containers, endpoints, ports, **{**ROLE_PORTS,  # type: ignore[arg-type]
+                                                            "proxy_service": "proxy"})
     with pytest.raises(ParameterError, match=r"not published on 127\.0\.0\.1"):
         loopback_port(ports, "frontend", 80)
 
 
-def test_measure_reuse_refuses_anything_but_loopback() -> None:
-    """The measurement only ever talks to 127.0.0.1."""
-    t = target_from_frames(*_frames())
+def test_measure_reuse_refuses_anything_but_loopback_or_the_proxy() -> None:
+    """The measurement only ever talks to 127.0.0.1 or the proxy's own address."""
+    t = target_from_frames(*_frames(), **ROLE_PORTS)  # type: ignore[arg-type]
     bad = type(t)(**{**t.__dict__, "url": "http://10.0.0.1:80/x"})
-    with pytest.raises(ValueError, match=r"127\.0\.0\.1 only"):
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1 or the proxy's own address only"):
         measure_reuse(bad)

@@ -17,10 +17,17 @@ from revivadiag.analyze.policy import (
 )
 from revivadiag.errors import PolicyError
 
+SEED_ROLES = {"frontend": "proxy", "backend": "backend", "database": "database",
+              "redis": "cache"}
+SEED_PORTS = {"frontend": 3010, "backend": 3011, "database": 5432, "redis": 6379}
+
 
 @pytest.fixture(scope="module")
 def seed() -> Policy:
-    return load_policy()
+    """The default policy (in roles) bound to the seed's four services."""
+    bound, problems = load_policy().bind(SEED_ROLES, SEED_PORTS)
+    assert problems == []
+    return bound
 
 
 @pytest.mark.parametrize(
@@ -47,10 +54,9 @@ def test_default_policy_is_the_seed_matrix(
 
 def test_default_external_ports_per_environment(seed: Policy) -> None:
     """Development publishes the four seed ports, production the frontend's 3010 only."""
-    dev = {(p.service, p.container_port, p.host_port) for p in seed.allowed_external("development")}
-    assert dev == {("frontend", 3010, 3010), ("backend", 3011, 3011),
-                   ("database", 5432, 5435), ("redis", 6379, 6383)}
-    prod = [(p.service, p.host_port) for p in seed.allowed_external("production")]
+    dev = {(p.service, p.container_port) for p in seed.allowed_external("development")}
+    assert dev == {("frontend", 3010), ("backend", 3011), ("database", 5432), ("redis", 6379)}
+    prod = [(p.service, p.container_port) for p in seed.allowed_external("production")]
     assert prod == [("frontend", 3010)]
 
 
@@ -103,6 +109,10 @@ def test_default_action_for_unstated_paths(default: str, expected: str | None) -
         ("rules: [{from: a, to: b, action: allow, port: 70000}]\n",
          "rules[0].port: bad port 70000"),
         ("rules: [{from: a, to: b, action: allow, port: '80'}]\n", "bad port '80'"),
+        ("roles: {frontend: web}\n", "roles: unknown role 'frontend'"),
+        ("roles: {backend: [1]}\n", "roles.backend: expected a service name"),
+        ("conventions: {naming: prefix}\n", "conventions.naming: expected a pattern"),
+        ("conventions: {colour: red}\n", "conventions: unknown key(s) colour"),
         ("rules: [{from: a, to: b, action: allow, port: true}]\n", "bad port True"),
         ("rules: [{from: a, action: allow}]\n", "rules[0]: missing key 'to'"),
         ("rules: [{from: a, to: b, action: deny, colour: red}]\n",
@@ -202,3 +212,91 @@ def test_compare_of_an_empty_frame_is_an_empty_valid_frame(seed: Policy) -> None
     v = compare(seed, schemas.empty_frame("reachability"))
     schemas.validate("violations", v)
     assert v.empty
+
+
+# ---------------------------------------------------------------- roles and declared networks
+
+
+STACK = {"edge": "proxy", "api": "backend", "pg": "database", "kv": "cache", "jobs": "worker"}
+STACK_PORTS = {"edge": 80, "api": 8000, "pg": 5432, "kv": 6379}
+
+
+def test_role_rules_apply_to_whatever_services_hold_the_roles() -> None:
+    """The seed's matrix on a stack named otherwise, with the backend's learned port."""
+    bound, problems = load_policy().bind(STACK, STACK_PORTS)
+    assert problems == []
+    assert bound.expected("edge", "api", 8000) == "allow"
+    assert bound.expected("edge", "api", 3011) is None
+    assert (bound.expected("edge", "pg", 1), bound.expected("pg", "kv", 6379)) == ("deny", "deny")
+    assert bound.expected("api", "kv", 6379) == "allow"
+    assert [(p.service, p.container_port) for p in bound.allowed_external("production")] == [
+        ("edge", 80)]
+
+
+def test_a_role_held_by_two_services_expands_to_both() -> None:
+    """Two databases: the proxy is denied both, the backend allowed both."""
+    bound, _ = load_policy().bind({**STACK, "pg2": "database"}, {**STACK_PORTS, "pg2": 5433})
+    assert bound.expected("edge", "pg2", 5433) == "deny"
+    assert bound.expected("api", "pg2", 5433) == "allow"
+
+
+def test_names_the_stack_lacks_are_reported() -> None:
+    """A role nobody holds and a service the stack lacks are problems, never silence."""
+    policy = parse_policy("""
+rules:
+  - {from: backend, to: cache, port: cache, action: allow}
+  - {from: web, to: api, port: 8000, action: allow}
+""", origin="mine.yml")
+    bound, problems = policy.bind({"api": "backend", "db": "database"}, {"api": 8000})
+    assert bound.rules == ()
+    assert any("role 'cache'" in p and "no service" in p for p in problems)
+    assert any("service 'web'" in p and "lacks" in p for p in problems)
+
+
+def test_service_names_and_prefixes_keep_working() -> None:
+    """A policy in service names binds to those services; service:NAME beats the role word."""
+    policy = parse_policy("""
+services: {Frontend: web}
+rules:
+  - {from: Frontend, to: api, port: 8000, action: allow}
+  - {from: service:backend, to: db, port: any, action: deny}
+""")
+    roles = {"web": "proxy", "api": "backend", "backend": "other", "db": "database"}
+    bound, problems = policy.bind(roles, {})
+    assert problems == []
+    assert bound.expected("web", "api", 8000) == "allow"
+    assert bound.expected("backend", "db", 5432) == "deny"
+    assert bound.expected("api", "db", 5432) is None
+
+
+def test_policy_roles_section() -> None:
+    """roles: assigns services to roles (read by the role inference)."""
+    policy = parse_policy("roles: {backend: api, cache: [a, b]}\n")
+    assert dict(policy.roles) == {"backend": ("api",), "cache": ("a", "b")}
+
+
+@pytest.mark.parametrize(
+    ("src_nets", "outcome", "verdict_", "severity"),
+    [({"front"}, "open", "ok", ""), ({"front"}, "refused", "ok", ""),
+     ({"front"}, "timeout", "blocked", "warning"),
+     ({"other"}, "open", "violation", "warning"), ({"other"}, "timeout", "ok", ""),
+     ({"other"}, "unresolvable", "ok", ""), ({"other"}, "error", "inconclusive", "info")],
+)
+def test_declared_networks_are_the_expectation_where_the_policy_is_silent(
+    src_nets: set[str], outcome: str, verdict_: str, severity: str
+) -> None:
+    """web -> api: no rule; sharing a declared network means reachable, else not."""
+    bound, _ = load_policy().bind({"web": "other", "api": "backend"}, {"api": 8000})
+    reach = schemas.to_frame("reachability", [_probe("web", "api", 8000, outcome)])
+    v = compare(bound, reach, {"web": src_nets, "api": {"front", "back"}})
+    assert v[["expected", "verdict", "severity", "basis"]].values.tolist() == [
+        ["allow" if src_nets == {"front"} else "deny", verdict_, severity, "declared"]]
+    assert "declared networks" in v.iloc[0]["evidence"]
+
+
+def test_a_rule_beats_the_declared_networks() -> None:
+    """Where the policy speaks, the declared networks do not."""
+    bound, _ = load_policy().bind(STACK, STACK_PORTS)
+    reach = schemas.to_frame("reachability", [_probe("edge", "pg", 5432, "open")])
+    v = compare(bound, reach, {"edge": {"n"}, "pg": {"n"}})
+    assert v[["verdict", "basis"]].values.tolist() == [["violation", "policy"]]
