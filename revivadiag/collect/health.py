@@ -103,11 +103,14 @@ def members(inv: RawInventory) -> dict[str, Member]:
 
 
 def roles_of(inv: RawInventory, roles: Roles | None) -> Roles:
-    """``roles``, or roles inferred from the inventory's containers alone."""
+    """``roles``, or roles inferred from the inventory alone (names, images, healthchecks)."""
     if roles is not None:
         return roles
+    from revivadiag.collect.stack import health_paths
+
     return Roles(infer_roles(parse_containers(inv.containers, inv.vanished, inv.project),
-                             endpoints=parse_endpoints(inv.containers, inv.project)))
+                             endpoints=parse_endpoints(inv.containers, inv.project),
+                             health_paths=health_paths(inv)))
 
 
 def published_port(inspect: Inspect, port: int) -> tuple[str, int] | None:

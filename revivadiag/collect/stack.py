@@ -57,6 +57,17 @@ def healthcheck_path(test: Sequence[str] | None) -> str:
     return m.group(1) if m else ""
 
 
+def health_paths(inv: RawInventory) -> dict[str, str]:
+    """service -> the URL path its Docker healthcheck requests (services that have one)."""
+    out: dict[str, str] = {}
+    for inspect in inv.containers:
+        test = ((inspect.get("Config") or {}).get("Healthcheck") or {}).get("Test")
+        path = healthcheck_path(test)
+        if path:
+            out.setdefault(compose_identity(inspect, inv.project)[1], path)
+    return out
+
+
 def listening_ports(sockets: Iterable[conn.Socket]) -> list[int]:
     """TCP ports listened on where other containers can connect (loopback-only ones left out).
 
@@ -157,9 +168,7 @@ def process_facts(client: Any, inv: RawInventory, facts: StackFacts) -> None:
             cmd = str(proc[col]) if col >= 0 else " ".join(map(str, proc))
             cmds += command_words(cmd)[:1]  # the program only: arguments may hold secrets
         facts.processes.setdefault(service, []).extend(c for c in dict.fromkeys(cmds) if c)
-        path = healthcheck_path((config.get("Healthcheck") or {}).get("Test"))
-        if path:
-            facts.health_paths.setdefault(service, path)
+    facts.health_paths.update(health_paths(inv))
 
 
 def proxy_facts(client: Any, inv: RawInventory, roles: pd.DataFrame,

@@ -3,6 +3,7 @@
 >>> from revivadiag.runbook import diagnose as steps          # doctest: +SKIP
 >>> params = steps.resolve(project="revivatech")               # doctest: +SKIP
 >>> snap = steps.take_snapshot(params)                         # doctest: +SKIP
+>>> steps.roles_table(snap)                                    # doctest: +SKIP
 >>> diag = steps.run_diagnosis(snap, params)                   # doctest: +SKIP
 >>> steps.topology(snap, params)                               # doctest: +SKIP
 >>> steps.record(diag, params)                                 # doctest: +SKIP
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,14 +44,65 @@ def resolve(**values: Any) -> DiagnoseParams:
 
 
 def take_snapshot(params: DiagnoseParams) -> Snapshot:
-    """Every frame of the project (see :func:`revivadiag.snapshot`)."""
+    """Every frame of the project (see :func:`revivadiag.snapshot`), its roles decided with
+    the run's policy and compose file (``x-revivadiag`` declarations)."""
     from revivadiag.collect.take import snapshot
+
+    def compose(files: list[Path]) -> Mapping[str, Any] | None:
+        data, _, _ = read_compose_data([Path(p) for p in params.compose_files] or files)
+        return data
 
     return snapshot(
         project=params.project_or_none,
         docker_host=params.docker_host_or_none,
         samples=params.samples,
+        policy=policy_of(params),
+        compose=compose,
     )
+
+
+def compose_data(snap: Any, params: DiagnoseParams) -> Mapping[str, Any] | None:
+    """The run's compose files (or those the containers' labels name) as one dict, or None
+    when there are none or they cannot be read."""
+    files = [Path(p) for p in params.compose_files] or compose_files_from_labels(snap.containers)
+    if not files:
+        return None
+    try:
+        data, _, _ = read_compose_data(files)
+    except ComposeFileError:
+        return None
+    return data
+
+
+def roles_frame(snap: Any) -> pd.DataFrame:
+    """One row per service: its role, ports, how it was decided, and a flag when ambiguous
+    or undecided (what the report shows).
+
+    >>> from revivadiag.collect.roles import Roles
+    >>> snap = type("S", (), {"roles": Roles.from_rows([{"service": "api", "role": "backend",
+    ...     "port": 8000, "ports": [8000], "decided_by": "proxy", "confidence": "high",
+    ...     "evidence": "edge forwards /api/ to api:8000"}]).frame})()
+    >>> roles_frame(snap).iloc[0].to_dict()["ports"]
+    '8000'
+    """
+    from revivadiag.collect.roles import Roles
+
+    frame = Roles.from_snapshot(snap).frame
+    rows = []
+    for r in frame.to_dict("records"):
+        flag = (f"AMBIGUOUS (also: {r['alternatives']})" if bool(r["ambiguous"]) else
+                "UNDECIDED" if r["decided_by"] == "none" else "")
+        rows.append({"service": r["service"], "role": r["role"],
+                     "ports": ", ".join(str(p) for p in r["ports"]),
+                     "software": r["software"] or "", "decided by": r["decided_by"],
+                     "confidence": r["confidence"], "flag": flag, "evidence": r["evidence"]})
+    return pd.DataFrame(rows, columns=["service", "role", "ports", "software", "decided by",
+                                       "confidence", "flag", "evidence"])
+
+
+def roles_table(snap: Any) -> Any:
+    """The roles as an escaped table (ambiguous or undecided ones flagged)."""
+    return tables.plain_table(roles_frame(snap))
 
 
 def overview_frame(snap: Any) -> pd.DataFrame:
@@ -98,6 +151,7 @@ def run_diagnosis(snap: Snapshot, params: DiagnoseParams) -> Diagnosis:
         live=params.live,
         source_path=params.source_path or None,
         docker_host=params.docker_host_or_none,
+        compose=compose_data(snap, params),
     )
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from revivadiag.collect.credentials import Credentials
-from revivadiag.collect.health import HealthConfig, collect_health, credentials_of, members
+from revivadiag.collect.health import collect_health, credentials_of, members
 from revivadiag.collect.inventory import RawInventory, gather
 from revivadiag.engine.probe import ProbeEngine
 from revivadiag.lab import LabInstance, read_secrets
@@ -56,7 +56,7 @@ def test_credentials_come_from_the_containers(engine: docker.DockerClient,
                                               lab_current: LabInstance) -> None:
     """The passwords read from the containers' env are the lab's planted ones."""
     secrets = read_secrets(lab_current.prefix)
-    creds = credentials_of(members(gather(engine, lab_current.prefix)), HealthConfig())
+    creds = credentials_of(members(gather(engine, lab_current.prefix)))
     assert creds.db_password == secrets["DATABASE_PASSWORD"]
     assert creds.redis_password == secrets["REDIS_PASSWORD"]
     assert secrets["DATABASE_PASSWORD"] not in repr(creds)
@@ -67,7 +67,7 @@ def test_wrong_credentials_are_unhealthy_with_a_clear_detail(
 ) -> None:
     """Wrong passwords: each PostgreSQL and Redis path is unhealthy, the detail names why."""
     inv: RawInventory = gather(engine, lab_current.prefix)
-    good = credentials_of(members(inv), HealthConfig())
+    good = credentials_of(members(inv))
     wrong = Credentials(good.db_user, "wrong-db-password-1", good.db_name, "wrong-redis-pass-1")
     rows = _by_check(collect_health(inv, prober, credentials=wrong))
     for check in ("postgres_internal", "postgres_external", "redis_internal", "redis_external"):

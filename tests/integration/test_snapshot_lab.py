@@ -119,3 +119,23 @@ def test_unreachable_engine_is_typed() -> None:
     """A socket where no engine answers is EngineUnreachable naming the address."""
     with pytest.raises(rd.EngineUnreachable, match=r"nonexistent\.sock"):
         rd.snapshot(docker_host="unix:///nonexistent.sock")
+
+
+def test_roles_are_learned_not_guessed_from_names(case: tuple[LabInstance, rd.Snapshot]) -> None:
+    """The roles come from the stack (processes, listening sockets, nginx's /api upstream),
+    never from the seed's names; the learned paths answered."""
+    _, snap = case
+    rows = snap.roles.set_index("service")
+    assert rows["role"].to_dict() == {"backend": "backend", "database": "database",
+                                      "frontend": "proxy", "redis": "cache"}
+    assert rows["decided_by"].to_dict() == {"backend": "proxy", "database": "software",
+                                            "frontend": "software", "redis": "software"}
+    assert rows["software"].to_dict() == {"backend": "", "database": "postgres",
+                                          "frontend": "nginx", "redis": "redis"}
+    assert rows["port"].to_dict() == {"backend": 3011, "database": 5432, "frontend": 3010,
+                                      "redis": 6379}
+    assert list(rows.loc["backend", "ports"]) == [3011]
+    assert not rows["ambiguous"].any()
+    assert (rows.loc["backend", "http_path"], rows.loc["frontend", "http_path"]) == (
+        "/api/health", "/api/health")
+    assert "roles" in snap.meta.duration_s
