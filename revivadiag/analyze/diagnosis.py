@@ -37,7 +37,7 @@ from revivadiag.analyze.policy import Policy, compare, load_policy
 from revivadiag.analyze.proxy_audit import declared_watcher
 from revivadiag.analyze.source_audit import audit_source
 from revivadiag.collect import connections
-from revivadiag.collect.proxy_config import read_nginx_config
+from revivadiag.collect.proxy_config import read_nginx_config, websocket_locations
 from revivadiag.collect.roles import Roles, declared_networks
 from revivadiag.collect.snapshot import Snapshot, records
 from revivadiag.errors import RevivadiagError
@@ -195,14 +195,31 @@ def _gather_live(snapshot: Snapshot, roles: Roles, client: Any, burst: int,
         notes.append(f"live proxy checks skipped: {exc}")
         return None
     own = set(snapshot.endpoints[snapshot.endpoints["service"] == t.proxy]["ipv4"].astype(str))
-    facts = live_mod.gather(base, burst_count=burst, health_path=t.path, allowed_hosts=own)
-    _read_nginx(snapshot, roles, client, facts)
+    conf = live_mod.LiveFacts(base_url="")
+    _read_nginx(snapshot, roles, client, conf)
+    ws = websocket_locations(conf.nginx_files) if conf.nginx_files else []
+    facts = live_mod.gather(base, burst_count=burst, health_path=t.path, allowed_hosts=own,
+                            websocket_path=ws[0] if ws else None)
+    facts.nginx_files, facts.nginx_source = conf.nginx_files, conf.nginx_source
+    facts.backend_hosts = backend_hosts(snapshot, t.backend)
     return facts
+
+
+def backend_hosts(snapshot: Snapshot, backend: str) -> frozenset[str]:
+    """Every name and address the backend answers to (what a proxy_pass may name)."""
+    eps = snapshot.endpoints[snapshot.endpoints["service"] == backend]
+    names = {backend, *snapshot.containers[snapshot.containers["service"] == backend]["name"]}
+    for rec in eps.to_dict("records"):
+        names.update([*list(rec["aliases"]), *list(rec["dns_names"]), rec["ipv4"]])
+    return frozenset(str(n).lower() for n in names if n)
 
 
 def _nginx_only(snapshot: Snapshot, roles: Roles, client: Any) -> live_mod.LiveFacts:
     facts = live_mod.LiveFacts(base_url="")
     _read_nginx(snapshot, roles, client, facts)
+    backend = roles.service("backend")
+    if backend:
+        facts.backend_hosts = backend_hosts(snapshot, backend)
     return facts
 
 

@@ -56,6 +56,8 @@ class LiveFacts:
     burst: dict[str, int] = field(default_factory=dict)
     nginx_files: dict[str, str] | None = None
     nginx_source: str = ""
+    #: names and addresses of the backend (the proxy audit judges the routes to it)
+    backend_hosts: frozenset[str] = frozenset()
 
 
 def check_loopback(base_url: str, allowed_hosts: Iterable[str] = ()) -> str:
@@ -93,12 +95,12 @@ def fetch_page(http: httpx.Client, base: str) -> tuple[HttpResult, dict[str, str
     return page, scripts
 
 
-def websocket_check(base: str, timeout_s: float = 3.0) -> tuple[bool, str]:
-    """Open ws://.../ws through the proxy, send one message, wait for the echo."""
+def websocket_check(base: str, timeout_s: float = 3.0, path: str = "/ws") -> tuple[bool, str]:
+    """Open ws://...<path> through the proxy, send one message, wait for the echo."""
     from websockets.exceptions import WebSocketException
     from websockets.sync.client import connect
 
-    url = "ws://" + base.removeprefix("http://") + "/ws"
+    url = "ws://" + base.removeprefix("http://") + path
     try:
         with connect(url, open_timeout=timeout_s, close_timeout=1.0) as ws:
             ws.send("revivadiag-ping")
@@ -128,10 +130,12 @@ def burst(
 
 
 def gather(base_url: str, *, burst_count: int = 50, timeout_s: float = 3.0,
-           health_path: str = "/", allowed_hosts: Iterable[str] = ()) -> LiveFacts:
+           health_path: str = "/", allowed_hosts: Iterable[str] = (),
+           websocket_path: str | None = "/ws") -> LiveFacts:
     """All HTTP-level live facts from the proxy at ``base_url`` (see :func:`check_loopback`).
 
-    ``health_path``: a path the proxy forwards to the backend (preflights and the burst).
+    ``health_path``: a path the proxy forwards to the backend (preflights and the burst);
+    ``websocket_path``: the proxy's WebSocket location (None: it has none, not tried).
     """
     base = check_loopback(base_url, allowed_hosts)
     facts = LiveFacts(base_url=base)
@@ -146,6 +150,7 @@ def gather(base_url: str, *, burst_count: int = 50, timeout_s: float = 3.0,
                 headers={"Origin": origin, "Access-Control-Request-Method": "GET",
                          "Access-Control-Request-Headers": "content-type"},
             )
-        facts.websocket = websocket_check(base, timeout_s)
+        if websocket_path:
+            facts.websocket = websocket_check(base, timeout_s, websocket_path)
         facts.burst = burst(http, base + health_path, burst_count)
     return facts

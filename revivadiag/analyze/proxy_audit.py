@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pandas as pd
 
@@ -68,6 +69,27 @@ def _echo_version(live: LiveFacts) -> str:
     return f"; backend saw HTTP/{data['http_version']}" if "http_version" in data else ""
 
 
+def backend_routes(cfg: nginx_conf.NginxConfig, hosts: frozenset[str]) -> nginx_conf.NginxConfig:
+    """``cfg`` with only the proxy_pass directives that lead to the backend (its names or
+    addresses, directly or through an upstream); all of them when none does or no backend
+    is known.
+
+    >>> cfg = nginx_conf.parse_files({"n": "upstream b { server api:8000; } server { "
+    ...     "location / { proxy_pass http://web:3000; } location /api/ { proxy_pass http://b; } }"})
+    >>> [p.location for p in backend_routes(cfg, frozenset({"api"})).proxy_passes]
+    ['/api/']
+    """
+    def leads_to_backend(p: nginx_conf.ProxyPass) -> bool:
+        up = cfg.upstreams.get(p.host)
+        targets = [s.rsplit(":", 1)[0].lower() for s, _ in up.servers] if up else [p.host]
+        return any(t in hosts for t in targets)
+
+    mine = [p for p in cfg.proxy_passes if leads_to_backend(p)] if hosts else []
+    if not mine:
+        return cfg
+    return replace(cfg, proxy_passes=mine)
+
+
 def check_nginx(live: LiveFacts | None, watcher: str | None) -> list[Row]:
     """Upstream keep-alive and name re-resolution from the parsed configuration."""
     if live is None or live.nginx_files is None:
@@ -75,7 +97,7 @@ def check_nginx(live: LiveFacts | None, watcher: str | None) -> list[Row]:
                else f"configuration unreadable: {live.nginx_source}")
         return [row("proxy-keepalive", "nginx", "skip", why),
                 row("proxy-resolution", "nginx", "skip", why)]
-    cfg = nginx_conf.parse_files(live.nginx_files)
+    cfg = backend_routes(nginx_conf.parse_files(live.nginx_files), live.backend_hosts)
     src = f" [{live.nginx_source}]"
     ka_status, ka_ev = nginx_conf.keepalive_verdict(cfg)
     rs_status, rs_ev = nginx_conf.resolution_verdict(cfg, watcher)
@@ -84,9 +106,10 @@ def check_nginx(live: LiveFacts | None, watcher: str | None) -> list[Row]:
 
 
 def check_websocket(live: LiveFacts) -> list[Row]:
-    """Upgrade to WebSocket at /ws through the proxy, with one echoed message."""
+    """Upgrade to WebSocket at the proxy's WebSocket location, with one echoed message."""
     if live.websocket is None:
-        return [row("websocket-upgrade", "/ws", "skip", "not tried")]
+        return [row("websocket-upgrade", "/ws", "skip",
+                    "not tried (the proxy's configuration has no WebSocket location)")]
     ok, evidence = live.websocket
     return [row("websocket-upgrade", "/ws", "pass" if ok else "fail", evidence)]
 

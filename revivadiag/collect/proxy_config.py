@@ -89,6 +89,20 @@ def traefik_routes(proxy: str, labels: Mapping[str, Mapping[str, str]]) -> list[
     return out
 
 
+def websocket_locations(files: Mapping[str, str]) -> list[str]:
+    """Locations that pass a WebSocket upgrade (``Connection`` set to upgrade).
+
+    >>> websocket_locations({"n": "server { location /ws { proxy_pass http://a:1; "
+    ...     "proxy_set_header Upgrade $http_upgrade; "
+    ...     "proxy_set_header Connection $connection_upgrade; } }"})
+    ['/ws']
+    """
+    cfg = parse_files(files)
+    found = [p.location for p in cfg.proxy_passes
+             if "upgrade" in (p.connection_header or "").lower() and p.location]
+    return [loc.strip("=~^* ") for loc in dict.fromkeys(found)]
+
+
 # ---------------------------------------------------------------- reading nginx (I/O)
 
 

@@ -65,10 +65,14 @@ def port_list(value: Any) -> list[int]:
     return out
 
 
-def target_ports(containers: pd.DataFrame,
-                 ports: pd.DataFrame | None = None) -> dict[str, list[int]]:
-    """Container name -> its service ports (exposed, plus published container ports)."""
+def target_ports(containers: pd.DataFrame, ports: pd.DataFrame | None = None,
+                 learned: Mapping[str, Sequence[int]] | None = None) -> dict[str, list[int]]:
+    """Container name -> its service ports (exposed, plus published container ports, plus
+    the ports its service was learned to listen on: ``learned`` service -> ports)."""
     out = {str(r["name"]): port_list(r["exposed_ports"]) for r in containers.to_dict("records")}
+    for r in containers.to_dict("records"):
+        plist = out[str(r["name"])]
+        plist += [int(p) for p in (learned or {}).get(str(r["service"]), ()) if p not in plist]
     if ports is not None and not ports.empty:
         for r in ports.to_dict("records"):
             plist = out.setdefault(str(r["container"]), [])
@@ -224,10 +228,14 @@ def l3_text(plan: SweepPlan, results: Mapping[str, Sequence[Result]],
 
 def collect_reachability(engine: Any, containers: pd.DataFrame, endpoints: pd.DataFrame,
                          timeout_s: float = DEFAULT_TIMEOUT_S, ports: pd.DataFrame | None = None,
-                         progress: Progress | None = None) -> pd.DataFrame:
-    """The ``reachability`` frame (see the module docstring); ``engine`` is a ProbeEngine."""
+                         progress: Progress | None = None,
+                         learned: Mapping[str, Sequence[int]] | None = None) -> pd.DataFrame:
+    """The ``reachability`` frame (see the module docstring); ``engine`` is a ProbeEngine.
+
+    ``learned``: service -> ports it listens on (the ``roles`` frame), probed too.
+    """
     view = NetworkView.from_frames(containers, endpoints)
-    plist = target_ports(containers, ports)
+    plist = target_ports(containers, ports, learned)
     names = unknown_names(view, plist, engine.name_cache)
     if names.batches:
         resolve_shared(engine, view, names, progress)
@@ -261,7 +269,9 @@ def split_results(results: Mapping[str, list[Result]], first: Mapping[str, list[
 
 def collect_sweep(engine: Any, containers: pd.DataFrame, endpoints: pd.DataFrame,
                   timeout_s: float = DEFAULT_TIMEOUT_S, ports: pd.DataFrame | None = None,
-                  progress: Progress | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  progress: Progress | None = None,
+                  learned: Mapping[str, Sequence[int]] | None = None,
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``dns`` and ``reachability`` frames from one probe run.
 
     Same rows as :func:`collect_dns` then :func:`collect_reachability`, but the forwarded
@@ -270,7 +280,7 @@ def collect_sweep(engine: Any, containers: pd.DataFrame, endpoints: pd.DataFrame
     as a project address gets its connects in a second, small run.
     """
     view = NetworkView.from_frames(containers, endpoints)
-    plist = target_ports(containers, ports)
+    plist = target_ports(containers, ports, learned)
     dplan = plan_dns(view, engine.name_cache)
     splan = plan_sweep(view, plist, engine.name_cache, timeout_s)
     batches, offsets = merge_batches(dplan.batches, splan.batches)

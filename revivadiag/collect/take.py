@@ -226,8 +226,10 @@ def _probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame]
         if name == "dns":
             return collect_dns(prober, containers, endpoints, progress=progress)
         if name == "reachability":
+            learned = {str(r["service"]): [int(p) for p in r["ports"]]
+                       for r in frames["roles"].to_dict("records")}
             return collect_reachability(prober, containers, endpoints, ports=ports,
-                                        progress=progress)
+                                        progress=progress, learned=learned)
         run = measure_latency(prober, containers, ports, samples, roles=Roles(frames["roles"]))
         if run.paths is not None:
             frames["roles"] = with_paths(frames["roles"], {
