@@ -93,12 +93,14 @@ def test_probes_from_and_to_it_carry_error_types(broken_snap: rd.Snapshot,
 
 
 def test_health_says_what_is_down(broken_snap: rd.Snapshot) -> None:
-    """Backend HTTP unhealthy with an error type; inside paths unknown; outside still fine."""
+    """Backend HTTP unhealthy with an error type; the database, whose only user is down, is
+    checked from its own namespace and is fine; outside still fine."""
     health = broken_snap.health
     rows = {r["check"]: r for r in health[health["check"] != "docker"].to_dict("records")}
     assert rows["http"]["status"] == "unhealthy" and rows["http"]["error_type"]
-    assert (rows["postgres_internal"]["status"], rows["postgres_internal"]["error_type"]) == (
-        "unknown", NOT_FOUND)
+    assert (rows["postgres_internal"]["status"], rows["postgres_internal"]["method"]) == (
+        "healthy", "setns")
+    assert broken_snap.roles.set_index("service").loc["backend", "role"] == "backend"
     assert rows["postgres_external"]["status"] == "healthy"
     docker_backend = health[(health["check"] == "docker") & (health["service"] == "backend")]
     assert docker_backend.iloc[0]["status"] == "unhealthy"
