@@ -1,7 +1,7 @@
 """revivadiag: diagnostics and runbooks for the networking layer of Docker Compose stacks.
 
 >>> import revivadiag as rd
->>> snap = rd.snapshot(project="revivatech")   # doctest: +SKIP
+>>> snap = rd.snapshot(project="shop")   # doctest: +SKIP
 >>> snap.reachability.query("outcome == 'open'")  # doctest: +SKIP
 >>> snap.write("out/")                            # doctest: +SKIP
 >>> rd.Snapshot.load("out/").health               # doctest: +SKIP

@@ -6,11 +6,11 @@ Static checks read snapshot frames (``containers``, ``env``, ``ports``, ``dns``,
 
 >>> import pandas as pd
 >>> from revivadiag import schemas
->>> env = schemas.to_frame("env", [{"container": "p_new_frontend", "service": "frontend",
-...     "key": "NEXT_PUBLIC_API_URL", "value": "http://localhost:3011", "is_sensitive": False}])
->>> rows = check_client_env(env, internal_names=[], internal_ports={3011})
+>>> env = schemas.to_frame("env", [{"container": "shop-web-1", "service": "web",
+...     "key": "NEXT_PUBLIC_API_URL", "value": "http://localhost:8000", "is_sensitive": False}])
+>>> rows = check_client_env(env, internal_names=[], internal_ports={8000})
 >>> rows[0]["status"], rows[0]["subject"]
-('fail', 'p_new_frontend NEXT_PUBLIC_API_URL')
+('fail', 'shop-web-1 NEXT_PUBLIC_API_URL')
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Pure judgement of what :func:`revivadiag.analyze.live.gather` and
 :func:`revivadiag.analyze.live.read_nginx_config` observed.
 
 >>> from revivadiag.analyze.live import HttpResult, LiveFacts
->>> facts = LiveFacts("http://127.0.0.1:3010", burst={"200": 50})
+>>> facts = LiveFacts("http://127.0.0.1:8080", burst={"200": 50})
 >>> check_rate_limit(facts)[0]["status"]
 'fail'
 """
@@ -30,7 +30,7 @@ LIMIT_STATUSES = ("429", "503")
 
 
 def declared_watcher(
-    env: pd.DataFrame, containers: pd.DataFrame, proxy_service: str = "frontend"
+    env: pd.DataFrame, containers: pd.DataFrame, proxy_service: str
 ) -> str | None:
     """How the proxy's deployment declares upstream re-resolution, or None."""
     mine = env[(env["service"] == proxy_service) & env["key"].isin(WATCHER_ENV_KEYS)]

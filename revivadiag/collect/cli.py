@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "network namespaces; write them to DIR and/or print them as one JSON object.",
     )
     p.add_argument("--project", help="compose project (default: the only one running, "
-                                      "else revivatech)")
+                                      "else the seed's project)")
     p.add_argument("--out", metavar="DIR", type=Path, help="write every frame, snapshot.json "
                                                           "and meta.json here")
     p.add_argument("--format", choices=FORMATS, default="parquet", help="frame file format")

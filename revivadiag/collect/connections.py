@@ -12,9 +12,9 @@ both tables sees them all).
 ``reuse = 1 - new_connections / answered_requests``.
 
 >>> [s] = parse_proc_net_tcp('''  sl  local_address rem_address   st
-...    0: 0300140A:0BC3 0200140A:A1B2 06 00000000:00000000''')
+...    0: 0300140A:1F40 0200140A:A1B2 06 00000000:00000000''')
 >>> (s.local_ip, s.local_port, s.remote_ip, s.remote_port, s.state)
-('10.20.0.3', 3011, '10.20.0.2', 41394, 'TIME_WAIT')
+('10.20.0.3', 8000, '10.20.0.2', 41394, 'TIME_WAIT')
 >>> reuse_percent(answered=50, new_connections=1)
 98.0
 """

@@ -4,10 +4,10 @@ Compose project, service and number come from the ``com.docker.compose.*`` label
 label is missing they are parsed from the name, in either Compose v1 form
 (``project_service_1``) or v2 form (``project-service-1``).
 
->>> parse_compose_name("revivatech_backend_1")
-('revivatech', 'backend', 1)
->>> parse_compose_name("revivatech-backend-2", project="revivatech")
-('revivatech', 'backend', 2)
+>>> parse_compose_name("shop_api_1")
+('shop', 'api', 1)
+>>> parse_compose_name("shop-api-2", project="shop")
+('shop', 'api', 2)
 >>> parse_compose_name("my-app-web-1", project="my-app")
 ('my-app', 'web', 1)
 """

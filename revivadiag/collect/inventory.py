@@ -11,7 +11,8 @@ of one snapshot and are never written anywhere; the parsers redact at collection
 
 Project selection (:func:`choose_project`): an explicit project must exist, else
 :class:`~revivadiag.errors.ProjectNotFound` lists the projects seen; with none given, the
-only running compose project is used, else ``revivatech`` when present.
+only running compose project is used, else the seed's (:data:`revivadiag.seed.PROJECT`) when
+present.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from revivadiag import seed
 from revivadiag.errors import EngineUnreachable, ProjectNotFound
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 NUMBER_LABEL = "com.docker.compose.container-number"
 #: the project used when several run and none was asked for (the seed's stack)
-DEFAULT_PROJECT = "revivatech"
+DEFAULT_PROJECT = seed.PROJECT
 
 Inspect = dict[str, Any]
 
@@ -62,10 +64,10 @@ def projects_of(summaries: Iterable[Mapping[str, Any]]) -> list[str]:
 def choose_project(requested: str | None, known: list[str]) -> str:
     """The project to snapshot, from the one requested and those running.
 
-    >>> choose_project(None, ["revivatech"])
-    'revivatech'
-    >>> choose_project(None, ["a", "revivatech"])
-    'revivatech'
+    >>> choose_project(None, ["shop"])
+    'shop'
+    >>> choose_project(None, ["a", DEFAULT_PROJECT]) == DEFAULT_PROJECT
+    True
     >>> choose_project("b", ["a"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     revivadiag.errors.ProjectNotFound: no compose project named 'b' ... (projects seen: a)

@@ -15,8 +15,8 @@ project's own addresses are ever connected to.
 Timeouts are short and probes concurrent; a refused connect is retried once (a restarting
 service), a timeout is not (a dropped path would only time out again).
 
->>> port_list(["5432/tcp", "53/udp", "3011"])
-[5432, 3011]
+>>> port_list(["5432/tcp", "53/udp", "8000"])
+[5432, 8000]
 >>> tcp_job("database", 5432, 0.5, ["10.2.0.4"])["prefer_ips"]
 ['10.2.0.4']
 """

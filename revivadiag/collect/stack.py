@@ -9,7 +9,7 @@ decision itself is the pure :func:`revivadiag.collect.roles.infer_roles`.
 
 Commands and healthchecks may hold secrets: only program names and URL paths leave here.
 
->>> healthcheck_path(["CMD", "curl", "-fsS", "http://127.0.0.1:3011/health?full=1"])
+>>> healthcheck_path(["CMD", "curl", "-fsS", "http://127.0.0.1:8000/health?full=1"])
 '/health?full=1'
 >>> healthcheck_path(["CMD-SHELL", "pg_isready -q"])
 ''

@@ -6,7 +6,7 @@ or through ``docker exec``. Results are dicts too, one per job, in the same orde
 
 Job kinds and their result fields:
 
-``dns``   ``{"kind": "dns", "name": "backend", "server": "127.0.0.11", "timeout_s": 0.25,
+``dns``   ``{"kind": "dns", "name": "api", "server": "127.0.0.11", "timeout_s": 0.25,
           "retries": 2}`` (each retry waits twice as long as the one before; with
           ``"forwarded": true``, for names Docker sends upstream, one at a time)
           -> ``answers`` (list[str]), ``rcode``, ``latency_ms``, ``attempts``,
@@ -19,7 +19,7 @@ Job kinds and their result fields:
           ``prefer_ips`` picks among its answers; ``retry_on`` lists the error types that
           are retried (with exponential backoff + jitter, ``backoff_s``).
 
-``http``  ``{"kind": "http", "url": "http://backend:3011/api/health", "samples": 20,
+``http``  ``{"kind": "http", "url": "http://api:8000/api/health", "samples": 20,
           "warmup": 3, "timeout_s": 2.0, "headers": {...}, "new_connection": true,
           "via_proxy": false, "method": "GET", "verify_tls": true}``
           -> ``samples``: list of ``{"dns_ms", "connect_ms", "first_byte_ms", "total_ms",

@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar=("NAME", "VALUE"),
-        help="runbook parameter, e.g. -p project revivatech -p environment "
+        help="runbook parameter, e.g. -p project shop -p environment "
         "production (repeatable; see runbooks/diagnose.ipynb)",
     )
     parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML here")

@@ -2,7 +2,7 @@
 
 >>> from revivadiag.runbook import debug                              # doctest: +SKIP
 >>> debug.reachability_pivot(snap)                                    # doctest: +SKIP
->>> debug.probe(snap, "frontend", "database")                         # doctest: +SKIP
+>>> debug.probe(snap, "web", "db")                         # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The steps of ``runbooks/diagnose.ipynb``: one function per cell, so the cells stay thin.
 
 >>> from revivadiag.runbook import diagnose as steps          # doctest: +SKIP
->>> params = steps.resolve(project="revivatech")               # doctest: +SKIP
+>>> params = steps.resolve(project="shop")               # doctest: +SKIP
 >>> snap = steps.take_snapshot(params)                         # doctest: +SKIP
 >>> steps.roles_table(snap)                                    # doctest: +SKIP
 >>> diag = steps.run_diagnosis(snap, params)                   # doctest: +SKIP

@@ -3,8 +3,8 @@
 The ``parameters`` cell of ``runbooks/diagnose.ipynb`` holds exactly :data:`DIAGNOSE` with
 these defaults (a unit test compares them). An empty string means "work it out":
 ``project`` from ``$REVIVADIAG_PROJECT`` or the only running compose project (else
-``revivatech``), ``docker_host`` from ``$DOCKER_HOST`` or the local socket, ``policy_file``
-the seed's access matrix, ``compose_file`` the files named by the containers' labels.
+the seed's project), ``docker_host`` from ``$DOCKER_HOST`` or the local socket, ``policy_file``
+the seed's access matrix in roles, ``compose_file`` the files named by the containers' labels.
 
 >>> coerce("samples", "5"), coerce("live", "no"), coerce("project", "demo")
 (5, False, 'demo')

@@ -110,9 +110,10 @@ def test_watcher_declared_by_env_or_label() -> None:
         "name": "p_frontend", "service": "frontend",
         "labels": json.dumps({proxy_audit.WATCHER_LABEL: "dns-watcher"})}])
     assert "RESOLVE_INTERVAL_S=5" in (proxy_audit.declared_watcher(
-        env, schemas.empty_frame("containers")) or "")
-    assert "dns-watcher" in (proxy_audit.declared_watcher(none, labelled) or "")
-    assert proxy_audit.declared_watcher(none, schemas.empty_frame("containers")) is None
+        env, schemas.empty_frame("containers"), "frontend") or "")
+    assert "dns-watcher" in (proxy_audit.declared_watcher(none, labelled, "frontend") or "")
+    assert proxy_audit.declared_watcher(none, schemas.empty_frame("containers"), "frontend") is None
+    assert proxy_audit.declared_watcher(env, labelled, "edge") is None  # another proxy
 
 
 def _echo(xff: str, **extra: str) -> HttpResult:
@@ -170,3 +171,17 @@ def test_websocket_result_is_reported() -> None:
     live = LiveFacts("http://127.0.0.1:3010", websocket=(False, "InvalidStatus: HTTP 404"))
     [row] = proxy_audit.check_websocket(live)
     assert (row["status"], row["evidence"]) == ("fail", "InvalidStatus: HTTP 404")
+
+
+def test_keepalive_is_judged_on_the_routes_to_the_backend() -> None:
+    """A `/` route to an app without keep-alive does not fail the backend's keep-alive."""
+    conf = ("upstream api_up { server api:8000; keepalive 8; }\n"
+            "server { listen 8080; location / { proxy_pass http://web:3000; }\n"
+            "  location /api/ { proxy_pass http://api_up; proxy_http_version 1.1;\n"
+            "                   proxy_set_header Connection \"\"; } }\n")
+    facts = LiveFacts("", nginx_files={"/etc/nginx/nginx.conf": f"http {{ {conf} }}"},
+                      nginx_source="test", backend_hosts=frozenset({"api"}))
+    [keepalive, _] = proxy_audit.check_nginx(facts, None)
+    assert keepalive["status"] == "pass" and "/api/" in keepalive["evidence"]
+    facts.backend_hosts = frozenset()
+    assert proxy_audit.check_nginx(facts, None)[0]["status"] == "fail"  # every route judged
