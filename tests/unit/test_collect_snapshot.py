@@ -46,6 +46,12 @@ def _snapshot() -> Snapshot:
          "connect_ms": None, "attempts": 1, "error_type": "DNS_RESOLUTION_FAILED",
          "error": "NXDOMAIN", "method": "setns"}])
     snap.health = to_frame("health", [docker_row(i, "x", Scrubber()) for i in INSPECTS])
+    snap.roles = to_frame("roles", [
+        {"service": "web", "role": "backend", "port": 3011, "ports": [3011, 9090],
+         "software": "", "decided_by": "proxy", "evidence": "p forwards /api/ to web:3011",
+         "confidence": "high", "ambiguous": False, "alternatives": "", "http_path": "/health"},
+        {"service": "job", "role": "worker", "port": None, "ports": [], "decided_by": "traffic",
+         "confidence": "medium", "ambiguous": False}])
     return snap
 
 
@@ -68,6 +74,8 @@ def test_to_json_is_json_safe() -> None:
     removed = next(r for r in back["containers"] if r["state"] == "removed")
     assert removed["started_at"] is None and removed["restart_count"] is None
     assert back["dns"][1]["answers"] == [] and back["dns"][1]["latency_ms"] is None
+    assert back["roles"][0]["ports"] == [3011, 9090]  # port numbers stay numbers
+    assert back["roles"][1]["port"] is None
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
@@ -150,3 +158,12 @@ def test_methods_used() -> None:
     frames = {"dns": to_frame("dns", [{"method": "setns"}]),
               "health": to_frame("health", [{"method": "host"}, {"method": "exec"}])}
     assert methods_used(frames) == "setns,exec"
+
+
+def test_an_older_snapshot_without_roles_loads(tmp_path: Path) -> None:
+    """A directory written before the roles frame existed loads with an empty one."""
+    snap = _snapshot()
+    snap.write(tmp_path, format="csv")
+    (tmp_path / "roles.csv").unlink()
+    loaded = Snapshot.load(tmp_path)
+    assert loaded.roles.empty and list(loaded.roles.columns) == list(snap.roles.columns)
