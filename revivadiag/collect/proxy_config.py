@@ -23,6 +23,7 @@ import posixpath
 import re
 import tarfile
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +39,8 @@ _TRAEFIK_RULE = re.compile(r"^traefik\.http\.routers\.([^.]+)\.rule$")
 _PATH_PREFIX = re.compile(r"(?:PathPrefix|Path)\(\s*[`\"']([^`\"']+)[`\"']")
 _TRAEFIK_PORT = re.compile(r"^traefik\.http\.services\.[^.]+\.loadbalancer\.server\.port$")
 _SCHEME_PORTS = {"http": 80, "https": 443}
+_SET = re.compile(r"(?:^|[;{\s])set\s+\$(\w+)\s+([^;]+);")
+_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
 
 
 # ---------------------------------------------------------------- routes (pure)
@@ -52,16 +55,41 @@ def _host_port(address: str, scheme: str = "http") -> tuple[str, int | None]:
     return (parts.hostname or "").lower(), port
 
 
-def nginx_routes(proxy: str, files: Mapping[str, str]) -> list[ProxyRoute]:
-    """Each ``proxy_pass`` of an nginx configuration as routes to hosts (upstreams expanded).
+def nginx_variables(files: Mapping[str, str]) -> dict[str, str]:
+    """``set $name value;`` assignments of a configuration (the last one of a name wins).
 
-    A proxy_pass through a variable names no host and gives no route.
+    >>> nginx_variables({"n": 'set $api "http://api:8000"; set $x $y;'})
+    {'api': 'http://api:8000', 'x': '$y'}
+    """
+    out: dict[str, str] = {}
+    for text in files.values():
+        for name, value in _SET.findall(text):
+            out[name] = value.strip().strip("\"'")
+    return out
+
+
+def _expand(url: str, variables: Mapping[str, str]) -> str:
+    return _VARIABLE.sub(lambda m: variables.get(m.group(1), m.group(0)), url)
+
+
+def nginx_routes(proxy: str, files: Mapping[str, str]) -> list[ProxyRoute]:
+    """Each ``proxy_pass`` of an nginx configuration as routes to hosts (upstreams expanded;
+    ``set $var`` values put in). A proxy_pass whose host stays a variable gives no route.
+
+    >>> [(r.location, r.host, r.port) for r in nginx_routes("p", {"n": "resolver 127.0.0.11; "
+    ...     "server { location /api/ { set $up http://api:8000; proxy_pass $up; } }"})]
+    [('/api/', 'api', 8000)]
     """
     cfg = parse_files(files)
+    variables = nginx_variables(files)
     out: list[ProxyRoute] = []
     for p in cfg.proxy_passes:
-        if p.uses_variable and not p.host:
-            continue
+        if p.uses_variable:
+            url = _expand(p.url, variables)
+            parts = urlsplit(url)
+            if not parts.hostname or "$" in parts.netloc:
+                continue
+            p = replace(p, url=url, host=parts.hostname)
         scheme = urlsplit(p.url).scheme or "http"
         upstream = cfg.upstreams.get(p.host)
         if upstream is not None:

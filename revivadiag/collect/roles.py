@@ -16,9 +16,9 @@ order (the first that decides wins, later evidence is still quoted):
 5. the proxy's configuration: the service its ``/api`` location (else its only, or most
    specific, upstream) forwards to is the backend, with that ``proxy_pass`` port; other
    upstreams are ``other`` (``high`` for ``/api``, ``medium`` otherwise);
-6. who talks to whom (ESTABLISHED sockets): the service the proxy connects to is the backend;
-   one that listens on nothing and connects to a database or cache is a ``worker``
-   (``medium``);
+6. who talks to whom (ESTABLISHED sockets): the service the proxy connects to is the backend
+   (of several, the one that uses a database or cache); one that listens on nothing and
+   connects to a database or cache is a ``worker`` (``medium``);
 7. the seed's service names (:mod:`revivadiag.seed`), only when nothing else spoke (``low``);
 8. otherwise ``other`` with ``decided_by`` ``none``: undecided (``low``).
 
@@ -208,9 +208,10 @@ def declared_networks(compose: Mapping[str, Any] | None,
     A compose service without ``networks`` is on ``default``; ``network_mode`` services
     share nothing by declaration.
 
-    >>> declared_networks({"services": {"a": {}, "b": {"networks": {"x": None}},
-    ...                                 "c": {"networks": ["x", "y"]}}})
-    {'a': {'default'}, 'b': {'x'}, 'c': {'x', 'y'}}
+    >>> nets = declared_networks({"services": {"a": {}, "b": {"networks": {"x": None}},
+    ...                                        "c": {"networks": ["x", "y"]}}})
+    >>> {k: sorted(v) for k, v in nets.items()}
+    {'a': ['default'], 'b': ['x'], 'c': ['x', 'y']}
     """
     services = (compose or {}).get("services") if compose else None
     out: dict[str, set[str]] = {}
@@ -369,16 +370,23 @@ def _routes_and_traffic(services: list[str], routes: Sequence[ProxyRoute],
             d[svc].decide("other", "medium", "proxy",
                           f"{r.proxy} forwards {r.location} to it (an app, not the API)")
     proxies = {s for s, x in d.items() if x.role == "proxy"}
+    stores = {s for s, x in d.items() if x.role in ("database", "cache")}
     if not any(x.role == "backend" for x in d.values()):
         talked = sorted({e.target for e in edges if e.source in proxies
                          and e.target not in proxies and not d[e.target].role})
+        users = [s for s in talked if any(e.source == s and e.target in stores for e in edges)]
+        if len(talked) > 1 and len(users) == 1:  # the one behind the proxy that uses the data
+            for svc in talked:
+                if svc != users[0]:
+                    d[svc].decide("other", "medium", "traffic",
+                                  "the proxy connects to it, but it uses no database or cache")
+            talked = users
         for svc in talked:
             port = next(e.port for e in edges if e.source in proxies and e.target == svc)
             d[svc].port = port
             d[svc].decide("backend", "medium", "traffic",
                           f"the proxy has connections to it on {port}")
         _mark_ambiguous(talked, "backend", d)
-    stores = {s for s, x in d.items() if x.role in ("database", "cache")}
     for svc in services:
         if d[svc].role or svc not in listening or listening[svc]:
             continue

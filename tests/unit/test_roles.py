@@ -309,11 +309,12 @@ def test_healthcheck_path(test: list[str] | None, path: str) -> None:
     assert healthcheck_path(test) == path
 
 
-def test_nginx_routes_expand_upstreams_and_skip_variables() -> None:
-    """An upstream's servers become routes with their ports; a variable host gives none."""
+def test_nginx_routes_expand_upstreams_and_skip_unknown_variables() -> None:
+    """An upstream's servers become routes with their ports; a host that stays a variable
+    (set nowhere, e.g. $host) gives none."""
     files = {"/n.conf": """http { upstream app { server api:8000; server api2:8001 backup; }
       server { location /api/ { proxy_pass http://app; }
-               location /x/ { set $u http://web:3000; proxy_pass $u; } } }"""}
+               location /x/ { proxy_pass http://$http_host; } } }"""}
     assert [(r.location, r.host, r.port) for r in nginx_routes("p", files)] == [
         ("/api/", "api", 8000), ("/api/", "api2", 8001)]
 
@@ -326,3 +327,25 @@ def test_declared_networks_from_compose_else_endpoints() -> None:
     assert declared_networks(None, endpoints) == {"a": {"p_front"}, "b": {"p_back"}}
     assert declared_networks({"services": {"a": {"network_mode": "host"}}}, endpoints) == {
         "a": set()}
+
+
+def test_traffic_picks_the_backend_that_uses_the_data() -> None:
+    """The proxy talks to web and api (its config unreadable); api uses the database."""
+    containers = _containers(("s-px-1", "px", "nginx"), ("s-web-1", "web", "acme/web"),
+                             ("s-api-1", "api", "acme/api"), ("s-db-1", "db", "mysql:8"))
+    frame = infer_roles(containers, listening={"px": [80], "web": [3000], "api": [8000],
+                                               "db": [3306]},
+                        edges=[Edge("px", "web", 3000), Edge("px", "api", 8000),
+                               Edge("api", "db", 3306)])
+    assert _roles(frame) == {"px": "proxy", "web": "other", "api": "backend", "db": "database"}
+    assert not frame["ambiguous"].any()
+
+
+def test_nginx_variables_name_the_upstream() -> None:
+    """A re-resolving proxy (set $var + resolver) still names its backend."""
+    files = {"/n.conf": """http { resolver 127.0.0.11 valid=5s;
+      server { set $api_up http://api:8000; set $web_up "http://web:3000";
+               location /api/ { proxy_pass $api_up; } location / { proxy_pass $web_up; }
+               location /x/ { proxy_pass http://$host_unknown; } } }"""}
+    assert [(r.location, r.host, r.port) for r in nginx_routes("p", files)] == [
+        ("/api/", "api", 8000), ("/", "web", 3000)]
