@@ -208,6 +208,7 @@ SCHEMAS: dict[str, FrameSchema] = {
                                 "routes, traffic) or low (a guess, or ambiguous)"),
             ("ambiguous", BOOL, "another service is an equally good candidate for the role"),
             ("alternatives", STR, "the other candidates when ambiguous"),
+            ("route", STR, "the proxy location that forwards to it (e.g. /api/), when known"),
             ("http_path", STR, "HTTP path that answered (backend: direct; proxy: through it)"),
         ),
         _s(

@@ -188,13 +188,23 @@ class Paths:
     proxy_path: str = ""
 
 
-def path_candidates(healthcheck_path: str = "") -> tuple[list[str], list[str]]:
+def path_candidates(healthcheck_path: str = "", route: str = "") -> tuple[list[str], list[str]]:
     """(direct candidates, through-the-proxy candidates), bounded and in order.
+
+    ``route``: the proxy location that forwards to the backend; through the proxy only paths
+    under it are tried (a path the proxy answers itself would not measure the backend).
 
     >>> path_candidates("/healthz")[1][:3]
     ['/api/healthz', '/api/health', '/healthz']
+    >>> path_candidates("/healthz", "/v1/")[1]
+    ['/v1/healthz', '/v1/health', '/v1/api/health', '/v1/']
     """
     direct = list(dict.fromkeys(p for p in (healthcheck_path, *HEALTH_PATHS) if p))
+    prefix = route.strip("=~^* ")
+    if prefix.startswith("/") and prefix != "/":
+        under = [p if p.startswith(prefix) else prefix.rstrip("/") + p
+                 for p in direct if p != "/"]
+        return direct, list(dict.fromkeys([*under, prefix]))
     api = [p if p.startswith("/api") else "/api" + p for p in direct if p != "/"]
     rest = [p for p in direct if p != "/"]
     proxy = list(dict.fromkeys([*api, *rest, "/"]))
@@ -222,10 +232,10 @@ def choose_paths(direct: Sequence[str], proxy: Sequence[str],
     return d, x
 
 
-def discover_paths(engine: Any, source_id: str, paths: Paths, healthcheck_path: str = ""
-                   ) -> Paths:
+def discover_paths(engine: Any, source_id: str, paths: Paths, healthcheck_path: str = "",
+                   route: str = "") -> Paths:
     """``paths`` with the direct and proxy paths that answer (one request per candidate)."""
-    direct, proxy = path_candidates(healthcheck_path)
+    direct, proxy = path_candidates(healthcheck_path, route)
     if paths.proxy is None:
         proxy = []
     jobs = [{"kind": "http", "url": f"http://{paths.backend}:{paths.backend_port}{p}",
@@ -302,7 +312,8 @@ def measure_latency(engine: Any, containers: pd.DataFrame, ports: pd.DataFrame |
     source_id = str(service_member(containers, paths.source_service)["container_id"])
     if discover:
         backend = paths.backend
-        paths = discover_paths(engine, source_id, paths, known.http_path(backend))
+        paths = discover_paths(engine, source_id, paths, known.http_path(backend),
+                               known.route(backend))
     proxy_id, inside, host = plan_probes(containers, ports, samples, warmup, paths,
                                          reuse_connection)
     if not (from_host and engine.settings.local):

@@ -104,6 +104,7 @@ class _Decision:
     decided_by: str = "none"
     software: str = ""
     port: int | None = None
+    route: str = ""
     evidence: list[str] = field(default_factory=list)
     alternatives: list[str] = field(default_factory=list)
     ambiguous: bool = False
@@ -357,7 +358,7 @@ def _routes_and_traffic(services: list[str], routes: Sequence[ProxyRoute],
     if free:
         for svc in free:
             r = best[svc]
-            d[svc].port = r.port
+            d[svc].port, d[svc].route = r.port, r.location
             why = (f"{r.proxy} forwards {r.location} to {r.host}"
                    + (f":{r.port}" if r.port else ""))
             if d[svc].role == "backend":
@@ -366,6 +367,7 @@ def _routes_and_traffic(services: list[str], routes: Sequence[ProxyRoute],
                 d[svc].decide("backend", "high" if how == "api" else "medium", "proxy", why)
         _mark_ambiguous(free, "backend", d)
     for svc, r in best.items():
+        d[svc].route = d[svc].route or r.location
         if svc not in cands and not d[svc].role:
             d[svc].decide("other", "medium", "proxy",
                           f"{r.proxy} forwards {r.location} to it (an app, not the API)")
@@ -493,7 +495,7 @@ def infer_roles(
                      "software": dec.software, "decided_by": dec.decided_by,
                      "evidence": evidence, "confidence": dec.confidence,
                      "ambiguous": dec.ambiguous, "alternatives": "; ".join(dec.alternatives),
-                     "http_path": (health_paths or {}).get(svc, "")})
+                     "route": dec.route, "http_path": (health_paths or {}).get(svc, "")})
     return to_frame("roles", rows)
 
 
@@ -566,6 +568,11 @@ class Roles:
         """The HTTP path that answered for ``service`` (empty when none was learned)."""
         row = self._row(service) if service else None
         return str(row["http_path"] or "") if row is not None else ""
+
+    def route(self, service: str | None) -> str:
+        """The proxy location that forwards to ``service`` (e.g. ``/api/``), or ""."""
+        row = self._row(service) if service else None
+        return str(row["route"] or "") if row is not None else ""
 
     def software(self, service: str) -> str:
         """The software word matched for ``service`` (postgres, redis, nginx, ...)."""

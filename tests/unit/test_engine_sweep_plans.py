@@ -292,3 +292,14 @@ def test_error_statuses_are_failed_samples_not_latency() -> None:
     total = latency.summarize_samples(rows).query("phase == 'total'").iloc[0]
     assert (total.samples, total.errors, total.error_type) == (1, 2, "PROXY_ERROR")
     assert total.p50_ms == pytest.approx(2.1)
+
+
+def test_learned_paths_reach_the_backend_through_the_proxy() -> None:
+    """The proxy answers /healthz itself and rewrites /api/x to /x: the proxy path is tried
+    under the backend's route only, so it measures the backend."""
+    direct, proxy = latency.path_candidates("/healthz", "/api/")
+    assert "/healthz" not in proxy
+    answered_direct = {"/healthz": True, "/health": False, "/api/health": False, "/": False}
+    answered_proxy = {"/api/healthz": True, "/api/health": False, "/api/": False}
+    assert latency.choose_paths(direct, proxy, answered_direct, answered_proxy) == (
+        "/healthz", "/api/healthz")

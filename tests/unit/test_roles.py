@@ -122,6 +122,7 @@ def test_public_project_shape() -> None:
     assert _roles(frame) == {"proxy": "proxy", "web": "other", "api": "backend",
                              "worker": "worker", "db": "database", "cache": "cache"}
     assert rows["api"]["port"] == 8000 and rows["api"]["ports"] == [8000]
+    assert (rows["api"]["route"], rows["web"]["route"]) == ("/api/", "/")
     assert rows["worker"]["ports"] == [] and rows["worker"]["decided_by"] == "traffic"
     assert "connects to cache, db" in rows["worker"]["evidence"]
     assert rows["db"]["software"] == "postgres" and rows["cache"]["software"] == "redis"
