@@ -58,6 +58,8 @@ class LiveFacts:
     nginx_source: str = ""
     #: names and addresses of the backend (the proxy audit judges the routes to it)
     backend_hosts: frozenset[str] = frozenset()
+    #: the path the preflights and the burst were sent to
+    health_path: str = "/"
 
 
 def check_loopback(base_url: str, allowed_hosts: Iterable[str] = ()) -> str:
@@ -138,7 +140,7 @@ def gather(base_url: str, *, burst_count: int = 50, timeout_s: float = 3.0,
     ``websocket_path``: the proxy's WebSocket location (None: it has none, not tried).
     """
     base = check_loopback(base_url, allowed_hosts)
-    facts = LiveFacts(base_url=base)
+    facts = LiveFacts(base_url=base, health_path=health_path)
     limits = httpx.Limits(max_connections=BURST_CONCURRENCY)
     with httpx.Client(timeout=timeout_s, trust_env=False, limits=limits) as http:
         facts.page, facts.scripts = fetch_page(http, base)

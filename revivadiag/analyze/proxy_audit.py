@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 import pandas as pd
 
 from revivadiag.analyze import nginx_conf
 from revivadiag.analyze.checks import Row, row
 from revivadiag.analyze.live import FAKE_CLIENT_IP, FOREIGN_ORIGIN, LiveFacts
+from revivadiag.collect.proxy_config import expand_variables, nginx_variables
 
 #: environment variables and labels by which a deployment declares that something outside
 #: nginx keeps the upstream address current (the lab's target entrypoint reads the first)
@@ -69,10 +71,11 @@ def _echo_version(live: LiveFacts) -> str:
     return f"; backend saw HTTP/{data['http_version']}" if "http_version" in data else ""
 
 
-def backend_routes(cfg: nginx_conf.NginxConfig, hosts: frozenset[str]) -> nginx_conf.NginxConfig:
+def backend_routes(cfg: nginx_conf.NginxConfig, hosts: frozenset[str],
+                   variables: Mapping[str, str] | None = None) -> nginx_conf.NginxConfig:
     """``cfg`` with only the proxy_pass directives that lead to the backend (its names or
-    addresses, directly or through an upstream); all of them when none does or no backend
-    is known.
+    addresses, directly, through an upstream, or through a ``set $var``); all of them when
+    none does or no backend is known.
 
     >>> cfg = nginx_conf.parse_files({"n": "upstream b { server api:8000; } server { "
     ...     "location / { proxy_pass http://web:3000; } location /api/ { proxy_pass http://b; } }"})
@@ -80,9 +83,12 @@ def backend_routes(cfg: nginx_conf.NginxConfig, hosts: frozenset[str]) -> nginx_
     ['/api/']
     """
     def leads_to_backend(p: nginx_conf.ProxyPass) -> bool:
-        up = cfg.upstreams.get(p.host)
-        targets = [s.rsplit(":", 1)[0].lower() for s, _ in up.servers] if up else [p.host]
-        return any(t in hosts for t in targets)
+        host = p.host
+        if p.uses_variable:
+            host = urlsplit(expand_variables(p.url, variables or {})).hostname or host
+        up = cfg.upstreams.get(host)
+        targets = [s.rsplit(":", 1)[0].lower() for s, _ in up.servers] if up else [host]
+        return any(t.lower() in hosts for t in targets)
 
     mine = [p for p in cfg.proxy_passes if leads_to_backend(p)] if hosts else []
     if not mine:
@@ -97,7 +103,8 @@ def check_nginx(live: LiveFacts | None, watcher: str | None) -> list[Row]:
                else f"configuration unreadable: {live.nginx_source}")
         return [row("proxy-keepalive", "nginx", "skip", why),
                 row("proxy-resolution", "nginx", "skip", why)]
-    cfg = backend_routes(nginx_conf.parse_files(live.nginx_files), live.backend_hosts)
+    cfg = backend_routes(nginx_conf.parse_files(live.nginx_files), live.backend_hosts,
+                         nginx_variables(live.nginx_files))
     src = f" [{live.nginx_source}]"
     ka_status, ka_ev = nginx_conf.keepalive_verdict(cfg)
     rs_status, rs_ev = nginx_conf.resolution_verdict(cfg, watcher)
@@ -139,7 +146,7 @@ def check_forwarded(live: LiveFacts) -> list[Row]:
 def check_cors(live: LiveFacts) -> list[Row]:
     """Preflight with a foreign Origin must not be allowed (``*`` or reflected)."""
     if not live.cors:
-        return [row("cors-preflight", "/api/health", "skip", "not tried")]
+        return [row("cors-preflight", live.health_path, "skip", "not tried")]
     parts, status = [], "pass"
     for origin, res in live.cors.items():
         if res.status is None:
@@ -151,20 +158,20 @@ def check_cors(live: LiveFacts) -> list[Row]:
             status = "fail"
     if all(r.status is None for r in live.cors.values()):
         status = "skip"
-    return [row("cors-preflight", "OPTIONS /api/health", status, "; ".join(parts))]
+    return [row("cors-preflight", f"OPTIONS {live.health_path}", status, "; ".join(parts))]
 
 
 def check_rate_limit(live: LiveFacts) -> list[Row]:
     """A back-to-back burst should meet 429/503 from the proxy."""
     if not live.burst:
-        return [row("rate-limit", "/api/health", "skip", "not tried")]
+        return [row("rate-limit", live.health_path, "skip", "not tried")]
     total = sum(live.burst.values())
     limited = sum(live.burst.get(s, 0) for s in LIMIT_STATUSES)
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(live.burst.items()))
     if limited:
-        return [row("rate-limit", "/api/health", "pass",
+        return [row("rate-limit", live.health_path, "pass",
                     f"{limited}/{total} limited in a burst of {total} ({counts})")]
-    return [row("rate-limit", "/api/health", "fail",
+    return [row("rate-limit", live.health_path, "fail",
                 f"no request limited in a burst of {total} ({counts})")]
 
 

@@ -68,7 +68,12 @@ def nginx_variables(files: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _expand(url: str, variables: Mapping[str, str]) -> str:
+def expand_variables(url: str, variables: Mapping[str, str]) -> str:
+    """``url`` with the ``$name`` / ``${name}`` it uses replaced by their ``set`` values.
+
+    >>> expand_variables("http://$api_host:8000", {"api_host": "api"})
+    'http://api:8000'
+    """
     return _VARIABLE.sub(lambda m: variables.get(m.group(1), m.group(0)), url)
 
 
@@ -85,7 +90,7 @@ def nginx_routes(proxy: str, files: Mapping[str, str]) -> list[ProxyRoute]:
     out: list[ProxyRoute] = []
     for p in cfg.proxy_passes:
         if p.uses_variable:
-            url = _expand(p.url, variables)
+            url = expand_variables(p.url, variables)
             parts = urlsplit(url)
             if not parts.hostname or "$" in parts.netloc:
                 continue

@@ -185,3 +185,17 @@ def test_keepalive_is_judged_on_the_routes_to_the_backend() -> None:
     assert keepalive["status"] == "pass" and "/api/" in keepalive["evidence"]
     facts.backend_hosts = frozenset()
     assert proxy_audit.check_nginx(facts, None)[0]["status"] == "fail"  # every route judged
+
+
+def test_a_variable_proxy_pass_to_the_backend_is_found() -> None:
+    """`set $api_host api; proxy_pass http://$api_host:8000` leads to the backend: only that
+    route is judged (re-resolved through the resolver: a pass), not `/` to an app."""
+    conf = ("resolver 127.0.0.11 valid=10s;\n"
+            "upstream web_app { server web:3000; keepalive 16; }\n"
+            "server { location /api/ { set $api_host api; proxy_pass http://$api_host:8000; }\n"
+            "         location / { proxy_pass http://web_app; } }\n")
+    facts = LiveFacts("", nginx_files={"/etc/nginx/conf.d/default.conf": f"http {{ {conf} }}"},
+                      nginx_source="test", backend_hosts=frozenset({"api"}))
+    [keepalive, resolution] = proxy_audit.check_nginx(facts, None)
+    assert resolution["status"] == "pass" and "/api/" in resolution["evidence"]
+    assert keepalive["status"] == "fail" and "web_app" not in keepalive["evidence"]
