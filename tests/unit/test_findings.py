@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -172,3 +173,31 @@ def test_role_and_policy_problems_become_warnings() -> None:
     f = build_findings(roles=["api: role backend is ambiguous"],
                        policy_problems=[("rule x names service 'web'", "warning")])
     assert _ids(f) == [("RD-POL-005", "warning"), ("RD-ROLE-001", "warning")]
+
+
+def test_diagnose_warns_about_a_policy_naming_what_the_stack_lacks(tmp_path: Path) -> None:
+    """A user's policy naming a service and a role the stack lacks: a warning naming both;
+    the default policy's unheld roles are only info."""
+    from revivadiag.analyze.diagnosis import diagnose
+    from revivadiag.collect.snapshot import Snapshot
+
+    snap = Snapshot.empty(project="shop")
+    snap.containers = schemas.to_frame("containers", [
+        {"name": "shop-api-1", "service": "api", "image": "acme/api", "state": "running"},
+        {"name": "shop-db-1", "service": "db", "image": "postgres:16", "state": "running"}])
+    snap.roles = schemas.to_frame("roles", [
+        {"service": "api", "role": "backend", "port": 8000, "ports": [8000],
+         "decided_by": "declared", "confidence": "high", "ambiguous": False},
+        {"service": "db", "role": "database", "port": 5432, "ports": [5432],
+         "decided_by": "software", "confidence": "high", "ambiguous": False}])
+    mine = tmp_path / "policy.yml"
+    mine.write_text("rules:\n  - {from: payments, to: db, action: deny}\n"
+                    "  - {from: backend, to: cache, port: cache, action: allow}\n"
+                    "external: {development: []}\n")
+    d = diagnose(snap, environment="development", policy=mine, live=False)
+    row = d.findings.set_index("id").loc["RD-POL-005"]
+    assert row["severity"] == "warning"
+    assert "service 'payments'" in row["evidence"] and "role 'cache'" in row["evidence"]
+    default = diagnose(snap, environment="development", live=False)
+    assert default.findings.set_index("id").loc["RD-POL-005", "severity"] == "info"
+    assert "RD-NAME-001" not in set(default.findings["id"])
