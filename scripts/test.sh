@@ -9,6 +9,6 @@ cd "$root"
 "$root/scripts/ensure-docker.sh"
 "$root/scripts/ensure-test-tools.sh"
 venv="${REVIVADIAG_VENV:-$root/.venv}"
-"$venv/bin/ruff" check revivadiag tests benchmarks
+"$venv/bin/ruff" check revivadiag tests benchmarks scripts
 "$venv/bin/mypy"
 "$venv/bin/python" -m pytest "$@"
