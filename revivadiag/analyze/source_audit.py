@@ -54,7 +54,15 @@ from revivadiag.analyze.source_context import (
     file_side,
     language,
 )
-from revivadiag.analyze.source_files import Limits, Skip, read_all, read_file, split_lines, walk
+from revivadiag.analyze.source_files import (
+    Limits,
+    Skip,
+    read_all,
+    read_file,
+    reads,
+    split_lines,
+    walk,
+)
 from revivadiag.redact import redact_url
 
 __all__ = ["SourceFinding", "AuditResult", "audit_source", "audit_tree", "code_part",
@@ -93,6 +101,9 @@ _DOCKER_SCANNED = re.compile(r"^\s*(ENV|ARG)\s", re.I)
 _PKG_PROXY = re.compile(r"^\s*\"proxy\"\s*:")
 _KEY = re.compile(r"^\s*(?:export\s+|-\s+)?['\"]?(?P<key>[A-Za-z_][\w.]*)['\"]?\s*[:=]")
 
+_SCHEME_ROLES = {"postgres": "database", "postgresql": "database", "mysql": "database",
+                 "mariadb": "database", "mongodb": "database", "redis": "cache", "rediss": "cache",
+                 "amqp": "service", "amqps": "service", "nats": "service", "kafka": "service"}
 DEFAULT_NAMES = {"backend": "backend", "database": "db", "cache": "redis", "service": "service"}
 FALLBACK_SERVICE_HOSTS = frozenset({"backend", "api", "server", "db", "postgres", "redis"})
 
@@ -167,8 +178,18 @@ def _key_of(line: str, lang: str) -> str:
     return m["key"].split(".")[-1] if m else ""
 
 
+def container_pattern(names: frozenset[str]) -> re.Pattern[str]:
+    """A regex for any of the container ``names`` as a whole word (not a declaration)."""
+    alts = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.-])(?:{alts})(?![\w-])")
+
+
+_DECLARATION = re.compile(r"^\s*-?\s*container_name\s*:")
+
+
 def _line_candidates(rel: str, lang: str, side: str, raw: str, code: str, n: int,
-                     lines: list[str], codes: list[str]) -> Iterator[_Cand]:
+                     lines: list[str], codes: list[str],
+                     containers: frozenset[str] = frozenset()) -> Iterator[_Cand]:
     key = _key_of(code, lang)
     client_key = _CLIENT_ENV_KEY.search(code)
     line_side = "client" if client_key and lang in ("env", "yaml", "docker", "toml") else side
@@ -191,6 +212,9 @@ def _line_candidates(rel: str, lang: str, side: str, raw: str, code: str, n: int
         for m in _PORT_FRAGMENT.finditer(code):
             if not any(s <= m.start() < e for s, e in taken):
                 yield cand(m.start() + 1, m.end() - 1, "", int(m["port"]), fragment=True)
+    for m in container_pattern(containers).finditer(code) if containers else ():
+        if not any(s <= m.start() < e for s, e in taken):
+            yield cand(m.start(), m.end(), m[0], None)
     hm = ((_ENV_HOST.match(code) if lang in ("env", "yaml", "toml", "conf") else None)
           or _HOST_VALUE.search(code))
     if hm and not any(s <= hm.start("host") < e for s, e in taken):
@@ -217,7 +241,7 @@ def _neighbour_port(codes: list[str], i: int, lang: str) -> int | None:
 def file_candidates(rel: str, text: str, stack: st.Stack) -> Iterator[_Cand]:
     """Every possible finding in one file, and the ports its server code listens on."""
     lang = language(rel)
-    if lang is None or excluded(rel):
+    if lang is None or excluded(rel) or not reads(rel):
         return
     name = PurePosixPath(rel).name
     lines = split_lines(text)
@@ -227,6 +251,7 @@ def file_candidates(rel: str, text: str, stack: st.Stack) -> Iterator[_Cand]:
     stripper, filt = CommentStripper(lang), LineFilter(lang)
     codes = [stripper.strip(line) for line in lines]
     compose = st.is_compose_name(name)
+    containers = frozenset(stack.container_names())
     docker_cont = False
     for i, (raw, code) in enumerate(zip(lines, codes, strict=True)):
         if not code.strip():
@@ -245,7 +270,8 @@ def file_candidates(rel: str, text: str, stack: st.Stack) -> Iterator[_Cand]:
         if why:
             continue
         in_container = (compose or lang == "yaml") and bool(_IN_CONTAINER.search(code))
-        for c in _line_candidates(rel, lang, side, raw, code, i + 1, lines, codes):
+        names = frozenset() if _DECLARATION.match(code) else containers
+        for c in _line_candidates(rel, lang, side, raw, code, i + 1, lines, codes, names):
             if in_container and c.loopback:
                 continue
             yield c
@@ -323,9 +349,11 @@ def judge(c: _Cand, stack: st.Stack) -> tuple[str, str, int] | None:
     """(kind, service, container port) when the candidate is a finding, else None."""
     host = c.host.strip("[]").lower()
     containers = stack.container_names()
-    if host in containers or any(name in c.match for name in containers):
-        svc = containers.get(host) or next(s for n, s in containers.items() if n in c.match)
-        return "container_name", svc, c.port or 0
+    if host in containers:
+        if c.side == "client" and c.scheme.startswith(("http", "ws")):
+            return _kind(stack.services[containers[host]].role or "backend", c), containers[host], \
+                c.port or 0
+        return "container_name", containers[host], c.port or 0
     if c.port is None and not c.loopback:
         if c.side == "client" and host in stack.names() and c.scheme.startswith(("http", "ws")):
             role = stack.services[host].role
@@ -335,6 +363,9 @@ def judge(c: _Cand, stack: st.Stack) -> tuple[str, str, int] | None:
     if c.port is None:
         return None
     role, service, target, strong = _role(stack, c.port)
+    scheme_role = _SCHEME_ROLES.get(c.scheme.split("+")[0], "")
+    if scheme_role and c.loopback:
+        role, strong = scheme_role, True
     if c.joined:
         hk = c.extra.get("host_key", "").lower()
         bare = hk.split(".")[-1] in ("host", "hostname")
@@ -355,13 +386,16 @@ def judge(c: _Cand, stack: st.Stack) -> tuple[str, str, int] | None:
         if not c.loopback and c.side != "client":
             return None
         return _kind(role, c), service, target
-    # a named host with a port: a finding in browser code when it is a service of the stack
+    # a named host with a port: a finding in browser code when it is a service of the stack,
+    # or a single-label name (no browser resolves it) with a service's port
+    if c.side != "client":
+        return None
     names = stack.names() or set(FALLBACK_SERVICE_HOSTS)
-    if c.side == "client" and host in names:
-        svc_role = stack.services[host].role if host in stack.services else role
-        if svc_role in ("frontend", "proxy", ""):
-            return None
-        return _kind(svc_role, c), host, c.port
+    svc_role = stack.services[host].role if host in stack.services else ""
+    if host in names and svc_role not in ("frontend", "proxy"):
+        return _kind(svc_role or role or "backend", c), host, c.port
+    if "." not in host and strong and role not in ("", "frontend", "proxy"):
+        return _kind(role, c), service, target
     return None
 
 

@@ -322,11 +322,27 @@ def learn_env(stack: Stack, rel: str, text: str) -> None:
         if port is None:
             continue
         if key == "PORT":
-            stack.add_port(port, package_role(stack, rel) or "backend")
+            role = package_role(stack, rel) or path_role(rel)
+            if role:
+                stack.add_port(port, role)
             continue
         for pattern, role in _ENV_PORT_ROLES:
             if pattern.match(key):
                 stack.add_port(port, role)
+
+
+def path_role(rel: str) -> str:
+    """frontend/backend from the directories holding ``rel`` ('' when they say nothing).
+
+    >>> path_role("client/.env"), path_role("services/api/.env"), path_role(".env")
+    ('frontend', 'backend', '')
+    """
+    parts = [p.lower() for p in PurePosixPath(rel).parts[:-1]]
+    if any(re.search(r"front|client|web|ui$|spa", p) for p in parts):
+        return "frontend"
+    if any(re.search(r"back|api|server|service", p) for p in parts):
+        return "backend"
+    return ""
 
 
 def package_role(stack: Stack, rel: str) -> str:
