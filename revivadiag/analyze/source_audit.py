@@ -65,8 +65,18 @@ from revivadiag.analyze.source_files import (
 )
 from revivadiag.redact import redact_url
 
-__all__ = ["SourceFinding", "AuditResult", "audit_source", "audit_tree", "code_part",
-           "file_side", "language", "scan_text", "scan_tree", "to_frame"]
+__all__ = [
+    "AuditResult",
+    "SourceFinding",
+    "audit_source",
+    "audit_tree",
+    "code_part",
+    "file_side",
+    "language",
+    "scan_text",
+    "scan_tree",
+    "to_frame",
+]
 
 _SCHEMES = r"https?|wss?|postgres(?:ql)?(?:\+\w+)?|mysql(?:\+\w+)?|mariadb|mongodb(?:\+srv)?|" \
            r"rediss?|amqps?|nats|kafka|tcp|grpc"
@@ -96,7 +106,7 @@ _FRONT_CONTEXT = re.compile(
     r"nextauth|home_?page|frontend_url|vite_port|return_?to|success_?url|cancel_?url", re.I)
 _IN_CONTAINER = re.compile(r"""["']CMD(-SHELL)?["']|^\s*-?\s*(test|healthcheck|command|"""
                            r"""entrypoint)\s*:""")
-_CLIENT_ENV_KEY = re.compile(r"(?P<key>\b(?:%s)\w+)" % "|".join(CLIENT_ENV_PREFIXES))
+_CLIENT_ENV_KEY = re.compile(r"(?P<key>\b(?:{})\w+)".format("|".join(CLIENT_ENV_PREFIXES)))
 _DOCKER_SCANNED = re.compile(r"^\s*(ENV|ARG)\s", re.I)
 _PKG_PROXY = re.compile(r"^\s*\"proxy\"\s*:")
 _KEY = re.compile(r"^\s*(?:export\s+|-\s+)?['\"]?(?P<key>[A-Za-z_][\w.]*)['\"]?\s*[:=]")
@@ -340,7 +350,8 @@ def _kind(role: str, c: _Cand) -> str:
         return "redis_port"
     if role == "service":
         return "service_url"
-    if c.scheme.startswith("ws") or "socket" in c.context.lower() or re.search(r"\bio\(", c.context):
+    socket = "socket" in c.context.lower() or re.search(r"\bio\(", c.context)
+    if c.scheme.startswith("ws") or socket:
         return "websocket_url"
     return "backend_url" if c.scheme else "backend_port"
 
@@ -468,10 +479,11 @@ def scan_text(path: str, text: str, stack: st.Stack | None = None) -> list[Sourc
 
 
 def audit_tree(root: str | Path, stack: st.Stack | None = None,
-               limits: Limits = Limits()) -> AuditResult:
+               limits: Limits | None = None) -> AuditResult:
     """Learn the stack from ``root``, scan every file, and say what was skipped."""
     base = Path(root)
     stack = stack if stack is not None else st.Stack()
+    limits = limits or Limits()
     if base.is_file():
         text, skip = read_file(base, base.name, limits)
         found = scan_text(base.name, text, stack) if text is not None else []

@@ -89,8 +89,8 @@ def excluded(path: str) -> bool:
 _CONFIG_JS = re.compile(r"^(vite|next|nuxt|svelte|astro|webpack|rollup|vue|remix|quasar|angular|"
                         r"tailwind|postcss|babel|craco|rsbuild|farm|tsup)\.config\.[cm]?[jt]s$|"
                         r"^setupProxy\.[jt]s$|^proxy\.conf\.(js|json)$")
-_SERVER_NAME = re.compile(r"(^\+(page|layout)\.server\.|^\+server\.|^hooks\.server\.|\.server\.[cm]?"
-                          r"[jt]sx?$|^(middleware|instrumentation)\.[jt]s$|^route\.[jt]sx?$|"
+_SERVER_NAME = re.compile(r"(^\+(page|layout)\.server\.|^\+server\.|^hooks\.server\.|"
+                          r"\.server\.[cm]?[jt]sx?$|^(middleware|instrumentation)\.[jt]s$|^route\.[jt]sx?$|"
                           r"^server\.[cm]?[jt]s$|^(main|app)\.(module|controller|service)\.ts$)")
 _SERVER_DIRS = frozenset({"server", "backend", "servers", "functions", "lambda", "lambdas",
                           "netlify", "cmd", "internal", "workers", "worker", "prisma", "drizzle",

@@ -54,7 +54,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def split_lines(text: str) -> list[str]:
-    r"""``text`` split at ``\n``, ``\r\n`` and ``\r`` only (a trailing break gives a last ``''``)."""
+    r"""``text`` split at ``\n``, ``\r\n`` and ``\r`` only (a trailing break ends in ``''``)."""
     return _LINE_BREAK.split(text)
 
 

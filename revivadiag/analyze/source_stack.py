@@ -15,8 +15,13 @@ to ports common for web backends, and judges those by context (see ``source_audi
 ...   db: {image: "postgres:16"}
 ...   web: {build: ./frontend, ports: ["3000:3000"]}
 ... ''')
->>> [(p, s.port_role(p)) for p in (8000, 8001, 5432, 3000, 9999)]
-[(8000, ('backend', 'api', 8000)), (8001, ('backend', 'api', 8000)), (5432, ('database', 'db', 5432)), (3000, ('frontend', 'web', 3000)), (9999, None)]
+>>> for p in (8000, 8001, 5432, 3000, 9999):
+...     print(p, s.port_role(p))
+8000 ('backend', 'api', 8000)
+8001 ('backend', 'api', 8000)
+5432 ('database', 'db', 5432)
+3000 ('frontend', 'web', 3000)
+9999 None
 """
 
 from __future__ import annotations
@@ -254,8 +259,8 @@ def learn_compose(stack: Stack, rel: str, text: str) -> None:
         for m in list(_PORT_FLAG.finditer(command)) + list(_BIND_FLAG.finditer(command)):
             svc.ports.setdefault(int(m[1]), int(m[1]))
         for key, value in _env_items(spec.get("environment")):
-            if key == "PORT" and (port := _int(_interp(value))):
-                svc.ports.setdefault(port, port)
+            if key == "PORT" and (env_port := _int(_interp(value))):
+                svc.ports.setdefault(env_port, env_port)
         if spec.get("container_name"):
             svc.container_name = _interp(str(spec["container_name"]))
         if not svc.role:
@@ -265,8 +270,8 @@ def learn_compose(stack: Stack, rel: str, text: str) -> None:
         if not svc.role and svc.ports:
             svc.role = "backend"
             svc.evidence.append(f"{rel}: a service with ports and no other role")
-        if (port := image_port(image)) is not None:
-            svc.ports.setdefault(port, port)
+        if (known := image_port(image)) is not None:
+            svc.ports.setdefault(known, known)
 
 
 _IMAGE_PORTS = (("postgres", 5432), ("postgis", 5432), ("timescale", 5432), ("mysql", 3306),

@@ -11,7 +11,13 @@ import pytest
 
 from revivadiag import schemas
 from revivadiag.analyze import source_cli
-from revivadiag.analyze.source_audit import audit_source, audit_tree, code_part, scan_text, scan_tree
+from revivadiag.analyze.source_audit import (
+    audit_source,
+    audit_tree,
+    code_part,
+    scan_text,
+    scan_tree,
+)
 from revivadiag.analyze.source_context import excluded, file_side, language
 from revivadiag.analyze.source_eval import evaluate, evaluate_all, load_expected
 from revivadiag.analyze.source_stack import Stack, learn_compose
@@ -74,7 +80,8 @@ def test_ports_are_learned_from_env_and_listen(tmp_path: Path) -> None:
     """API_PORT= in .env and app.listen(N) in server code name backend ports."""
     files = {".env": "API_PORT=7101\n", "server/index.js": "app.listen(7102)\n",
              "src/a.ts": "fetch('http://localhost:7101/x')\nfetch('http://localhost:7102/x')\n"}
-    assert _found(tmp_path, files) == [("src/a.ts", 1, "backend_url"), ("src/a.ts", 2, "backend_url")]
+    assert _found(tmp_path, files) == [("src/a.ts", 1, "backend_url"),
+                                       ("src/a.ts", 2, "backend_url")]
 
 
 def test_broken_compose_file_is_a_reported_skip(tmp_path: Path) -> None:
