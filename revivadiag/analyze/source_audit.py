@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -47,6 +47,7 @@ from revivadiag.analyze import source_stack as st
 from revivadiag.analyze.source_context import (
     CLIENT_ENV_PREFIXES,
     CommentStripper,
+    Gate,
     LineFilter,
     Regions,
     code_part,
@@ -104,6 +105,8 @@ _API_CONTEXT = re.compile(
 _FRONT_CONTEXT = re.compile(
     r"front_?end|client_?url|\borigin|redirect|callback|site_?url|public_?url|app_?url|web_?url|"
     r"nextauth|home_?page|frontend_url|vite_port|return_?to|success_?url|cancel_?url", re.I)
+_FRONT = Gate(_FRONT_CONTEXT, "front", "client", "origin", "redirect", "callback", "site",
+              "url", "nextauth", "home", "vite_port", "return")
 _IN_CONTAINER = re.compile(r"""["']CMD(-SHELL)?["']|^\s*-?\s*(test|healthcheck|command|"""
                            r"""entrypoint)\s*:""")
 _CLIENT_ENV_KEY = re.compile(r"(?P<key>\b(?:{})\w+)".format("|".join(CLIENT_ENV_PREFIXES)))
@@ -198,8 +201,7 @@ _DECLARATION = re.compile(r"^\s*-?\s*container_name\s*:")
 
 
 def _line_candidates(rel: str, lang: str, side: str, raw: str, code: str, n: int,
-                     lines: list[str], codes: list[str],
-                     containers: frozenset[str] = frozenset()) -> Iterator[_Cand]:
+                     codes: _Codes, containers: frozenset[str] = frozenset()) -> Iterator[_Cand]:
     key = _key_of(code, lang)
     client_key = _CLIENT_ENV_KEY.search(code)
     line_side = "client" if client_key and lang in ("env", "yaml", "docker", "toml") else side
@@ -225,15 +227,16 @@ def _line_candidates(rel: str, lang: str, side: str, raw: str, code: str, n: int
     for m in container_pattern(containers).finditer(code) if containers else ():
         if not any(s <= m.start() < e for s, e in taken):
             yield cand(m.start(), m.end(), m[0], None)
-    hm = ((_ENV_HOST.match(code) if lang in ("env", "yaml", "toml", "conf") else None)
-          or _HOST_VALUE.search(code))
+    has_host = "host" in code.lower()
+    hm = ((_ENV_HOST.match(code) if has_host and lang in ("env", "yaml", "toml", "conf") else None)
+          or (_HOST_VALUE.search(code) if has_host else None))
     if hm and not any(s <= hm.start("host") < e for s, e in taken):
         port = _neighbour_port(codes, n - 1, lang)
         yield cand(hm.start("host"), hm.end("host"), hm["host"], port, joined=True,
                    extra={"host_key": hm["key"]})
 
 
-def _neighbour_port(codes: list[str], i: int, lang: str) -> int | None:
+def _neighbour_port(codes: _Codes, i: int, lang: str) -> int | None:
     """The port set on the host's line or the nearest of the three lines around it."""
     order = [i, i + 1, i - 1, i + 2, i - 2, i + 3]
     for j in order:
@@ -248,23 +251,67 @@ def _neighbour_port(codes: list[str], i: int, lang: str) -> int | None:
     return None
 
 
+_TRIGGER = (r"://|localhost|127\.|0\.0\.0\.0|(?<![a-z])host|['\"`]:\d|(?<![a-z])port|listen|bind|"
+            r"docker\.internal|\[::1\]")
+_BLOCK_OPENERS = ("/*", "<!--", '"""', "\'\'\'")
+
+
+def _trigger(containers: frozenset[str]) -> re.Pattern[str]:
+    extra = "".join("|" + re.escape(n) for n in sorted(containers))
+    return re.compile(_TRIGGER + extra, re.I)
+
+
+class _Codes:
+    """Comment-free lines of one file, computed only for the lines that are looked at."""
+
+    def __init__(self, lines: list[str], lang: str) -> None:
+        self.lines = lines
+        self.codes: list[str | None] = [None] * len(lines)
+        self.stateful = CommentStripper(lang)
+        self.stateless = CommentStripper(lang)
+        self.openers = tuple(o for o in _BLOCK_OPENERS
+                             if lang == "py" or not o.startswith(('"', "'")))
+
+    def advance(self, i: int, wanted: bool) -> str | None:
+        """Line ``i`` in order: stripped when it is wanted or may open/close a block comment."""
+        line = self.lines[i]
+        if wanted or self.stateful.block or any(o in line for o in self.openers):
+            self.codes[i] = self.stateful.strip(line)
+        return self.codes[i]
+
+    def __getitem__(self, i: int) -> str:
+        code = self.codes[i]
+        if code is None:  # a line outside any block comment (advance() saw it)
+            self.stateless.block = ""
+            code = self.codes[i] = self.stateless.strip(self.lines[i])
+        return code
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
 def file_candidates(rel: str, text: str, stack: st.Stack) -> Iterator[_Cand]:
     """Every possible finding in one file, and the ports its server code listens on."""
     lang = language(rel)
     if lang is None or excluded(rel) or not reads(rel):
         return
-    name = PurePosixPath(rel).name
+    containers = frozenset(stack.container_names())
+    trigger = _trigger(containers)
+    if not trigger.search(text):
+        return
+    name = rel.rsplit("/", 1)[-1]
     lines = split_lines(text)
     pkg = st.package_role(stack, rel)
     deps = stack_deps(stack, rel)
     regions = Regions(rel, lang, file_side(rel, lang, pkg, deps), lines)
-    stripper, filt = CommentStripper(lang), LineFilter(lang)
-    codes = [stripper.strip(line) for line in lines]
+    filt = LineFilter(lang)
+    codes = _Codes(lines, lang)
     compose = st.is_compose_name(name)
-    containers = frozenset(stack.container_names())
     docker_cont = False
-    for i, (raw, code) in enumerate(zip(lines, codes, strict=True)):
-        if not code.strip():
+    for i, raw in enumerate(lines):
+        wanted = filt.block_depth > 0 or lang == "docker" or bool(trigger.search(raw))
+        code = codes.advance(i, wanted)
+        if not wanted or code is None or not code.strip():
             continue
         if lang == "docker":
             scanned = docker_cont or bool(_DOCKER_SCANNED.match(code))
@@ -281,7 +328,7 @@ def file_candidates(rel: str, text: str, stack: st.Stack) -> Iterator[_Cand]:
             continue
         in_container = (compose or lang == "yaml") and bool(_IN_CONTAINER.search(code))
         names = frozenset() if _DECLARATION.match(code) else containers
-        for c in _line_candidates(rel, lang, side, raw, code, i + 1, lines, codes, names):
+        for c in _line_candidates(rel, lang, side, raw, code, i + 1, codes, names):
             if in_container and c.loopback:
                 continue
             yield c
@@ -309,7 +356,7 @@ def _learn_port_constant(stack: st.Stack, rel: str, code: str) -> None:
 
 def stack_deps(stack: st.Stack, rel: str) -> set[str]:
     """Framework dependencies of the nearest package.json."""
-    parts = PurePosixPath(rel).parts[:-1]
+    parts = rel.split("/")[:-1]
     for i in range(len(parts), -1, -1):
         key = "/".join(parts[:i]) or "."
         if key in stack.package_deps:
@@ -336,9 +383,9 @@ def _api_like(c: _Cand) -> bool:
     if c.scheme.startswith("ws") or _API_PATH.match(c.path or ""):
         return True
     around = c.context.replace(c.match, " ")
-    if c.key and _FRONT_CONTEXT.search(c.key):
+    if c.key and _FRONT.search(c.key):
         return False
-    if _FRONT_CONTEXT.search(around):
+    if _FRONT.search(around):
         return False
     return bool(_API_CONTEXT.search(around)) or c.lang in ("conf",)
 
@@ -447,7 +494,7 @@ def suggested_fix(kind: str, side: str, service: str, port: int, c: _Cand | None
 
 def _learn_stack(files: dict[str, str], stack: st.Stack) -> None:
     for rel, text in files.items():
-        if PurePosixPath(rel).name == "package.json":
+        if rel.rsplit("/", 1)[-1] == "package.json":
             st.learn_package_json(stack, rel, text)
     for rel, text in files.items():
         if not excluded(rel):
@@ -478,6 +525,10 @@ def scan_text(path: str, text: str, stack: st.Stack | None = None) -> list[Sourc
     return _findings(list(file_candidates(path, text, stack)), stack)
 
 
+MAX_LINE = 10_000
+_LONG_LINE = re.compile(rf"[^\r\n]{{{MAX_LINE + 1}}}")
+
+
 def audit_tree(root: str | Path, stack: st.Stack | None = None,
                limits: Limits | None = None) -> AuditResult:
     """Learn the stack from ``root``, scan every file, and say what was skipped."""
@@ -499,6 +550,10 @@ def audit_tree(root: str | Path, stack: st.Stack | None = None,
     cands: list[_Cand] = []
     read = 0
     for rel, text in read_all(base, walked, limits):
+        if _LONG_LINE.search(text):
+            walked.skips.append(Skip(rel, f"minified or generated (a line over {MAX_LINE} "
+                                          "characters)"))
+            continue
         read += 1
         cands.extend(file_candidates(rel, text, stack))
     skips = walked.skips + stack.skips

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from pathlib import PurePosixPath
 
 from revivadiag.analyze.source_files import is_dockerfile, is_env_name
 
@@ -47,10 +46,15 @@ _CI_FILES = frozenset({".gitlab-ci.yml", ".travis.yml", "Jenkinsfile", "azure-pi
 _CI_DIRS = frozenset({".github", ".circleci", ".gitlab", ".buildkite", ".husky", ".devcontainer"})
 
 
+def _suffix(name: str) -> str:
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""
+
+
 def language(path: str) -> str | None:
     """How the file at ``path`` is read; None for files the audit does not read."""
-    p = PurePosixPath(path)
-    name, suffix = p.name, p.suffix.lower()
+    name = path.rsplit("/", 1)[-1]
+    suffix = _suffix(name)
     if is_env_name(name):
         return "env"
     if is_dockerfile(name):
@@ -78,12 +82,13 @@ def language(path: str) -> str | None:
 
 def excluded(path: str) -> bool:
     """Tests, mocks, stories, examples and CI pipelines: never findings."""
-    p = PurePosixPath(path)
-    if p.name in _CI_FILES or any(part in _CI_DIRS for part in p.parts[:-1]):
+    parts = path.split("/")
+    name, dirs = parts[-1], parts[:-1]
+    if name in _CI_FILES or not _CI_DIRS.isdisjoint(dirs):
         return True
-    if any(part.lower() in _TEST_DIRS for part in p.parts[:-1]):
+    if any(part.lower() in _TEST_DIRS for part in dirs):
         return True
-    return bool(_TEST_FILE.search(p.name))
+    return bool(_TEST_FILE.search(name))
 
 
 _CONFIG_JS = re.compile(r"^(vite|next|nuxt|svelte|astro|webpack|rollup|vue|remix|quasar|angular|"
@@ -103,9 +108,9 @@ def file_side(path: str, lang: str, package: str = "", deps: Iterable[str] = ())
     ``package`` is the role of the nearest ``package.json`` (frontend/backend/''), ``deps`` the
     frameworks it depends on.
     """
-    p = PurePosixPath(path)
-    parts = [s.lower() for s in p.parts[:-1]]
-    name = p.name
+    all_parts = path.split("/")
+    parts = [s.lower() for s in all_parts[:-1]]
+    name = all_parts[-1]
     if lang in ("env", "yaml", "toml", "conf", "docker", "json"):
         return "config"
     if lang in ("py", "go"):
@@ -154,7 +159,8 @@ class Regions:
         if path.endswith(".astro") and lines and lines[0].strip() == "---":
             end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), 0)
             self._server.update(range(0, end + 1))
-        if lang in ("js", "markup") and self.side == "client":
+        if lang in ("js", "markup") and self.side == "client" and any(
+                "export" in x and _SERVER_FN.search(x) for x in lines):
             self._server_functions(lines)
 
     def _server_functions(self, lines: list[str]) -> None:
@@ -262,7 +268,7 @@ _LISTEN = re.compile(
     r"\bserver_name\b|\bSERVER_NAME\b|\blisten\s*:|\baddServer\s*\(|\bHEALTHCHECK\b", re.I)
 _CORS = re.compile(
     r"\bcors\b|\borigins?\b|allow_?origins?|allowed_?origins?|allow_origin_regex|trusted_?origins|"
-    r"\bALLOWED_HOSTS\b|CSRF_TRUSTED|Access-Control-Allow-Origin|\bCORS_\w+|\w+_ORIGINS?\b|"
+    r"\bALLOWED_HOSTS\b|CSRF_TRUSTED|Access-Control-Allow-Origin|\bCORS_|_ORIGINS?\b|"
     r"corsOptions|enableCors|\bredirect_uris?\b|callbackURL|\bcallback_url\b", re.I)
 _LOG = re.compile(
     r"\bconsole\.(log|info|warn|error|debug|trace)\s*\(|\b(logger|log|logging|slog|this\.logger|"
@@ -271,6 +277,31 @@ _LOG = re.compile(
     r"\braise\s+\w+\s*\(|\bwarnings\.warn\s*\(|\bpanic\s*\(|\blog\s*\(", re.I)
 _SMOKE = re.compile(r"\b(curl|wget|httpie|nc|netcat|wait-for-it|wait-on|dockerize)\b", re.I)
 _OPEN = re.compile(r"[\[({]")
+
+
+class Gate:
+    """A regex run only when one of its keywords is in the lowercased text (a cheap test first).
+
+    >>> Gate(re.compile(r"\\bcors\\b", re.I), "cors").search("app.use(CORS())") is not None
+    True
+    """
+
+    def __init__(self, pattern: re.Pattern[str], *keys: str) -> None:
+        self.pattern, self.keys = pattern, keys
+
+    def search(self, text: str, low: str | None = None) -> re.Match[str] | None:
+        """``pattern.search(text)`` when a keyword occurs in ``low`` (``text.lower()``)."""
+        low = text.lower() if low is None else low
+        if not any(k in low for k in self.keys):
+            return None
+        return self.pattern.search(text)
+
+
+LISTEN = Gate(_LISTEN, "listen", "bind", "--host", ".run", "serve", "hostname", "server_name",
+              "addserver", "healthcheck")
+CORS = Gate(_CORS, "cors", "origin", "allowed_hosts", "csrf", "redirect", "callback")
+LOG = Gate(_LOG, "log", "print", "echo", "error", "raise", "warn", "panic")
+SMOKE = Gate(_SMOKE, "curl", "wget", "http", "nc", "wait", "dockerize")
 
 
 class LineFilter:
@@ -289,9 +320,10 @@ class LineFilter:
         if self.block_depth > 0:
             self._track(code)
             return "cors/log block"
-        for name, pattern in (("listen", _LISTEN), ("cors", _CORS), ("log", _LOG),
-                              ("smoke test", _SMOKE)):
-            m = pattern.search(code)
+        low = code.lower()
+        for name, gate in (("listen", LISTEN), ("cors", CORS), ("log", LOG),
+                           ("smoke test", SMOKE)):
+            m = gate.search(code, low)
             if m:
                 if name in ("cors", "log"):
                     self.block_depth, self.block_lines = 0, 0

@@ -22,7 +22,7 @@ import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 #: code files whose lines may hold URLs
 CODE_EXTS = frozenset({".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".mts", ".cts", ".vue",
@@ -71,10 +71,10 @@ def is_dockerfile(name: str) -> bool:
 
 def reads(path: str) -> bool:
     """Whether the audit reads the file at relative ``path`` (by its name and directories)."""
-    p = PurePosixPath(path)
-    if any(part in SKIP_DIRS for part in p.parts[:-1]):
+    parts = path.split("/")
+    name = parts[-1]
+    if len(parts) > 1 and not SKIP_DIRS.isdisjoint(parts[:-1]):
         return False
-    name = p.name
     if name in SKIP_NAMES or name.endswith(_SKIP_SUFFIXES):
         return False
     if name in CONFIG_NAMES or is_env_name(name) or is_dockerfile(name):
@@ -82,7 +82,8 @@ def reads(path: str) -> bool:
     low = name.lower()
     if low.endswith((".conf.template", ".conf.tpl", ".caddyfile")):
         return True
-    return p.suffix.lower() in CODE_EXTS | CONFIG_EXTS
+    dot = low.rfind(".")
+    return dot > 0 and (low[dot:] in CODE_EXTS or low[dot:] in CONFIG_EXTS)
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,14 @@ def walk(root: Path, limits: Limits = Limits()) -> Walk:
             except OSError as exc:
                 out.skips.append(Skip(rel, f"unreadable ({exc.strerror})"))
                 continue
+            entry_mode, target = st.st_mode, entry.path
             if stat.S_ISDIR(st.st_mode):
                 if entry.name not in SKIP_DIRS:
                     subdirs.append(rel)
                 continue
             if not reads(rel):
+                continue
+            if entry.name in SKIP_NAMES:
                 continue
             if stat.S_ISLNK(st.st_mode):
                 target = os.path.realpath(entry.path)
@@ -163,7 +167,7 @@ def walk(root: Path, limits: Limits = Limits()) -> Walk:
                                            "this file and the rest of the tree not read"))
                 out.limit_hit = True
                 return out
-            out.files[rel] = Path(entry.path)
+            out.files[rel] = Path(target) if stat.S_ISLNK(entry_mode) else Path(entry.path)
         stack.extend(reversed(subdirs))
     return out
 
@@ -171,12 +175,14 @@ def walk(root: Path, limits: Limits = Limits()) -> Walk:
 def read_file(path: Path, rel: str, limits: Limits = Limits()) -> tuple[str | None, Skip | None]:
     """(text, None), or (None, the reason it was not read).
 
-    Opened with ``O_NONBLOCK`` and checked with ``fstat``: a FIFO or device that replaced the
-    file after the walk is refused, not waited on.
+    Opened with ``O_NONBLOCK`` and ``O_NOFOLLOW`` (the walk resolved the symlinks it accepts)
+    and checked with ``fstat``: a FIFO or device that replaced the file after the walk is
+    refused, not waited on.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+             | getattr(os, "O_NOFOLLOW", 0))
     try:
-        fd = os.open(os.path.realpath(path), flags)
+        fd = os.open(path, flags)
     except OSError as exc:
         return None, Skip(rel, f"unreadable ({exc.strerror})")
     try:

@@ -342,7 +342,7 @@ def path_role(rel: str) -> str:
     >>> path_role("client/.env"), path_role("services/api/.env"), path_role(".env")
     ('frontend', 'backend', '')
     """
-    parts = [p.lower() for p in PurePosixPath(rel).parts[:-1]]
+    parts = [p.lower() for p in rel.split("/")[:-1]]
     if any(re.search(r"front|client|web|ui$|spa", p) for p in parts):
         return "frontend"
     if any(re.search(r"back|api|server|service", p) for p in parts):
@@ -352,7 +352,7 @@ def path_role(rel: str) -> str:
 
 def package_role(stack: Stack, rel: str) -> str:
     """frontend/backend of the nearest JS package holding ``rel`` ('' when none)."""
-    parts = PurePosixPath(rel).parts[:-1]
+    parts = rel.split("/")[:-1]
     for i in range(len(parts), -1, -1):
         key = "/".join(parts[:i]) or "."
         if key in stack.packages:
@@ -403,7 +403,7 @@ def learn_dockerfile(stack: Stack, rel: str, text: str) -> None:
 
 def learn_file(stack: Stack, rel: str, text: str) -> None:
     """Feed one file of the tree to the stack learner (by its name)."""
-    name = PurePosixPath(rel).name
+    name = rel.rsplit("/", 1)[-1]
     if is_compose_name(name):
         learn_compose(stack, rel, text)
     elif is_env_name(name):
@@ -414,7 +414,7 @@ def learn_file(stack: Stack, rel: str, text: str) -> None:
 
 def is_stack_file(rel: str) -> bool:
     """Files read before the scan: compose, .env, package.json, Dockerfile."""
-    name = PurePosixPath(rel).name
+    name = rel.rsplit("/", 1)[-1]
     return (is_compose_name(name) or is_env_name(name) or is_dockerfile(name)
             or name == "package.json")
 
