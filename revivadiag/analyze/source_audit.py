@@ -232,8 +232,31 @@ def _line_candidates(rel: str, lang: str, side: str, raw: str, code: str, n: int
           or (_HOST_VALUE.search(code) if has_host else None))
     if hm and not any(s <= hm.start("host") < e for s, e in taken):
         port = _neighbour_port(codes, n - 1, lang)
-        yield cand(hm.start("host"), hm.end("host"), hm["host"], port, joined=True,
-                   extra={"host_key": hm["key"]})
+        extra = {"host_key": hm["key"]}
+        if port is None:
+            extra["role_hint"] = _role_hint(hm["key"], codes, n - 1)
+        yield cand(hm.start("host"), hm.end("host"), hm["host"], port, joined=True, extra=extra)
+
+
+_KEY_ROLE = re.compile(r"(?P<db>db|database|postgres\w*|pg|mysql|mariadb|mongo\w*|sql)|"
+                       r"(?P<cache>redis|cache|valkey|memcached?)", re.I)
+_ENGINE_HINT = re.compile(r"(dialect|type|engine|driver|client|provider|adapter)['\"]?\s*[:=]\s*"
+                          r"['\"]?[\w.]*?(?P<engine>postgres|mysql|mariadb|mongo|redis|mssql)",
+                          re.I)
+
+
+def _role_hint(key: str, codes: _Codes, i: int) -> str:
+    """database/cache when the host's key (``DB_HOST``) or a neighbouring ``dialect``/``type``
+    line names one; '' otherwise."""
+    prefix = re.split(r"[_.]?host", key, flags=re.I)[0]
+    m = _KEY_ROLE.fullmatch(prefix.split(".")[-1].strip("_")) if prefix else None
+    if m:
+        return "database" if m["db"] else "cache"
+    for j in range(max(i - 4, 0), min(i + 5, len(codes))):
+        hint = _ENGINE_HINT.search(codes[j])
+        if hint:
+            return "cache" if hint["engine"].lower() == "redis" else "database"
+    return ""
 
 
 def _neighbour_port(codes: _Codes, i: int, lang: str) -> int | None:
@@ -419,7 +442,12 @@ def judge(c: _Cand, stack: st.Stack) -> tuple[str, str, int] | None:
                 return _kind(role, c), host, 0
         return None
     if c.port is None:
-        return None
+        hint = c.extra.get("role_hint", "") if c.joined else ""
+        if not hint:
+            return None
+        service = stack.service_for_role(hint)
+        ports = stack.services[service].ports if service else {}
+        return _kind(hint, c), service, min(ports.values(), default=0)
     role, service, target, strong = _role(stack, c.port)
     scheme_role = _SCHEME_ROLES.get(c.scheme.split("+")[0], "")
     if scheme_role and c.loopback:
@@ -437,6 +465,8 @@ def judge(c: _Cand, stack: st.Stack) -> tuple[str, str, int] | None:
     if c.loopback or c.fragment or (c.side == "client" and host.startswith(("$", "{"))):
         if role in ("", "frontend", "proxy"):
             return None
+        if c.key and role == "backend" and _FRONT.search(c.key):
+            return None  # APP_URL, FRONTEND_URL, ...: the app's own public address
         if not strong and not _api_like(c):
             return None
         if c.fragment and not strong:

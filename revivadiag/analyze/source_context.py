@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from revivadiag.analyze.source_files import is_dockerfile, is_env_name
+from revivadiag.analyze.source_files import is_dockerfile, is_env_name, is_json_config
 
 JS_EXTS = frozenset({".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".mts", ".cts"})
 MARKUP_EXTS = frozenset({".vue", ".svelte", ".astro", ".html", ".htm"})
@@ -61,6 +61,8 @@ def language(path: str) -> str | None:
         return "docker"
     if name == "package.json":
         return "json"
+    if is_json_config(path):
+        return "jsonconfig"
     if name == "Caddyfile" or name.lower().endswith((".caddyfile", ".conf.template", ".conf.tpl")):
         return "conf"
     if suffix in JS_EXTS:
@@ -111,7 +113,7 @@ def file_side(path: str, lang: str, package: str = "", deps: Iterable[str] = ())
     all_parts = path.split("/")
     parts = [s.lower() for s in all_parts[:-1]]
     name = all_parts[-1]
-    if lang in ("env", "yaml", "toml", "conf", "docker", "json"):
+    if lang in ("env", "yaml", "toml", "conf", "docker", "json", "jsonconfig"):
         return "config"
     if lang in ("py", "go"):
         return "server"
@@ -188,7 +190,7 @@ class CommentStripper:
     def __init__(self, lang: str) -> None:
         self.lang = lang
         self.block = ""  # the closing delimiter of an open block comment
-        self.slashes = lang in ("js", "markup", "go")
+        self.slashes = lang in ("js", "markup", "go", "jsonconfig")
         self.hash = lang in ("py", "env", "yaml", "toml", "conf", "docker")
         self.html = lang == "markup"
 

@@ -82,8 +82,30 @@ def reads(path: str) -> bool:
     low = name.lower()
     if low.endswith((".conf.template", ".conf.tpl", ".caddyfile")):
         return True
+    if is_json_config(path):
+        return True
     dot = low.rfind(".")
     return dot > 0 and (low[dot:] in CODE_EXTS or low[dot:] in CONFIG_EXTS)
+
+
+_JSON_CONFIG_NAMES = frozenset({"config.json", "proxy.conf.json", "proxy.config.json",
+                                "appsettings.json", "settings.json", "default.json",
+                                "development.json", "production.json", "local.json",
+                                "database.json", "db.json", "ormconfig.json", "servers.json"})
+
+
+def is_json_config(path: str) -> bool:
+    """JSON files that hold app configuration: ``config/*.json``, ``proxy.conf.json``, ...
+
+    >>> is_json_config("config/config.json"), is_json_config("tsconfig.json")
+    (True, False)
+    """
+    parts = path.split("/")
+    name = parts[-1].lower()
+    if not name.endswith(".json") or name.startswith(("tsconfig", "jsconfig", ".")):
+        return False
+    return (name in _JSON_CONFIG_NAMES or name.endswith((".config.json", ".conf.json"))
+            or (len(parts) > 1 and parts[-2].lower() in ("config", "configs", "settings")))
 
 
 @dataclass(frozen=True)

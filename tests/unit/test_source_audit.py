@@ -142,6 +142,8 @@ def test_broken_compose_file_is_a_reported_skip(tmp_path: Path) -> None:
         ("Caddyfile", "reverse_proxy 127.0.0.1:8000", ["backend_port"]),
         (".env.local", "NEXT_PUBLIC_API_URL=http://localhost:8000", ["backend_url"]),
         (".env", "NEXTAUTH_URL=http://localhost:3000", []),
+        ("web/proxy.conf.json", '  "/api": {"target": "http://localhost:8000"},', ["backend_url"]),
+        ("tsconfig.json", '  "baseUrl": "http://localhost:8000/api",', []),
         # service names: fine on the server, unresolvable in the browser
         ("src/a.ts", "fetch('http://api:8000/x')", ["backend_url"]),
         ("server/a.ts", "fetch('http://api:8000/x')", []),
@@ -171,6 +173,9 @@ def test_cors_list_across_lines_is_ignored() -> None:
          "'PORT': os.environ.get('DB_PORT', '5432'),", 1, "database_port"),
         ("app/tasks.py", "r = redis.Redis(host='localhost', port=6379)", 1, "redis_port"),
         (".env", "PORT=3002\nDB_HOST=localhost\nDB_PORT=5432", 2, "database_port"),
+        (".env.example", "DB_HOST=localhost\nDB_NAME=app", 1, "database_port"),
+        ("config/config.json", '{"dev": {\n  "host": "127.0.0.1",\n  "dialect": "mysql"\n}}', 2,
+         "database_port"),
         ("config.yaml", "database:\n  host: localhost\n  port: 5432", 2, "database_port"),
     ],
 )
@@ -224,6 +229,14 @@ def test_regions_inside_files() -> None:
     [e, f] = scan_text("src/pages/index.astro", f"---\n{url}\n---\n<script>{url}</script>")
     assert [x.side for x in (a, b, c, d, e, f)] == ["client", "server", "server", "client",
                                                     "server", "client"]
+
+
+def test_public_address_keys_are_not_service_urls(tmp_path: Path) -> None:
+    """APP_URL/FRONTEND_URL naming a backend's own port are its public address, not a URL to
+    call; API_URL with the same port is a finding."""
+    files = {"docker-compose.yml": COMPOSE,
+             ".env": "APP_URL=http://localhost:7777\nAPI_URL=http://localhost:7777\n"}
+    assert _found(tmp_path, files) == [(".env", 2, "backend_url")]
 
 
 def test_service_names_are_findings_only_in_browser_code(tmp_path: Path) -> None:
