@@ -35,8 +35,7 @@ variable on the server, the service name in config.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,25 +45,14 @@ from revivadiag import schemas
 from revivadiag.analyze import source_stack as st
 from revivadiag.analyze.source_context import (
     CLIENT_ENV_PREFIXES,
-    CommentStripper,
     Gate,
-    LineFilter,
-    Regions,
     code_part,
     excluded,
     file_side,
     language,
 )
-from revivadiag.analyze.source_files import (
-    Limits,
-    Skip,
-    read_all,
-    read_file,
-    reads,
-    split_lines,
-    walk,
-)
-from revivadiag.redact import redact_url
+from revivadiag.analyze.source_files import Limits, Skip, read_all, read_file, walk
+from revivadiag.analyze.source_scan import Candidate, file_candidates
 
 __all__ = [
     "AuditResult",
@@ -79,23 +67,6 @@ __all__ = [
     "to_frame",
 ]
 
-_SCHEMES = r"https?|wss?|postgres(?:ql)?(?:\+\w+)?|mysql(?:\+\w+)?|mariadb|mongodb(?:\+srv)?|" \
-           r"rediss?|amqps?|nats|kafka|tcp|grpc"
-_URL = re.compile(
-    rf"(?<![\w+.-])(?P<scheme>{_SCHEMES})://(?:[^@\s/'\"`]*@)?"
-    r"(?P<host>\[[0-9a-fA-F:]+\]|\$\{[^}]+\}|\{[^}]*\}|[A-Za-z0-9_.\-]+)(?::(?P<port>\d{1,5}))?"
-    r"(?P<rest>[^\s'\"`)<>,;]*)", re.I)
-_LOOPBACK = r"localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|host\.docker\.internal|\[::1\]"
-_BARE = re.compile(rf"(?<![/\w.@-])(?P<host>{_LOOPBACK})\s*:\s*(?P<port>\d{{2,5}})\b", re.I)
-_PORT_FRAGMENT = re.compile(r"(?P<q>['\"`]):(?P<port>\d{2,5})(?P=q)")
-_HOST_VALUE = re.compile(
-    r"(?P<key>\b[\w.]*?host(?:name)?)['\"]?\s*(?:[:=]|,\s*)[^\n]*?['\"]"
-    r"(?P<host>localhost|127\.0\.0\.1|host\.docker\.internal|::1)['\"]", re.I)
-_ENV_HOST = re.compile(r"^\s*(?:export\s+)?(?P<key>[\w.]*(?:HOST|HOSTNAME|SERVER|ADDR|ADDRESS))"
-                       r"\s*[:=]\s*['\"]?(?P<host>localhost|127\.0\.0\.1|host\.docker\.internal)"
-                       r"['\"]?\s*,?\s*$", re.I)
-_PORT_KEY = re.compile(r"(?<![a-z0-9])port\w*['\"]?\s*[:=,]", re.I)
-_NUMBER = re.compile(r"(?<![\w.])(\d{2,5})(?![\w.])")
 _API_PATH = re.compile(r"^/(api|graphql|gql|v\d+|rest|rpc|trpc|socket\.io|ws|auth|query|"
                        r"hasura|functions)\b", re.I)
 _API_CONTEXT = re.compile(
@@ -107,12 +78,6 @@ _FRONT_CONTEXT = re.compile(
     r"nextauth|home_?page|frontend_url|vite_port|return_?to|success_?url|cancel_?url", re.I)
 _FRONT = Gate(_FRONT_CONTEXT, "front", "client", "origin", "redirect", "callback", "site",
               "url", "nextauth", "home", "vite_port", "return")
-_IN_CONTAINER = re.compile(r"""["']CMD(-SHELL)?["']|^\s*-?\s*(test|healthcheck|command|"""
-                           r"""entrypoint)\s*:""")
-_CLIENT_ENV_KEY = re.compile(r"(?P<key>\b(?:{})\w+)".format("|".join(CLIENT_ENV_PREFIXES)))
-_DOCKER_SCANNED = re.compile(r"^\s*(ENV|ARG)\s", re.I)
-_PKG_PROXY = re.compile(r"^\s*\"proxy\"\s*:")
-_KEY = re.compile(r"^\s*(?:export\s+|-\s+)?['\"]?(?P<key>[A-Za-z_][\w.]*)['\"]?\s*[:=]")
 
 _SCHEME_ROLES = {"postgres": "database", "postgresql": "database", "mysql": "database",
                  "mariadb": "database", "mongodb": "database", "redis": "cache", "rediss": "cache",
@@ -152,241 +117,6 @@ class AuditResult:
     limit_hit: bool = False
 
 
-@dataclass
-class _Cand:
-    """A possible finding, judged once the whole tree (and so the stack) is known."""
-
-    file: str
-    line: int
-    column: int
-    match: str
-    snippet: str
-    side: str
-    lang: str
-    host: str
-    port: int | None
-    scheme: str
-    path: str
-    loopback: bool
-    context: str
-    key: str = ""
-    joined: bool = False
-    fragment: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------- per line
-
-
-def _is_loopback(host: str) -> bool:
-    h = host.strip("[]").lower()
-    return h in ("localhost", "0.0.0.0", "::1", "host.docker.internal") or h.startswith("127.")
-
-
-def _key_of(line: str, lang: str) -> str:
-    if lang == "docker":
-        parts = line.split()
-        return parts[1].split("=")[0] if len(parts) > 1 else ""
-    m = _KEY.match(line)
-    return m["key"].split(".")[-1] if m else ""
-
-
-def container_pattern(names: frozenset[str]) -> re.Pattern[str]:
-    """A regex for any of the container ``names`` as a whole word (not a declaration)."""
-    alts = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rf"(?<![\w.-])(?:{alts})(?![\w-])")
-
-
-_DECLARATION = re.compile(r"^\s*-?\s*container_name\s*:")
-
-
-def _line_candidates(rel: str, lang: str, side: str, raw: str, code: str, n: int,
-                     codes: _Codes, containers: frozenset[str] = frozenset()) -> Iterator[_Cand]:
-    key = _key_of(code, lang)
-    client_key = _CLIENT_ENV_KEY.search(code)
-    line_side = "client" if client_key and lang in ("env", "yaml", "docker", "toml") else side
-    snippet = redact_url(raw.strip())[:200]
-    taken: list[tuple[int, int]] = []
-
-    def cand(start: int, end: int, host: str, port: int | None, scheme: str = "",
-             path: str = "", **kw: Any) -> _Cand:
-        taken.append((start, end))
-        return _Cand(rel, n, start + 1, redact_url(raw[start:end]), snippet, line_side, lang,
-                     host, port, scheme.lower(), path, _is_loopback(host), code, key, **kw)
-
-    for m in _URL.finditer(code):
-        yield cand(m.start(), m.end(), m["host"], int(m["port"]) if m["port"] else None,
-                   m["scheme"], m["rest"])
-    for m in _BARE.finditer(code):
-        if not any(s <= m.start() < e for s, e in taken):
-            yield cand(m.start(), m.end(), m["host"], int(m["port"]))
-    if line_side == "client" and lang in ("js", "markup"):
-        for m in _PORT_FRAGMENT.finditer(code):
-            if not any(s <= m.start() < e for s, e in taken):
-                yield cand(m.start() + 1, m.end() - 1, "", int(m["port"]), fragment=True)
-    for m in container_pattern(containers).finditer(code) if containers else ():
-        if not any(s <= m.start() < e for s, e in taken):
-            yield cand(m.start(), m.end(), m[0], None)
-    has_host = "host" in code.lower()
-    hm = ((_ENV_HOST.match(code) if has_host and lang in ("env", "yaml", "toml", "conf") else None)
-          or (_HOST_VALUE.search(code) if has_host else None))
-    if hm and not any(s <= hm.start("host") < e for s, e in taken):
-        port = _neighbour_port(codes, n - 1, lang)
-        extra = {"host_key": hm["key"]}
-        if port is None:
-            extra["role_hint"] = _role_hint(hm["key"], codes, n - 1)
-        yield cand(hm.start("host"), hm.end("host"), hm["host"], port, joined=True, extra=extra)
-
-
-_KEY_ROLE = re.compile(r"(?P<db>db|database|postgres\w*|pg|mysql|mariadb|mongo\w*|sql)|"
-                       r"(?P<cache>redis|cache|valkey|memcached?)", re.I)
-_ENGINE_HINT = re.compile(r"(dialect|type|engine|driver|client|provider|adapter)['\"]?\s*[:=]\s*"
-                          r"['\"]?[\w.]*?(?P<engine>postgres|mysql|mariadb|mongo|redis|mssql)",
-                          re.I)
-
-
-def _role_hint(key: str, codes: _Codes, i: int) -> str:
-    """database/cache when the host's key (``DB_HOST``) or a neighbouring ``dialect``/``type``
-    line names one; '' otherwise."""
-    prefix = re.split(r"[_.]?host", key, flags=re.I)[0]
-    m = _KEY_ROLE.fullmatch(prefix.split(".")[-1].strip("_")) if prefix else None
-    if m:
-        return "database" if m["db"] else "cache"
-    for j in range(max(i - 4, 0), min(i + 5, len(codes))):
-        hint = _ENGINE_HINT.search(codes[j])
-        if hint:
-            return "cache" if hint["engine"].lower() == "redis" else "database"
-    return ""
-
-
-def _neighbour_port(codes: _Codes, i: int, lang: str) -> int | None:
-    """The port set on the host's line or the nearest of the three lines around it."""
-    order = [i, i + 1, i - 1, i + 2, i - 2, i + 3]
-    for j in order:
-        if 0 <= j < len(codes):
-            text = codes[j]
-            if j != i and re.search(r"host", text, re.I) and not re.search(r"port", text, re.I):
-                continue
-            m = _PORT_KEY.search(text)
-            numbers = _NUMBER.findall(text[m.end():]) if m else []
-            if numbers:
-                return int(numbers[-1])
-    return None
-
-
-_TRIGGER = (r"://|localhost|127\.|0\.0\.0\.0|(?<![a-z])host|['\"`]:\d|(?<![a-z])port|listen|bind|"
-            r"docker\.internal|\[::1\]")
-_BLOCK_OPENERS = ("/*", "<!--", '"""', "\'\'\'")
-
-
-def _trigger(containers: frozenset[str]) -> re.Pattern[str]:
-    extra = "".join("|" + re.escape(n) for n in sorted(containers))
-    return re.compile(_TRIGGER + extra, re.I)
-
-
-class _Codes:
-    """Comment-free lines of one file, computed only for the lines that are looked at."""
-
-    def __init__(self, lines: list[str], lang: str) -> None:
-        self.lines = lines
-        self.codes: list[str | None] = [None] * len(lines)
-        self.stateful = CommentStripper(lang)
-        self.stateless = CommentStripper(lang)
-        self.openers = tuple(o for o in _BLOCK_OPENERS
-                             if lang == "py" or not o.startswith(('"', "'")))
-
-    def advance(self, i: int, wanted: bool) -> str | None:
-        """Line ``i`` in order: stripped when it is wanted or may open/close a block comment."""
-        line = self.lines[i]
-        if wanted or self.stateful.block or any(o in line for o in self.openers):
-            self.codes[i] = self.stateful.strip(line)
-        return self.codes[i]
-
-    def __getitem__(self, i: int) -> str:
-        code = self.codes[i]
-        if code is None:  # a line outside any block comment (advance() saw it)
-            self.stateless.block = ""
-            code = self.codes[i] = self.stateless.strip(self.lines[i])
-        return code
-
-    def __len__(self) -> int:
-        return len(self.lines)
-
-
-def file_candidates(rel: str, text: str, stack: st.Stack) -> Iterator[_Cand]:
-    """Every possible finding in one file, and the ports its server code listens on."""
-    lang = language(rel)
-    if lang is None or excluded(rel) or not reads(rel):
-        return
-    containers = frozenset(stack.container_names())
-    trigger = _trigger(containers)
-    if not trigger.search(text):
-        return
-    name = rel.rsplit("/", 1)[-1]
-    lines = split_lines(text)
-    pkg = st.package_role(stack, rel)
-    deps = stack_deps(stack, rel)
-    regions = Regions(rel, lang, file_side(rel, lang, pkg, deps), lines)
-    filt = LineFilter(lang)
-    codes = _Codes(lines, lang)
-    compose = st.is_compose_name(name)
-    docker_cont = False
-    for i, raw in enumerate(lines):
-        wanted = filt.block_depth > 0 or lang == "docker" or bool(trigger.search(raw))
-        code = codes.advance(i, wanted)
-        if not wanted or code is None or not code.strip():
-            continue
-        if lang == "docker":
-            scanned = docker_cont or bool(_DOCKER_SCANNED.match(code))
-            docker_cont = scanned and code.rstrip().endswith("\\")
-            if not scanned:
-                continue
-        if lang == "json" and not _PKG_PROXY.match(code):
-            continue
-        side = regions.side_of(i)
-        why = filt.reason(code)
-        if why == "listen" and side == "server":
-            _learn_listen(stack, rel, code)
-        if why:
-            continue
-        in_container = (compose or lang == "yaml") and bool(_IN_CONTAINER.search(code))
-        names = frozenset() if _DECLARATION.match(code) else containers
-        for c in _line_candidates(rel, lang, side, raw, code, i + 1, codes, names):
-            if in_container and c.loopback:
-                continue
-            yield c
-        if side == "server" and lang in ("js", "py", "go"):
-            _learn_port_constant(stack, rel, code)
-
-
-_LISTEN_PORT = re.compile(r"(?:port\w*['\"]?\s*[:=]|\|\||\?\?|,|\(|--port[= ]|:)\s*['\"]?:?"
-                          r"(?P<port>\d{4,5})\b", re.I)
-_PORT_CONST = re.compile(r"^\s*(?:export\s+)?(?:const|let|var)?\s*(?:PORT|port|SERVER_PORT|"
-                         r"APP_PORT|API_PORT)\s*(?::\s*\w+\s*)?=\s*[^\n]*?(?<![\w.])"
-                         r"(?P<port>\d{4,5})\b")
-
-
-def _learn_listen(stack: st.Stack, rel: str, code: str) -> None:
-    for m in _LISTEN_PORT.finditer(code):
-        stack.add_port(int(m["port"]), "backend")
-
-
-def _learn_port_constant(stack: st.Stack, rel: str, code: str) -> None:
-    m = _PORT_CONST.match(code)
-    if m:
-        stack.add_port(int(m["port"]), "backend")
-
-
-def stack_deps(stack: st.Stack, rel: str) -> set[str]:
-    """Framework dependencies of the nearest package.json."""
-    parts = rel.split("/")[:-1]
-    for i in range(len(parts), -1, -1):
-        key = "/".join(parts[:i]) or "."
-        if key in stack.package_deps:
-            return set(stack.package_deps[key])
-    return set()
-
-
 # ---------------------------------------------------------------- judging
 
 
@@ -402,7 +132,7 @@ def _role(stack: st.Stack, port: int) -> tuple[str, str, int, bool]:
     return "", "", port, False
 
 
-def _api_like(c: _Cand) -> bool:
+def _api_like(c: Candidate) -> bool:
     if c.scheme.startswith("ws") or _API_PATH.match(c.path or ""):
         return True
     around = c.context.replace(c.match, " ")
@@ -413,7 +143,7 @@ def _api_like(c: _Cand) -> bool:
     return bool(_API_CONTEXT.search(around)) or c.lang in ("conf",)
 
 
-def _kind(role: str, c: _Cand) -> str:
+def _kind(role: str, c: Candidate) -> str:
     if role == "database":
         return "database_port"
     if role == "cache":
@@ -426,7 +156,7 @@ def _kind(role: str, c: _Cand) -> str:
     return "backend_url" if c.scheme else "backend_port"
 
 
-def judge(c: _Cand, stack: st.Stack) -> tuple[str, str, int] | None:
+def judge(c: Candidate, stack: st.Stack) -> tuple[str, str, int] | None:
     """(kind, service, container port) when the candidate is a finding, else None."""
     host = c.host.strip("[]").lower()
     containers = stack.container_names()
@@ -443,6 +173,8 @@ def judge(c: _Cand, stack: st.Stack) -> tuple[str, str, int] | None:
         return None
     if c.port is None:
         hint = c.extra.get("role_hint", "") if c.joined else ""
+        if c.loopback and not c.joined and host != "0.0.0.0":
+            hint = _SCHEME_ROLES.get(c.scheme.split("+")[0], "")  # mongodb://127.0.0.1/db
         if not hint:
             return None
         service = stack.service_for_role(hint)
@@ -490,7 +222,7 @@ def judge(c: _Cand, stack: st.Stack) -> tuple[str, str, int] | None:
 # ---------------------------------------------------------------- fixes
 
 
-def suggested_fix(kind: str, side: str, service: str, port: int, c: _Cand | None = None,
+def suggested_fix(kind: str, side: str, service: str, port: int, c: Candidate | None = None,
                   lang: str = "") -> str:
     """The replacement for one finding, for where the code runs."""
     role = {"database_port": "database", "redis_port": "cache", "service_url": "service"}.get(
@@ -531,7 +263,7 @@ def _learn_stack(files: dict[str, str], stack: st.Stack) -> None:
             st.learn_file(stack, rel, text)
 
 
-def _findings(cands: list[_Cand], stack: st.Stack) -> list[SourceFinding]:
+def _findings(cands: list[Candidate], stack: st.Stack) -> list[SourceFinding]:
     out: list[SourceFinding] = []
     seen: set[tuple[str, int, int]] = set()
     for c in cands:
@@ -577,7 +309,7 @@ def audit_tree(root: str | Path, stack: st.Stack | None = None,
         if text is not None:
             stack_texts[rel] = text
     _learn_stack(stack_texts, stack)
-    cands: list[_Cand] = []
+    cands: list[Candidate] = []
     read = 0
     for rel, text in read_all(base, walked, limits):
         if _LONG_LINE.search(text):

@@ -108,6 +108,8 @@ def test_broken_compose_file_is_a_reported_skip(tmp_path: Path) -> None:
         ("app/db.py", "URL = 'postgresql://u:p@localhost:5432/db'", ["database_port"]),
         ("app/db.py", "URL = 'redis://[::1]:6379/0'", ["redis_port"]),
         ("app/db.py", "URL = 'mongodb://127.0.0.1:27018/x'", ["database_port"]),
+        ("server/db.js", "mongoose.connect('mongodb://127.0.0.1/shop')", ["database_port"]),
+        ("server/db.js", "const u = 'redis://localhost'", ["redis_port"]),
         ("main.go", 'opts := &redis.Options{Addr: "localhost:6379"}', ["redis_port"]),
         # listen/bind addresses, CORS, logs, smoke tests, comments
         ("server/index.ts", "app.listen(8000, () => {})", []),
@@ -174,6 +176,8 @@ def test_cors_list_across_lines_is_ignored() -> None:
         ("app/tasks.py", "r = redis.Redis(host='localhost', port=6379)", 1, "redis_port"),
         (".env", "PORT=3002\nDB_HOST=localhost\nDB_PORT=5432", 2, "database_port"),
         (".env.example", "DB_HOST=localhost\nDB_NAME=app", 1, "database_port"),
+        ("server/db.js", "mysql.createConnection({\n  host: 'localhost',\n  user: 'root',\n"
+         "  database: 'shop',\n})", 2, "database_port"),
         ("config/config.json", '{"dev": {\n  "host": "127.0.0.1",\n  "dialect": "mysql"\n}}', 2,
          "database_port"),
         ("config.yaml", "database:\n  host: localhost\n  port: 5432", 2, "database_port"),
