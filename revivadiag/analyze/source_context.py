@@ -37,6 +37,7 @@ _TEST_DIRS = frozenset({"test", "tests", "__tests__", "__test__", "spec", "specs
                         "test-utils", "testing", "stories", "__fixtures__", "examples",
                         "example", "benchmarks"})
 _TEST_FILE = re.compile(r"(\.(test|spec|e2e|stories|story|mock)\.[cm]?[jt]sx?$)|(^test_.*\.py$)|"
+                        r"(^tests?([-_.]\w+)?\.[cm]?[jt]sx?$)|"
                         r"(_test\.(py|go)$)|(^conftest\.py$)|(^tests?\.py$)|(^(jest|vitest|playwright|cypress|"
                         r"karma)\.config\.)|(^setupTests\.)")
 _CI_FILES = frozenset({".gitlab-ci.yml", ".travis.yml", "Jenkinsfile", "azure-pipelines.yml",
@@ -271,7 +272,8 @@ _LISTEN = re.compile(
 _CORS = re.compile(
     r"\bcors\b|\borigins?\b|allow_?origins?|allowed_?origins?|allow_origin_regex|trusted_?origins|"
     r"\bALLOWED_HOSTS\b|CSRF_TRUSTED|Access-Control-Allow-Origin|\bCORS_|_ORIGINS?\b|"
-    r"corsOptions|enableCors|\bredirect_uris?\b|callbackURL|\bcallback_url\b", re.I)
+    r"corsOptions|enableCors|\bredirect_uris?\b|callbackURL|\bcallback_url\b|"
+    r"\b(?:[a-z]+_)?allow(?:ed)?\w*|(?-i:[a-z]Allow(?:ed)?)|white_?list", re.I)
 _LOG = re.compile(
     r"\bconsole\.(log|info|warn|error|debug|trace)\s*\(|\b(logger|log|logging|slog|this\.logger|"
     r"Logger|app\.log|fastify\.log|server\.log)\.\w+\s*\(|\bprint(ln|f)?\s*\(|\bfmt\.F?Print\w*\s*\(|"
@@ -301,7 +303,8 @@ class Gate:
 
 LISTEN = Gate(_LISTEN, "listen", "bind", "--host", ".run", "serve", "hostname", "server_name",
               "addserver", "healthcheck")
-CORS = Gate(_CORS, "cors", "origin", "allowed_hosts", "csrf", "redirect", "callback")
+CORS = Gate(_CORS, "cors", "origin", "allow", "csrf", "redirect", "callback", "whitelist")
+_CONTINUATION = re.compile(r"^\s*(\?\?|\?|:|\|\||&&|\+|\.(?!\.))")
 LOG = Gate(_LOG, "log", "print", "echo", "error", "raise", "warn", "panic")
 SMOKE = Gate(_SMOKE, "curl", "wget", "http", "nc", "wait", "dockerize")
 
@@ -316,9 +319,23 @@ class LineFilter:
         self.lang = lang
         self.block_depth = 0
         self.block_lines = 0
+        self.last = ""
+        self.last_index = -2
 
-    def reason(self, code: str) -> str:
-        """'' when the line may connect somewhere, else why it does not."""
+    def reason(self, code: str, index: int = -1) -> str:
+        """'' when the line may connect somewhere, else why it does not.
+
+        ``index`` is the line's 0-based number: a line continuing the expression of the line
+        just before (``? [...]``, ``: [...]``) shares that line's reason.
+        """
+        why = self._reason(code)
+        follows = index >= 0 and index == self.last_index + 1
+        if not why and follows and self.last in ("cors", "log") and _CONTINUATION.match(code):
+            why = self.last
+        self.last, self.last_index = why, index
+        return why
+
+    def _reason(self, code: str) -> str:
         if self.block_depth > 0:
             self._track(code)
             return "cors/log block"

@@ -225,6 +225,40 @@ class _Codes:
         return len(self.lines)
 
 
+_TEST_SERVICE = re.compile(r"playwright|cypress|selenium|e2e|tests?\b|test[-_]|k6|locust|newman",
+                           re.I)
+
+
+class _ComposeServices:
+    """Follows which service a compose file's line belongs to; test runners' lines are tests.
+
+    >>> s = _ComposeServices()
+    >>> [s.in_test_service(x) for x in ("services:", "  e2e:", "    x: 1", "  api:", "    y")]
+    [False, True, True, False, False]
+    """
+
+    def __init__(self) -> None:
+        self.in_services = False
+        self.indent = -1
+        self.test = False
+
+    def in_test_service(self, line: str) -> bool:
+        """Whether ``line`` sits in a service named like a test runner."""
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            return self.test
+        indent = len(line) - len(line.lstrip())
+        if indent == 0:
+            self.in_services = stripped.startswith("services:")
+            self.indent, self.test = -1, False
+            return False
+        service_key = stripped.endswith(":") and not stripped.startswith("-")
+        if self.in_services and service_key and (self.indent < 0 or indent <= self.indent):
+            self.indent = indent
+            self.test = bool(_TEST_SERVICE.search(stripped[:-1]))
+        return self.test
+
+
 def file_candidates(rel: str, text: str, stack: st.Stack) -> Iterator[Candidate]:
     """Every possible finding in one file, and the ports its server code listens on."""
     lang = language(rel)
@@ -242,8 +276,11 @@ def file_candidates(rel: str, text: str, stack: st.Stack) -> Iterator[Candidate]
     filt = LineFilter(lang)
     codes = _Codes(lines, lang)
     compose = st.is_compose_name(name)
+    services = _ComposeServices() if compose else None
     docker_cont = False
     for i, raw in enumerate(lines):
+        if services is not None and services.in_test_service(raw):
+            continue
         wanted = filt.block_depth > 0 or lang == "docker" or bool(trigger.search(raw))
         code = codes.advance(i, wanted)
         if not wanted or code is None or not code.strip():
@@ -256,7 +293,7 @@ def file_candidates(rel: str, text: str, stack: st.Stack) -> Iterator[Candidate]
         if lang == "json" and not _PKG_PROXY.match(code):
             continue
         side = regions.side_of(i)
-        why = filt.reason(code)
+        why = filt.reason(code, i)
         if why == "listen" and side == "server":
             _learn_listen(stack, rel, code)
         if why:

@@ -164,6 +164,14 @@ def test_cors_list_across_lines_is_ignored() -> None:
     assert [(f.line, f.kind) for f in scan_text("app/main.py", text)] == [(5, "backend_url")]
 
 
+def test_allow_list_continuation_is_ignored() -> None:
+    """``devAllowed = list ? ... : ['http://localhost:3001']``: the continuation is the list;
+    an unrelated line after a skipped one is not."""
+    text = ("const devAllowed = allowedOrigins\n  ? allowedOrigins.split(',')\n"
+            "  : ['http://localhost:3001'];\nmongoose\n  .connect('mongodb://localhost:27017/x')\n")
+    assert [(f.line, f.kind) for f in scan_text("server/app.js", text)] == [(5, "database_port")]
+
+
 @pytest.mark.parametrize(
     ("path", "text", "line", "kind"),
     [
@@ -233,6 +241,15 @@ def test_regions_inside_files() -> None:
     [e, f] = scan_text("src/pages/index.astro", f"---\n{url}\n---\n<script>{url}</script>")
     assert [x.side for x in (a, b, c, d, e, f)] == ["client", "server", "server", "client",
                                                     "server", "client"]
+
+
+def test_compose_test_runner_services_are_tests(tmp_path: Path) -> None:
+    """A compose service named like a test runner (playwright, e2e) is not audited."""
+    compose = ("services:\n  api:\n    ports: ['8000:8000']\n  web:\n    build:\n      args:\n"
+               "        - VITE_API_URL=http://localhost:8000\n  playwright:\n    environment:\n"
+               "      - VITE_API_URL=http://api:8000\n")
+    assert _found(tmp_path, {"docker-compose.yml": compose}) == [
+        ("docker-compose.yml", 7, "backend_url")]
 
 
 def test_public_address_keys_are_not_service_urls(tmp_path: Path) -> None:
