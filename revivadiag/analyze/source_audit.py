@@ -187,6 +187,9 @@ def judge(c: Candidate, stack: st.Stack) -> tuple[str, str, int] | None:
     if c.joined:
         hk = c.extra.get("host_key", "").lower()
         bare = hk.split(".")[-1] in ("host", "hostname")
+        hint = c.extra.get("role_hint", "")
+        if (not role or not strong) and hint:
+            role, service, target, strong = hint, stack.service_for_role(hint), c.port, True
         if not role or not strong or role in ("frontend", "proxy"):
             return None
         if bare and role not in ("database", "cache", "service") and not _api_like(c):

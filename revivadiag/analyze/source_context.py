@@ -37,7 +37,7 @@ _TEST_DIRS = frozenset({"test", "tests", "__tests__", "__test__", "spec", "specs
                         "test-utils", "testing", "stories", "__fixtures__", "examples",
                         "example", "benchmarks"})
 _TEST_FILE = re.compile(r"(\.(test|spec|e2e|stories|story|mock)\.[cm]?[jt]sx?$)|(^test_.*\.py$)|"
-                        r"(^tests?([-_.]\w+)?\.[cm]?[jt]sx?$)|"
+                        r"(^tests?([-_.][\w.-]+)?\.[cm]?[jt]sx?$)|"
                         r"(_test\.(py|go)$)|(^conftest\.py$)|(^tests?\.py$)|(^(jest|vitest|playwright|cypress|"
                         r"karma)\.config\.)|(^setupTests\.)")
 _CI_FILES = frozenset({".gitlab-ci.yml", ".travis.yml", "Jenkinsfile", "azure-pipelines.yml",

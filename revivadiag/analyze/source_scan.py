@@ -48,7 +48,7 @@ _HOST_VALUE = re.compile(
 _ENV_HOST = re.compile(r"^\s*(?:export\s+)?(?P<key>[\w.]*(?:HOST|HOSTNAME|SERVER|ADDR|ADDRESS))"
                        r"\s*[:=]\s*['\"]?(?P<host>localhost|127\.0\.0\.1|host\.docker\.internal)"
                        r"['\"]?\s*,?\s*$", re.I)
-_PORT_KEY = re.compile(r"(?<![a-z0-9])port\w*['\"]?\s*[:=,]", re.I)
+_PORT_KEY = re.compile(r"(?:(?<![a-z0-9])(?i:port)|(?<=[a-z])Port)\w*['\"]?\s*[:=,]")
 _NUMBER = re.compile(r"(?<![\w.])(\d{2,5})(?![\w.])")
 _IN_CONTAINER = re.compile(r"""["']CMD(-SHELL)?["']|^\s*-?\s*(test|healthcheck|command|"""
                            r"""entrypoint)\s*:""")
@@ -138,20 +138,20 @@ def _line_candidates(rel: str, lang: str, side: str, raw: str, code: str, n: int
           or (_HOST_VALUE.search(code) if has_host else None))
     if hm and not any(s <= hm.start("host") < e for s, e in taken):
         port = _neighbour_port(codes, n - 1, lang)
-        extra = {"host_key": hm["key"]}
-        if port is None:
-            extra["role_hint"] = _role_hint(hm["key"], codes, n - 1)
+        extra = {"host_key": hm["key"], "role_hint": _role_hint(hm["key"], codes, n - 1)}
         yield cand(hm.start("host"), hm.end("host"), hm["host"], port, joined=True, extra=extra)
 
 
 _KEY_ROLE = re.compile(r"(?P<db>db|database|postgres\w*|pg|mysql|mariadb|mongo\w*|sql)|"
-                       r"(?P<cache>redis|cache|valkey|memcached?)", re.I)
+                       r"(?P<cache>redis|cache|valkey|memcached?)|"
+                       r"(?P<backend>api|backend|server|service|ws|socket|websocket)", re.I)
 _ENGINE_HINT = re.compile(r"(dialect|type|engine|driver|client|provider|adapter)['\"]?\s*[:=]\s*"
                           r"['\"]?[\w.]*?(?P<engine>postgres|mysql|mariadb|mongo|redis|mssql)",
                           re.I)
 
 
-_DB_KEY = re.compile(r"(?<![\w.])['\"]?(database|db_?name|dbname)['\"]?\s*[:=]", re.I)
+_DB_KEY = re.compile(r"(?<![\w.])['\"]?(database|db_?name|dbname)['\"]?\s*[:=]\s*['\"]?\w",
+                     re.I)
 
 
 def _role_hint(key: str, codes: _Codes, i: int) -> str:
@@ -160,7 +160,7 @@ def _role_hint(key: str, codes: _Codes, i: int) -> str:
     prefix = re.split(r"[_.]?host", key, flags=re.I)[0]
     m = _KEY_ROLE.fullmatch(prefix.split(".")[-1].strip("_")) if prefix else None
     if m:
-        return "database" if m["db"] else "cache"
+        return "database" if m["db"] else "cache" if m["cache"] else "backend"
     for j in range(max(i - 4, 0), min(i + 5, len(codes))):
         hint = _ENGINE_HINT.search(codes[j])
         if hint:

@@ -186,6 +186,10 @@ def test_allow_list_continuation_is_ignored() -> None:
         (".env.example", "DB_HOST=localhost\nDB_NAME=app", 1, "database_port"),
         ("server/db.js", "mysql.createConnection({\n  host: 'localhost',\n  user: 'root',\n"
          "  database: 'shop',\n})", 2, "database_port"),
+        ("server/db.js", "mysql.createConnection({\n  host: 'localhost',\n  database: 'x',\n"
+         "  port : 3308\n})", 2, "database_port"),
+        ("src/echo.js", "new Echo({\n  wsHost: 'localhost',\n  wsPort: 6001,\n})", 2,
+         "backend_port"),
         ("config/config.json", '{"dev": {\n  "host": "127.0.0.1",\n  "dialect": "mysql"\n}}', 2,
          "database_port"),
         ("config.yaml", "database:\n  host: localhost\n  port: 5432", 2, "database_port"),
@@ -197,8 +201,11 @@ def test_host_and_port_on_neighbouring_lines(path: str, text: str, line: int, ki
 
 
 def test_a_bind_host_beside_a_port_is_not_joined() -> None:
-    """``HOST=0.0.0.0``/``host: 'localhost'`` with the server's own port is a bind, not a URL."""
+    """``HOST=0.0.0.0``/``host: 'localhost'`` with the server's own port is a bind, not a URL;
+    a ``database:`` section below a server's host does not make it a database."""
     assert scan_text(".env", "HOST=0.0.0.0\nPORT=8000") == []
+    assert scan_text("config.yaml", "server:\n  host: localhost\n  port: 8080\ndatabase:\n"
+                                    "  host: db\n  port: 5432") == []
     assert scan_text("vite.config.ts", "server: {\n  host: 'localhost',\n  port: 5173,\n}") == []
 
 
