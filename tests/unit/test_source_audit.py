@@ -368,6 +368,26 @@ def test_limits_are_reported_and_exit_non_zero(tmp_path: Path) -> None:
     assert "notice: the audit is incomplete" in text
 
 
+def test_unreadable_file_is_reported_and_json_stays_a_list(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file open() refuses (EACCES; faked, the tests run as root) is a skip on stderr in JSON
+    mode, stdout stays the list, and the exit code says the audit was incomplete."""
+    import os
+    (tmp_path / "a.ts").write_text("ok()\n")
+    real_open = os.open
+
+    def refusing(path: str, flags: int, *args: int) -> int:
+        if str(path).endswith("a.ts"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", refusing)
+    out, err = io.StringIO(), io.StringIO()
+    rc = source_cli.run(Namespace(path=str(tmp_path), format="json"), out, err)
+    assert (rc, json.loads(out.getvalue())) == (source_cli.EXIT_INCOMPLETE, [])
+    assert "a.ts: unreadable (Permission denied)" in err.getvalue()
+
+
 def test_binary_and_bad_encoding_are_reported(tmp_path: Path) -> None:
     """NUL bytes and non-UTF-8 text are skips with their reason."""
     (tmp_path / "a.js").write_bytes(b"\x00\x01http://localhost:8000/api")
