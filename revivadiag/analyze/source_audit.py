@@ -82,6 +82,7 @@ _FRONT = Gate(_FRONT_CONTEXT, "front", "client", "origin", "redirect", "callback
 _SCHEME_ROLES = {"postgres": "database", "postgresql": "database", "mysql": "database",
                  "mariadb": "database", "mongodb": "database", "redis": "cache", "rediss": "cache",
                  "amqp": "service", "amqps": "service", "nats": "service", "kafka": "service"}
+_DB_SCHEMES = {0: "postgresql", 5432: "postgresql", 3306: "mysql", 27017: "mongodb", 1433: "mssql"}
 DEFAULT_NAMES = {"backend": "backend", "database": "db", "cache": "redis", "service": "service"}
 FALLBACK_SERVICE_HOSTS = frozenset({"backend", "api", "server", "db", "postgres", "redis"})
 
@@ -230,9 +231,9 @@ def suggested_fix(kind: str, side: str, service: str, port: int, c: Candidate | 
     """The replacement for one finding, for where the code runs."""
     role = {"database_port": "database", "redis_port": "cache", "service_url": "service"}.get(
         kind, "backend")
-    name = service or DEFAULT_NAMES[role]
+    name = service or f"<{DEFAULT_NAMES[role]} service>"
     address = f"{name}:{port}" if port else name
-    var = re.sub(r"\W", "_", name).upper() + "_INTERNAL_URL"
+    var = re.sub(r"\W", "_", service or DEFAULT_NAMES[role]).upper() + "_INTERNAL_URL"
     key = c.key if c else ""
     if kind == "container_name":
         return f"the compose service name {service!r} instead of the container name"
@@ -245,7 +246,7 @@ def suggested_fix(kind: str, side: str, service: str, port: int, c: Candidate | 
             return "getWebSocketUrl() (same origin, wss:// on https, the proxy's /ws path)"
         rel = c.path if c and c.path.startswith("/") else "/api"
         return f"relative URL {rel!r} through the proxy (or getApiUrl() + {rel!r})"
-    scheme = {"database": "postgresql" if port in (5432, 0) else "tcp",
+    scheme = {"database": _DB_SCHEMES.get(port, c.scheme if c and c.scheme else "tcp"),
               "cache": "redis"}.get(role, "http")
     if side == "server":
         getter = {"py": f"os.environ['{var}']", "go": f'os.Getenv("{var}")'}.get(
