@@ -185,12 +185,16 @@ class Regions:
 # ---------------------------------------------------------------- comments
 
 
+_DOCSTRING_PREFIXES = frozenset({"", "r", "u", "b", "f", "rb", "br", "rf", "fr"})
+
+
 class CommentStripper:
     """Blanks comments line by line, keeping columns; remembers block comments across lines."""
 
     def __init__(self, lang: str) -> None:
         self.lang = lang
         self.block = ""  # the closing delimiter of an open block comment
+        self.string = ""  # the closing delimiter of an open multi-line string
         self.slashes = lang in ("js", "markup", "go", "jsonconfig")
         self.hash = lang in ("py", "env", "yaml", "toml", "conf", "docker")
         self.html = lang == "markup"
@@ -200,6 +204,12 @@ class CommentStripper:
         out = list(line)
         i, n, quote = 0, len(line), ""
         while i < n:
+            if self.string:  # inside a multi-line string: its text is code, not comment
+                j = line.find(self.string, i)
+                if j < 0:
+                    break
+                i, self.string = j + len(self.string), ""
+                continue
             if self.block:
                 j = line.find(self.block, i)
                 end = n if j < 0 else j + len(self.block)
@@ -217,7 +227,15 @@ class CommentStripper:
                     quote = ""
                 i += 1
                 continue
-            if self.lang == "py" and line.startswith(('"""', "'''"), i) and not line[:i].strip():
+            triple = self.lang == "py" and line.startswith(('"""', "'''"), i)
+            if triple and line[:i].strip().lower() not in _DOCSTRING_PREFIXES:
+                end = line.find(line[i:i + 3], i + 3)  # a string value, e.g. SQL = """...
+                if end < 0:
+                    self.string = line[i:i + 3]
+                    break
+                i = end + 3
+                continue
+            if triple:
                 self.block = line[i:i + 3]
                 end = line.find(self.block, i + 3)
                 if end >= 0:
@@ -241,7 +259,14 @@ class CommentStripper:
             if c in "'\"`" and not (self.html and c == "'" and self._in_text(line, i)):
                 quote = c
             i += 1
+        if quote == "`" and self.slashes:
+            self.string = "`"  # a template literal going on to the next line
         return "".join(out)
+
+    @property
+    def active(self) -> bool:
+        """Inside a block comment or a multi-line string (the next line depends on this one)."""
+        return bool(self.block or self.string)
 
     @staticmethod
     def _in_text(line: str, i: int) -> bool:

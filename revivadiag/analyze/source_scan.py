@@ -188,7 +188,7 @@ def _neighbour_port(codes: _Codes, i: int, lang: str) -> int | None:
 
 _TRIGGER = (r"://|localhost|127\.|0\.0\.0\.0|(?<![a-z])host|['\"`]:\d|(?<![a-z])port|listen|bind|"
             r"docker\.internal|\[::1\]")
-_BLOCK_OPENERS = ("/*", "<!--", '"""', "\'\'\'")
+_BLOCK_OPENERS = ("/*", "<!--", '"""', "\'\'\'", "`")
 
 
 def _trigger(containers: frozenset[str]) -> re.Pattern[str]:
@@ -205,19 +205,19 @@ class _Codes:
         self.stateful = CommentStripper(lang)
         self.stateless = CommentStripper(lang)
         self.openers = tuple(o for o in _BLOCK_OPENERS
-                             if lang == "py" or not o.startswith(('"', "'")))
+                             if (lang == "py") == o.startswith(('"', "'")) or o == "/*")
 
     def advance(self, i: int, wanted: bool) -> str | None:
         """Line ``i`` in order: stripped when it is wanted or may open/close a block comment."""
         line = self.lines[i]
-        if wanted or self.stateful.block or any(o in line for o in self.openers):
+        if wanted or self.stateful.active or any(o in line for o in self.openers):
             self.codes[i] = self.stateful.strip(line)
         return self.codes[i]
 
     def __getitem__(self, i: int) -> str:
         code = self.codes[i]
         if code is None:  # a line outside any block comment (advance() saw it)
-            self.stateless.block = ""
+            self.stateless.block = self.stateless.string = ""
             code = self.codes[i] = self.stateless.strip(self.lines[i])
         return code
 

@@ -389,7 +389,9 @@ def learn_package_json(stack: Stack, rel: str, text: str) -> None:
 
 def learn_dockerfile(stack: Stack, rel: str, text: str) -> None:
     """``EXPOSE`` and ``--port``/``--bind`` of CMD lines: ports of the image built there."""
-    role = package_role(stack, rel)
+    role = package_role(stack, rel) or path_role(rel)
+    if not role:
+        return  # an image of unknown purpose: its ports say nothing
     for line in split_lines(text):
         m = _EXPOSE.match(line)
         ports = [_int(p.split("/")[0]) for p in m[1].split()] if m else []
@@ -398,7 +400,7 @@ def learn_dockerfile(stack: Stack, rel: str, text: str) -> None:
             ports += [int(x[1]) for x in _BIND_FLAG.finditer(line)]
         for port in ports:
             if port:
-                stack.add_port(port, role or ("backend" if port not in (80, 443) else "proxy"))
+                stack.add_port(port, role)
 
 
 def learn_file(stack: Stack, rel: str, text: str) -> None:

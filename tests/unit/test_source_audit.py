@@ -122,6 +122,11 @@ def test_broken_compose_file_is_a_reported_skip(tmp_path: Path) -> None:
         ("src/a.ts", "// fetch('http://localhost:8000/api')", []),
         ("src/a.ts", "x(); /* http://localhost:8000/api */", []),
         ("app/x.py", "# see http://localhost:5432", []),
+        ("app/x.py", 'r"""Docs.\n\n>>> connect("postgres://localhost:5432/x")\n"""', []),
+        ("app/x.py", 'SQL = """\nSELECT 1\n"""\nDB = "postgres://localhost:5432/x"',
+         ["database_port"]),
+        ("src/a.ts", "const q = `\n  // not a comment: http://localhost:8000/api\n`",
+         ["backend_url"]),
         ("a.yml", '  test: ["CMD", "curl", "http://127.0.0.1:8000/health"]', []),
         ("scripts/smoke.yml", "  - curl -f http://localhost:8000/api/health", []),
         # files that are never findings
