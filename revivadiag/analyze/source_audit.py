@@ -141,7 +141,11 @@ def _api_like(c: Candidate) -> bool:
         return False
     if _FRONT.search(around):
         return False
-    return bool(_API_CONTEXT.search(around)) or c.lang in ("conf",)
+    if _API_CONTEXT.search(around) or c.lang == "conf":
+        return True
+    # a bare value (`return "http://..."`, an array item) takes the context of the lines above
+    bare = not c.key and re.match(r"\s*(return\b|[\[('\"`])", c.context)
+    return bool(bare) and bool(_API_CONTEXT.search(c.above)) and not _FRONT.search(c.above)
 
 
 def _kind(role: str, c: Candidate) -> str:

@@ -79,6 +79,8 @@ class Candidate:
     joined: bool = False
     fragment: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    #: the two code lines above (``function getApiUrl() {`` before ``return "http://..."``)
+    above: str = ""
 
 
 # ---------------------------------------------------------------- per line
@@ -117,8 +119,10 @@ def _line_candidates(rel: str, lang: str, side: str, raw: str, code: str, n: int
     def cand(start: int, end: int, host: str, port: int | None, scheme: str = "",
              path: str = "", **kw: Any) -> Candidate:
         taken.append((start, end))
+        above = " ".join(codes[j] for j in (n - 3, n - 2) if j >= 0)
         return Candidate(rel, n, start + 1, redact_url(raw[start:end]), snippet, line_side, lang,
-                     host, port, scheme.lower(), path, _is_loopback(host), code, key, **kw)
+                         host, port, scheme.lower(), path, _is_loopback(host), code, key,
+                         above=above, **kw)
 
     for m in _URL.finditer(code):
         yield cand(m.start(), m.end(), m["host"], int(m["port"]) if m["port"] else None,

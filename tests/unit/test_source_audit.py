@@ -162,6 +162,14 @@ def test_rules(path: str, line: str, kinds: list[str]) -> None:
     assert [f.kind for f in scan_text(path, line)] == kinds
 
 
+def test_a_bare_value_takes_the_context_of_the_lines_above() -> None:
+    """``return "http://localhost:8080"`` in getApiBase() is an API URL; in getSiteUrl() not."""
+    api = 'function getApiBase() {\n  if (prod) return "https://x.example";\n  return "http://localhost:8080";\n}'
+    site = api.replace("getApiBase", "getSiteUrl")
+    assert [(f.line, f.kind) for f in scan_text("src/a.js", api)] == [(3, "backend_url")]
+    assert scan_text("src/a.js", site) == []
+
+
 def test_cors_list_across_lines_is_ignored() -> None:
     """origins = [ ... ] over several lines: none of its URLs is a finding; code after is."""
     text = ('origins = [\n    "http://localhost:8080",\n    "http://localhost:8000",\n]\n'
