@@ -123,6 +123,11 @@ class Limits:
     max_file_bytes: int = MAX_FILE_BYTES
     max_files: int = MAX_FILES
 
+    @property
+    def max_entries(self) -> int:
+        """Directory entries looked at (files of any type and directories): the walk's bound."""
+        return 20 * self.max_files
+
 
 @dataclass
 class Walk:
@@ -145,7 +150,7 @@ def walk(root: Path, limits: Limits = Limits()) -> Walk:
     """
     out = Walk()
     real_root = os.path.realpath(root)
-    stack = [""]
+    stack, seen = [""], 0
     while stack:
         rel_dir = stack.pop()
         try:
@@ -155,6 +160,13 @@ def walk(root: Path, limits: Limits = Limits()) -> Walk:
             out.skips.append(Skip(rel_dir or ".", f"unreadable directory ({exc.strerror})"))
             continue
         subdirs = []
+        seen += len(entries)
+        if seen > limits.max_entries:
+            out.skips.append(Skip(rel_dir or ".", f"entry limit reached ({limits.max_entries} "
+                                                  "directory entries); the rest of the tree "
+                                                  "not walked"))
+            out.limit_hit = True
+            return out
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             try:

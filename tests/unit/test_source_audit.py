@@ -20,6 +20,7 @@ from revivadiag.analyze.source_audit import (
 )
 from revivadiag.analyze.source_context import excluded, file_side, language
 from revivadiag.analyze.source_eval import evaluate, evaluate_all, load_expected
+from revivadiag.analyze.source_files import Limits
 from revivadiag.analyze.source_stack import Stack, learn_compose
 from revivadiag.cli import main
 from revivadiag.errors import ParameterError
@@ -399,6 +400,17 @@ def test_unreadable_file_is_reported_and_json_stays_a_list(
     rc = source_cli.run(Namespace(path=str(tmp_path), format="json"), out, err)
     assert (rc, json.loads(out.getvalue())) == (source_cli.EXIT_INCOMPLETE, [])
     assert "a.ts: unreadable (Permission denied)" in err.getvalue()
+
+
+def test_the_walk_is_bounded_by_directory_entries(tmp_path: Path) -> None:
+    """A tree of files the audit never reads still ends: past 20 x max_files entries, a skip."""
+    for i in range(50):
+        (tmp_path / f"data{i}.bin").write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.ts").write_text("fetch('http://localhost:8000/api')\n")
+    result = audit_tree(tmp_path, limits=Limits(max_files=2))
+    assert result.limit_hit and result.findings == []
+    assert [s.reason.split(" (")[0] for s in result.skips] == ["entry limit reached"]
 
 
 def test_binary_and_bad_encoding_are_reported(tmp_path: Path) -> None:
