@@ -137,7 +137,8 @@ def _print_scores(scores: list[tuple[str, source_eval.Score]], fmt: str, out: Te
         label = f"{name:<14} " if len(scores) > 1 else ""
         print(f"{label}precision {s.precision:.3f}  recall {s.recall:.3f}  "
               f"(TP {s.true_positives}, FP {len(s.false_positives)}, "
-              f"FN {len(s.false_negatives)})", file=out)
+              f"FN {len(s.false_negatives)}; file+line only: precision "
+              f"{s.location_precision:.3f}  recall {s.location_recall:.3f})", file=out)
     for k in overall.false_positives:
         print(f"  false positive: {':'.join(map(str, k[:2]))} {' '.join(map(str, k[2:]))}",
               file=out)

@@ -11,6 +11,9 @@ together.
 >>> score(got, [{"file": "a.ts", "line": 1, "kind": "backend_url"},
 ...             {"file": "a.ts", "line": 2, "kind": "backend_port"}]).recall
 0.5
+>>> s = score(got, [{"file": "a.ts", "line": 1, "kind": "websocket_url"}])
+>>> (s.precision, s.location_precision, s.by_location)
+(0.0, 1.0, (1, 0, 0))
 >>> try:
 ...     validate_entries([{"file": "a.ts"}], "e.json")
 ... except ParameterError as exc:
@@ -41,6 +44,8 @@ class Score:
     true_positives: int
     false_positives: list[Key] = field(default_factory=list)
     false_negatives: list[Key] = field(default_factory=list)
+    #: the same counts on (file, line) alone: (true positives, false positives, misses)
+    by_location: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def precision(self) -> float:
@@ -52,6 +57,18 @@ class Score:
         total = self.true_positives + len(self.false_negatives)
         return self.true_positives / total if total else 1.0
 
+    @property
+    def location_precision(self) -> float:
+        """Precision when a finding only has to be on a labelled line (any kind)."""
+        tp, fp, _ = self.by_location
+        return tp / (tp + fp) if tp + fp else 1.0
+
+    @property
+    def location_recall(self) -> float:
+        """Recall when a labelled line only has to hold some finding (any kind)."""
+        tp, _, fn = self.by_location
+        return tp / (tp + fn) if tp + fn else 1.0
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able figures."""
         return {
@@ -60,6 +77,8 @@ class Score:
             "false_negatives": [list(k) for k in self.false_negatives],
             "precision": round(self.precision, 4),
             "recall": round(self.recall, 4),
+            "location_precision": round(self.location_precision, 4),
+            "location_recall": round(self.location_recall, 4),
         }
 
 
@@ -67,20 +86,26 @@ def score(found: Iterable[SourceFinding], expected: Iterable[Mapping[str, Any]])
     """Compare reported findings with the known answers on (file, line[, kind])."""
     want_items = list(expected)
     with_kind = all("kind" in e for e in want_items)
+    found = list(found)
     got = {(f.file, f.line, f.kind) if with_kind else (f.file, f.line) for f in found}
     want = {(str(e["file"]), int(e["line"]), str(e["kind"])) if with_kind
             else (str(e["file"]), int(e["line"])) for e in want_items}
-    return Score(len(got & want), sorted(got - want), sorted(want - got))
+    got_at = {(f.file, f.line) for f in found}
+    want_at = {(str(e["file"]), int(e["line"])) for e in want_items}
+    located = (len(got_at & want_at), len(got_at - want_at), len(want_at - got_at))
+    return Score(len(got & want), sorted(got - want), sorted(want - got), located)
 
 
 def combine(scores: Iterable[tuple[str, Score]]) -> Score:
     """One score over several trees (keys prefixed with the tree's name)."""
     tp, fp, fn = 0, [], []
+    located = [0, 0, 0]
     for name, s in scores:
+        located = [a + b for a, b in zip(located, s.by_location, strict=True)]
         tp += s.true_positives
         fp += [(f"{name}/{k[0]}", *k[1:]) for k in s.false_positives]
         fn += [(f"{name}/{k[0]}", *k[1:]) for k in s.false_negatives]
-    return Score(tp, fp, fn)
+    return Score(tp, fp, fn, (located[0], located[1], located[2]))
 
 
 def validate_entries(items: object, path: str | Path) -> list[dict[str, Any]]:
