@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
                    help="same as --format json")
     p.add_argument("--evaluate", nargs="?", const="", default=None, metavar="EXPECTED",
                    help="print precision/recall against known answers (default PATH/expected.json)")
-    p.add_argument("--project", "-p", default=None, metavar="P",
+    p.add_argument("--project", default=None, metavar="P",
                    help="also learn services and ports from the running compose project P")
     p.add_argument("--docker-host", default=None, help="engine address (default DOCKER_HOST)")
     p.add_argument("--max-file-bytes", type=int, default=MAX_FILE_BYTES,
@@ -153,6 +153,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     root = Path(args.path)
     if not root.exists():
         raise ParameterError("path", str(root), "no such file or directory")
+    if not (root.is_dir() or root.is_file()):
+        raise ParameterError("path", str(root), "a directory or a regular file (not a FIFO, "
+                                                "socket or device)")
     fmt = getattr(args, "format", "table")
     if getattr(args, "evaluate", None) is not None:
         if args.evaluate:

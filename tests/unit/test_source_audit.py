@@ -357,6 +357,16 @@ def test_a_fifo_named_env_does_not_hang(tmp_path: Path) -> None:
     assert ".env: not a regular file" in err.getvalue()
 
 
+@pytest.mark.timeout(10)
+def test_a_fifo_given_as_the_path_is_exit_2(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """``audit-source FIFO``: a typed error naming the path, never a hang."""
+    import os
+    os.mkfifo(tmp_path / ".env")
+    assert main(["audit-source", str(tmp_path / ".env")]) == 2
+    assert "not a FIFO" in capsys.readouterr().err
+
+
 def test_symlinks_outside_the_tree_are_not_followed(tmp_path: Path) -> None:
     """A file symlink leaving the tree is skipped; a directory symlink is not entered."""
     outside = tmp_path / "outside"
