@@ -306,7 +306,7 @@ def audit_tree(root: str | Path, stack: st.Stack | None = None,
     stack = stack if stack is not None else st.Stack()
     limits = limits or Limits()
     if base.is_file():
-        text, skip = read_file(base, base.name, limits)
+        text, skip = read_file(base.resolve(), base.name, limits)  # the user named this one
         found = scan_text(base.name, text, stack) if text is not None else []
         return AuditResult(found, [skip] if skip else [], stack, int(text is not None))
     walked = walk(base, limits)
