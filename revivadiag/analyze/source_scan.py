@@ -108,6 +108,17 @@ def container_pattern(names: frozenset[str]) -> re.Pattern[str]:
 _DECLARATION = re.compile(r"^\s*-?\s*container_name\s*:")
 
 
+_CONCAT_SAME = re.compile(r"""^:?['"`]\s*\+\s*(?:['"`]:)?(\d{2,5})\b""")
+_CONCAT_PREV = re.compile(rf"""(?P<host>{_LOOPBACK})['"`]\s*\+\s*$""", re.I)
+_CONCAT_NEXT = re.compile(r"""^\s*['"`](?P<frag>:(?P<port>\d{2,5}))\b""")
+
+
+def _concatenated_port(code: str, end: int) -> int | None:
+    """The port of ``'http://localhost:' + 3011`` (a URL split by concatenation)."""
+    same = _CONCAT_SAME.match(code[end:])
+    return int(same[1]) if same else None
+
+
 def _line_candidates(rel: str, lang: str, side: str, raw: str, code: str, n: int, codes: _Codes,
                      containers: frozenset[str] = frozenset()) -> Iterator[Candidate]:
     key = _key_of(code, lang)
@@ -125,8 +136,12 @@ def _line_candidates(rel: str, lang: str, side: str, raw: str, code: str, n: int
                          above=above, **kw)
 
     for m in _URL.finditer(code):
-        yield cand(m.start(), m.end(), m["host"], int(m["port"]) if m["port"] else None,
-                   m["scheme"], m["rest"])
+        port = int(m["port"]) if m["port"] else _concatenated_port(code, m.end())
+        yield cand(m.start(), m.end(), m["host"], port, m["scheme"], m["rest"])
+    nxt = _CONCAT_NEXT.match(code)
+    prev = _CONCAT_PREV.search(codes[n - 2]) if nxt and n >= 2 else None
+    if nxt and prev:  # "http://localhost" +  /  ":3011/api": the port is on this line
+        yield cand(nxt.start("frag"), nxt.end("frag"), prev["host"], int(nxt["port"]))
     for m in _BARE.finditer(code):
         if not any(s <= m.start() < e for s, e in taken):
             yield cand(m.start(), m.end(), m["host"], int(m["port"]))
