@@ -196,6 +196,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
                 print(notice.strip(), file=err)
         else:
             print(format_table(result.findings), file=out)
+            print(f"stack: {result.stack.summary()}", file=out)
             if notice:
                 print(notice.strip(), file=out)
     if result.findings:

@@ -150,6 +150,23 @@ class Stack:
         """Whether anything was learned."""
         return bool(self.services or self.extra_ports)
 
+    def summary(self) -> str:
+        """One line: each service with its role and ports, then ports learned elsewhere.
+
+        >>> s = Stack()
+        >>> s.service("api").role, s.service("api").ports = "backend", {8001: 8000, 8000: 8000}
+        >>> s.add_port(5173, "frontend")
+        >>> s.summary()
+        'api (backend 8000, 8001->8000); 5173 frontend'
+        """
+        parts = []
+        for svc in sorted(self.services.values(), key=lambda x: x.name):
+            ports = ", ".join(str(p) if p == t else f"{p}->{t}"
+                              for p, t in sorted(svc.ports.items()))
+            parts.append(f"{svc.name} ({svc.role or 'unknown'}{' ' + ports if ports else ''})")
+        extra = ", ".join(f"{p} {r}" for p, (r, _, _) in sorted(self.extra_ports.items()))
+        return "; ".join(parts + ([extra] if extra else [])) or "nothing learned"
+
 
 def _rank(role: str) -> int:
     order = {"database": 0, "cache": 1, "backend": 2, "service": 3, "proxy": 4, "frontend": 5}
@@ -461,15 +478,3 @@ def stack_from_containers(containers: Iterable[Mapping[str, Any]]) -> Stack:
             svc.role, why = "backend", "a service with ports and no other role"
         svc.evidence.append(f"container {svc.container_name}: {why}")
     return stack
-
-
-def merge(into: Stack, other: Stack) -> Stack:
-    """``into`` with the running stack's services added (the engine's facts win)."""
-    for name, svc in other.services.items():
-        mine = into.service(name)
-        mine.ports.update(svc.ports)
-        mine.role = svc.role or mine.role
-        mine.container_name = svc.container_name or mine.container_name
-        mine.evidence += svc.evidence
-    into.from_engine = into.from_engine or other.from_engine
-    return into

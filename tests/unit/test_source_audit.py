@@ -480,6 +480,7 @@ def test_table_exit_codes(tmp_path: Path) -> None:
     out = io.StringIO()
     assert source_cli.run(Namespace(path=str(TREE), format="table"), out) == 1
     assert out.getvalue().splitlines()[0].startswith("FILE:LINE")
+    assert "stack: backend (backend 3011); database (database 5432, 5435->5432)" in out.getvalue()
     (tmp_path / "ok.ts").write_text("fetch('/api/x')\n")
     assert source_cli.run(Namespace(path=str(tmp_path), format="table"), io.StringIO()) == 0
 
