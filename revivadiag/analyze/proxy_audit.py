@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from revivadiag.analyze import nginx_conf
+from revivadiag.collect import nginx_conf
 from revivadiag.analyze.checks import Row, row
 from revivadiag.analyze.live import FAKE_CLIENT_IP, FOREIGN_ORIGIN, LiveFacts
 

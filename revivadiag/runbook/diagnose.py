@@ -53,17 +53,30 @@ def take_snapshot(params: DiagnoseParams) -> Snapshot:
 
 
 def overview_frame(snap: Any) -> pd.DataFrame:
-    """One row per container: service, state, health, networks and published ports."""
-    nets = snap.endpoints.groupby("container")["network"].agg(lambda s: ", ".join(sorted(s)))
-    ports = snap.ports.assign(
-        spec=lambda f: (
-            f["host_ip"] + ":" + f["host_port"].astype(str) + "->" + f["container_port"].astype(str)
-        )
-    )
-    published = ports.groupby("container")["spec"].agg(lambda s: ", ".join(sorted(s)))
+    """One row per container: service, state, health, networks and published ports.
+
+    A container with no network or no published port gets an empty string there (a project
+    that publishes nothing has an empty ``ports`` frame).
+    """
+    nets: dict[str, set[str]] = {}
+    for row in snap.endpoints[["container", "network"]].dropna().itertuples(index=False):
+        nets.setdefault(str(row.container), set()).add(str(row.network))
+    published: dict[str, set[str]] = {}
+    for r in snap.ports.to_dict("records"):
+        if pd.isna(r["host_port"]) or pd.isna(r["container_port"]):
+            continue
+        ip = "" if pd.isna(r["host_ip"]) else str(r["host_ip"])
+        spec = f"{ip}:{int(r['host_port'])}->{int(r['container_port'])}"
+        published.setdefault(str(r["container"]), set()).add(spec)
     frame = snap.containers[["name", "service", "state", "health"]].copy()
-    frame["networks"] = frame["name"].map(nets).fillna("")
-    frame["published"] = frame["name"].map(published).fillna("")
+    names = [str(n) for n in frame["name"]]
+    frame["networks"] = pd.Series(
+        [", ".join(sorted(nets.get(n, ()))) for n in names], index=frame.index, dtype="string"
+    )
+    frame["published"] = pd.Series(
+        [", ".join(sorted(published.get(n, ()))) for n in names], index=frame.index,
+        dtype="string",
+    )
     frame["labels"] = snap.containers["labels"].map(user_labels)
     return frame.sort_values(["service", "name"]).reset_index(drop=True)
 

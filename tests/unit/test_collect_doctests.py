@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["inventory", "containers", "networks", "env", "credentials", "host_checks", "health",
-           "health_rules", "snapshot", "cli"]
+           "health_rules", "snapshot", "cli", "nginx_conf"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -9,7 +9,8 @@ from importlib import resources
 import pytest
 
 from revivadiag import schemas
-from revivadiag.analyze import nginx_conf, proxy_audit
+from revivadiag.analyze import proxy_audit
+from revivadiag.collect import nginx_conf
 from revivadiag.analyze.live import (
     FAKE_CLIENT_IP,
     FOREIGN_ORIGIN,
