@@ -10,7 +10,6 @@ import pytest
 
 from revivadiag import schemas
 from revivadiag.analyze import proxy_audit
-from revivadiag.collect import nginx_conf
 from revivadiag.analyze.live import (
     FAKE_CLIENT_IP,
     FOREIGN_ORIGIN,
@@ -18,6 +17,7 @@ from revivadiag.analyze.live import (
     LiveFacts,
     nginx_conf_path,
 )
+from revivadiag.collect import nginx_conf
 
 FRONTEND = resources.files("revivadiag.lab").joinpath("images/frontend")
 UPSTREAM = ("upstream backend {\n    server 172.20.0.3:3011 max_fails=0;\n    keepalive 32;\n"
