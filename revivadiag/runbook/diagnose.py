@@ -19,10 +19,9 @@ import networkx as nx
 import pandas as pd
 
 from revivadiag.analyze.policy import Policy, load_policy
+from revivadiag.collect.compose_vars import infer_env, merge_files, read_files
 from revivadiag.errors import ComposeFileError
 from revivadiag.render import draw, tables
-from revivadiag.render.compose import read_compose_data
-from revivadiag.render.compose_vars import infer_env
 from revivadiag.render.topology import graph_from_compose, graph_from_snapshot
 from revivadiag.runbook.params import DiagnoseParams
 from revivadiag.runbook.record import glue_diagnosis
@@ -143,16 +142,24 @@ def policy_of(params: DiagnoseParams) -> Policy:
 
 def compose_files_from_labels(containers: pd.DataFrame) -> list[Path]:
     """The compose files the project was started from, as its containers' labels name them."""
+    files, _ = compose_origin(containers)
+    return files
+
+
+def compose_origin(containers: pd.DataFrame) -> tuple[list[Path], Path | None]:
+    """(compose files, project working directory) as the containers' labels name them."""
     for text in containers["labels"]:
         try:
             labels = json.loads(text or "{}")
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, TypeError):
             continue
         files = [f for f in str(labels.get(CONFIG_FILES_LABEL, "")).split(",") if f]
         if files:
-            base = Path(str(labels.get(WORKING_DIR_LABEL, "") or "."))
-            return [p if p.is_absolute() else base / p for p in map(Path, files)]
-    return []
+            workdir = str(labels.get(WORKING_DIR_LABEL, "") or "")
+            base = Path(workdir or ".")
+            paths = [p if p.is_absolute() else base / p for p in map(Path, files)]
+            return paths, Path(workdir) if workdir else None
+    return [], None
 
 
 def live_facts(snap: Any) -> dict[str, Any]:
@@ -185,18 +192,28 @@ def active_profiles(data: dict[str, Any], running: set[str]) -> list[str]:
 def declared_graph(
     snap: Any, params: DiagnoseParams, policy: Policy | None = None
 ) -> tuple[nx.MultiDiGraph | None, str]:
-    """(the declared topology, "") or (None, why not) when no compose file can be read."""
-    files = [Path(p) for p in params.compose_files] or compose_files_from_labels(snap.containers)
+    """(the declared topology, "") or (None, why not) when the files the containers' labels
+    name cannot be read. Files given as ``compose_file`` must be readable: their
+    :class:`~revivadiag.errors.ComposeFileError` is raised, never passed over.
+
+    Variables the files need are read off the running project (:func:`live_facts`); the
+    profiles are those of the services that run.
+    """
+    given = [Path(p) for p in params.compose_files]
+    files, workdir = (given, None) if given else compose_origin(snap.containers)
     if not files:
         return None, "no compose file given and none named by the containers' labels"
     try:
-        data, _, _ = read_compose_data(files)
-        env = infer_env(data, **live_facts(snap))
-        profiles = active_profiles(data, set(snap.containers["service"]))
+        raw = merge_files(read_files(files))
+        env = infer_env(raw, **live_facts(snap))
+        profiles = active_profiles(raw, set(snap.containers["service"]))
         graph = graph_from_compose(
-            files, project=snap.project, env=env, profiles=profiles, policy=policy, strict=False
+            files, project=snap.project, env=env, profiles=profiles, policy=policy,
+            strict=False, project_directory=str(workdir) if workdir else None,
         )
     except ComposeFileError as exc:
+        if given:
+            raise
         return None, str(exc)
     return graph, ""
 

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["inventory", "containers", "networks", "env", "credentials", "host_checks", "health",
-           "health_rules", "snapshot", "cli", "nginx_conf"]
+           "health_rules", "snapshot", "cli", "nginx_conf", "compose", "compose_vars"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,4 +1,5 @@
-"""Compose variables: interpolation, .env files, lenient mode, and inference from live facts."""
+"""Declared topology from compose files: variables, .env, lenient mode, inference from live
+facts, and the runbook's reading of the containers' labels."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from revivadiag.collect.compose import load_compose
+from revivadiag.collect.compose_vars import (
+    infer_env,
+    interpolate,
+    merge_files,
+    read_dotenv,
+    read_files,
+    template_regex,
+)
 from revivadiag.errors import ComposeFileError
 from revivadiag.lab.compose import COMPOSE_DIR
-from revivadiag.render.compose import load_compose, read_compose_data
-from revivadiag.render.compose_vars import infer_env, interpolate, read_dotenv, template_regex
 from revivadiag.render.topology import edges_of, graph_from_compose, nodes_of
 from revivadiag.runbook.diagnose import active_profiles, compose_files_from_labels, user_labels
 
@@ -27,18 +35,16 @@ def test_interpolate(text: str, env: dict[str, str], result: str) -> None:
     assert interpolate(text, env, "f") == result
 
 
-def test_lenient_mode_empties_required_variables() -> None:
-    """strict=False turns a missing ${X:?} into an empty string instead of an error."""
-    assert interpolate({"p": ["127.0.0.1:${P:?}:80"]}, {}, "f", strict=False) == {
-        "p": ["127.0.0.1::80"]}
-    with pytest.raises(ComposeFileError, match="required variable P"):
-        interpolate("${P:?}", {}, "f")
+def test_required_variable_missing() -> None:
+    """A missing ${X:?} is an error naming the variable."""
+    with pytest.raises(ComposeFileError, match="required variable P is missing: say P"):
+        interpolate("${P:?say P}", {}, "f")
 
 
 def test_dotenv_beside_the_file(tmp_path: Path) -> None:
     """A .env beside the compose file supplies variables; the caller's env wins."""
     (tmp_path / ".env").write_text("# c\nexport PORT=8080\nNAME='web app'\nBAD LINE\n")
-    (tmp_path / "c.yml").write_text("services:\n  w:\n    ports: ['${PORT}:80']\n"
+    (tmp_path / "c.yml").write_text("services:\n  w:\n    image: x\n    ports: ['${PORT}:80']\n"
                                     "    container_name: ${NAME}\n")
     assert read_dotenv(tmp_path / ".env") == {"PORT": "8080", "NAME": "web app"}
     model = load_compose(tmp_path / "c.yml", env={"NAME": "override"})
@@ -56,7 +62,7 @@ def test_template_regex_repeated_variable() -> None:
 
 def test_infer_env_from_the_lab_files() -> None:
     """Prefix and host ports of a running lab are read off names, ports and networks."""
-    data, _, _ = read_compose_data(TARGET_DEV)
+    data = merge_files(read_files(TARGET_DEV))
     env = infer_env(
         data,
         container_names={"frontend": "demo_frontend", "backend": "demo_backend"},
@@ -68,7 +74,8 @@ def test_infer_env_from_the_lab_files() -> None:
 
 
 def test_lab_current_declared_graph() -> None:
-    """The current lab's file: one flat network, every denied path a declared violation."""
+    """The current lab's file (read by the Compose CLI where installed): one flat network,
+    every denied path a declared violation."""
     from revivadiag.analyze.policy import load_policy
 
     g = graph_from_compose(CURRENT, project="demo", env={"LAB_PREFIX": "demo"}, strict=False,
