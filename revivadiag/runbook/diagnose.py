@@ -19,6 +19,7 @@ import networkx as nx
 import pandas as pd
 
 from revivadiag.analyze.policy import Policy, load_policy
+from revivadiag.collect.compose import load_compose
 from revivadiag.collect.compose_vars import infer_env, merge_files, read_files
 from revivadiag.errors import ComposeFileError
 from revivadiag.render import draw, tables
@@ -163,7 +164,7 @@ def compose_origin(containers: pd.DataFrame) -> tuple[list[Path], Path | None]:
 
 
 def live_facts(snap: Any) -> dict[str, Any]:
-    """What :func:`~revivadiag.render.compose_vars.infer_env` matches the templates against."""
+    """What :func:`~revivadiag.collect.compose_vars.infer_env` matches the templates against."""
     return {
         "container_names": dict(
             zip(snap.containers["service"], snap.containers["name"], strict=True)
@@ -187,6 +188,18 @@ def active_profiles(data: dict[str, Any], running: set[str]) -> list[str]:
         if name in running and isinstance(spec, dict):
             out.update(str(p) for p in spec.get("profiles") or [])
     return sorted(out)
+
+
+def check_compose_files(params: DiagnoseParams) -> None:
+    """The files given as ``compose_file`` must be compose files Compose accepts: a
+    :class:`~revivadiag.errors.ComposeFileError` naming the file and problem otherwise.
+
+    Read leniently (variables the project was started with are not known here) and with
+    every profile, as the declared topology reads them later.
+    """
+    files = [Path(p) for p in params.compose_files]
+    if files:
+        load_compose(files, strict=False, profiles=None)
 
 
 def declared_graph(
