@@ -48,6 +48,8 @@ from revivadiag.collect import compose_vars as cv
 from revivadiag.errors import ComposeFileError
 from revivadiag.redact import Scrubber, is_sensitive_key, redact_env
 
+CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
+WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
 _PORT = re.compile(
     r"^(?:(?:(?P<ip>\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):)?(?P<host>\d+(?:-\d+)?)?:)?"
     r"(?P<container>\d+(?:-\d+)?)(?:/(?P<proto>tcp|udp|sctp))?$"
@@ -63,7 +65,7 @@ _BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "XDG_RUNTIME_DI
              "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY")
 #: Variables that would make the CLI read other files or another project than the ones given.
 _DROPPED_ENV = ("COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PATH_SEPARATOR",
-                "COMPOSE_PROJECT_NAME", "COMPOSE_ENV_FILES")
+                "COMPOSE_ENV_FILES")
 _TOP_LEVEL = frozenset({"version", "name", "services", "networks", "volumes", "configs",
                         "secrets", "include", "models"})
 _SERVICE_KEYS = frozenset({
@@ -372,8 +374,9 @@ def read_compose(
         folder = Path(project_directory) if project_directory is not None else (
             files[0].resolve().parent)
     raw = cv.merge_files(docs)
-    dotenv = cv.read_dotenv(Path(env_file) if env_file is not None else (
-        folder / ".env" if folder is not None else Path("/nonexistent/.env")))
+    dotenv_path = Path(env_file) if env_file is not None else (
+        folder / ".env" if folder is not None else None)
+    dotenv = cv.read_dotenv(dotenv_path) if dotenv_path is not None else {}
     environ = cli_environment(env)
     effective = {**dotenv, **environ}
     if not strict:
@@ -426,6 +429,82 @@ def load_compose(
         project_directory=project_directory, strict=strict, cli=cli, runner=runner,
         timeout_s=timeout_s)
     return model_from_dict(doc.data, origin=doc.origin, reader=doc.reader)
+
+
+# ---------------------------------------------------------------- the project that runs
+
+
+def files_from_labels(labels: Iterable[str | None]) -> tuple[list[Path], Path | None]:
+    """(compose files, working directory) named by Compose's labels on the containers (JSON
+    label objects, as the ``containers`` frame holds them); ``([], None)`` when none does.
+
+    >>> files_from_labels(['{"com.docker.compose.project.config_files": "a.yml,/b.yml", '
+    ...                    '"com.docker.compose.project.working_dir": "/srv/app"}'])
+    ([PosixPath('/srv/app/a.yml'), PosixPath('/b.yml')], PosixPath('/srv/app'))
+    """
+    for text in labels:
+        try:
+            found = json.loads(text or "{}")
+        except (ValueError, TypeError):
+            continue
+        if not isinstance(found, dict):
+            continue
+        files = [f for f in str(found.get(CONFIG_FILES_LABEL, "")).split(",") if f]
+        if files:
+            workdir = str(found.get(WORKING_DIR_LABEL, "") or "")
+            base = Path(workdir or ".")
+            paths = [p if p.is_absolute() else base / p for p in map(Path, files)]
+            return paths, Path(workdir) if workdir else None
+    return [], None
+
+
+def live_facts(snap: Any) -> dict[str, Any]:
+    """What :func:`~revivadiag.collect.compose_vars.infer_env` matches a file's templates
+    against: container names, published ports and network names of a snapshot."""
+    return {
+        "container_names": dict(
+            zip(snap.containers["service"], snap.containers["name"], strict=True)
+        ),
+        "ports": [
+            (str(r["service"]), int(r["container_port"]), str(r["host_ip"]), int(r["host_port"]))
+            for r in snap.ports.dropna(subset=["host_port", "container_port"]).to_dict("records")
+        ],
+        "networks": list(snap.networks["name"]),
+    }
+
+
+def active_profiles(data: Mapping[str, Any], running: set[str]) -> list[str]:
+    """Compose profiles of the services that run (Compose records no profile label).
+
+    >>> active_profiles({"services": {"a": {"profiles": ["dev"]}, "b": {}}}, {"a"})
+    ['dev']
+    """
+    out: set[str] = set()
+    for name, spec in _services(data).items():
+        if name in running and isinstance(spec, dict):
+            out.update(str(p) for p in spec.get("profiles") or [])
+    return sorted(out)
+
+
+def declared_project(snap: Any, files: Sequence[Path] | None = None, *,
+                     cli: ComposeCli | bool | None = True) -> ComposeDocument | None:
+    """The compose project a snapshot's containers were started from, read as Compose reads
+    it: ``files`` (default: those the containers' labels name, in their working directory),
+    the variables the project was started with read off the live names and ports
+    (:func:`~revivadiag.collect.compose_vars.infer_env`; a required one still unknown, such
+    as a password, reads as a placeholder), the profiles of the services that run. None when
+    no file is given or named; ComposeFileError when one cannot be read.
+    """
+    workdir: Path | None = None
+    if not files:
+        files, workdir = files_from_labels(snap.containers["labels"])
+    if not files:
+        return None
+    raw = cv.merge_files(cv.read_files(files))
+    env = cv.infer_env(raw, **live_facts(snap))
+    profiles = active_profiles(raw, {str(s) for s in snap.containers["service"]})
+    return read_compose(files, project=snap.project, env=env, profiles=profiles, strict=False,
+                        project_directory=workdir, cli=cli)
 
 
 def normalize_project(name: str) -> str:

@@ -19,11 +19,10 @@ import networkx as nx
 import pandas as pd
 
 from revivadiag.analyze.policy import Policy, load_policy
-from revivadiag.collect.compose import load_compose
-from revivadiag.collect.compose_vars import infer_env, merge_files, read_files
+from revivadiag.collect.compose import declared_project, load_compose, model_from_dict
 from revivadiag.errors import ComposeFileError
 from revivadiag.render import draw, tables
-from revivadiag.render.topology import graph_from_compose, graph_from_snapshot
+from revivadiag.render.topology import graph_from_model, graph_from_snapshot
 from revivadiag.runbook.params import DiagnoseParams
 from revivadiag.runbook.record import glue_diagnosis
 
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
     from revivadiag.analyze.diagnosis import Diagnosis
     from revivadiag.collect.snapshot import Snapshot
 
-CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
-WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
 SYSTEM_LABEL_PREFIXES = ("com.docker.compose.", "io.revivadiag.", "desktop.docker.io")
 
 
@@ -141,55 +138,6 @@ def policy_of(params: DiagnoseParams) -> Policy:
 # ---------------------------------------------------------------- topology
 
 
-def compose_files_from_labels(containers: pd.DataFrame) -> list[Path]:
-    """The compose files the project was started from, as its containers' labels name them."""
-    files, _ = compose_origin(containers)
-    return files
-
-
-def compose_origin(containers: pd.DataFrame) -> tuple[list[Path], Path | None]:
-    """(compose files, project working directory) as the containers' labels name them."""
-    for text in containers["labels"]:
-        try:
-            labels = json.loads(text or "{}")
-        except (json.JSONDecodeError, TypeError):
-            continue
-        files = [f for f in str(labels.get(CONFIG_FILES_LABEL, "")).split(",") if f]
-        if files:
-            workdir = str(labels.get(WORKING_DIR_LABEL, "") or "")
-            base = Path(workdir or ".")
-            paths = [p if p.is_absolute() else base / p for p in map(Path, files)]
-            return paths, Path(workdir) if workdir else None
-    return [], None
-
-
-def live_facts(snap: Any) -> dict[str, Any]:
-    """What :func:`~revivadiag.collect.compose_vars.infer_env` matches the templates against."""
-    return {
-        "container_names": dict(
-            zip(snap.containers["service"], snap.containers["name"], strict=True)
-        ),
-        "ports": [
-            (str(r["service"]), int(r["container_port"]), str(r["host_ip"]), int(r["host_port"]))
-            for r in snap.ports.dropna(subset=["host_port", "container_port"]).to_dict("records")
-        ],
-        "networks": list(snap.networks["name"]),
-    }
-
-
-def active_profiles(data: dict[str, Any], running: set[str]) -> list[str]:
-    """Compose profiles of the services that run (Compose records no profile label).
-
-    >>> active_profiles({"services": {"a": {"profiles": ["dev"]}, "b": {}}}, {"a"})
-    ['dev']
-    """
-    out: set[str] = set()
-    for name, spec in (data.get("services") or {}).items():
-        if name in running and isinstance(spec, dict):
-            out.update(str(p) for p in spec.get("profiles") or [])
-    return sorted(out)
-
-
 def check_compose_files(params: DiagnoseParams) -> None:
     """The files given as ``compose_file`` must be compose files Compose accepts: a
     :class:`~revivadiag.errors.ComposeFileError` naming the file and problem otherwise.
@@ -209,26 +157,19 @@ def declared_graph(
     name cannot be read. Files given as ``compose_file`` must be readable: their
     :class:`~revivadiag.errors.ComposeFileError` is raised, never passed over.
 
-    Variables the files need are read off the running project (:func:`live_facts`); the
-    profiles are those of the services that run.
+    See :func:`revivadiag.collect.compose.declared_project` for how the files are read.
     """
     given = [Path(p) for p in params.compose_files]
-    files, workdir = (given, None) if given else compose_origin(snap.containers)
-    if not files:
-        return None, "no compose file given and none named by the containers' labels"
     try:
-        raw = merge_files(read_files(files))
-        env = infer_env(raw, **live_facts(snap))
-        profiles = active_profiles(raw, set(snap.containers["service"]))
-        graph = graph_from_compose(
-            files, project=snap.project, env=env, profiles=profiles, policy=policy,
-            strict=False, project_directory=str(workdir) if workdir else None,
-        )
+        doc = declared_project(snap, given or None)
     except ComposeFileError as exc:
         if given:
             raise
         return None, str(exc)
-    return graph, ""
+    if doc is None:
+        return None, "no compose file given and none named by the containers' labels"
+    return graph_from_model(model_from_dict(doc.data, origin=doc.origin, reader=doc.reader),
+                            policy=policy), ""
 
 
 def topology_figure(snap: Any, params: DiagnoseParams) -> Any:

@@ -3,11 +3,12 @@ facts, and the runbook's reading of the containers' labels."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from revivadiag.collect.compose import load_compose
+from revivadiag.collect.compose import active_profiles, files_from_labels, load_compose
 from revivadiag.collect.compose_vars import (
     infer_env,
     interpolate,
@@ -19,7 +20,7 @@ from revivadiag.collect.compose_vars import (
 from revivadiag.errors import ComposeFileError
 from revivadiag.lab.compose import COMPOSE_DIR
 from revivadiag.render.topology import edges_of, graph_from_compose, nodes_of
-from revivadiag.runbook.diagnose import active_profiles, compose_files_from_labels, user_labels
+from revivadiag.runbook.diagnose import user_labels
 
 CURRENT = [COMPOSE_DIR / "current.yml"]
 TARGET_DEV = [COMPOSE_DIR / "target.yml", COMPOSE_DIR / "target.development.yml"]
@@ -108,9 +109,10 @@ def test_compose_files_from_labels() -> None:
 
     labels = ('{"com.docker.compose.project.config_files": "a.yml,/abs/b.yml", '
               '"com.docker.compose.project.working_dir": "/srv/app"}')
-    frame = pd.DataFrame({"labels": ["{}", labels]})
-    assert compose_files_from_labels(frame) == [Path("/srv/app/a.yml"), Path("/abs/b.yml")]
-    assert compose_files_from_labels(pd.DataFrame({"labels": ["not json"]})) == []
+    frame = pd.DataFrame({"labels": ["{}", None, labels]})
+    assert files_from_labels(frame["labels"]) == ([Path("/srv/app/a.yml"), Path("/abs/b.yml")],
+                                                  Path("/srv/app"))
+    assert files_from_labels(["not json", "[1]"]) == ([], None)
 
 
 def test_active_profiles_and_user_labels() -> None:
@@ -119,3 +121,31 @@ def test_active_profiles_and_user_labels() -> None:
     assert active_profiles(data, {"a"}) == ["dev", "x"]
     assert user_labels('{"io.revivadiag.lab": "1", "b": "2", "a": "<1>"}') == "a=<1>; b=2"
     assert user_labels("broken") == ""
+
+
+def test_declared_project_of_a_running_lab_snapshot() -> None:
+    """The files named by the labels, read with the prefix and host ports inferred from the
+    live names and ports and the running services' profiles; unknown secrets stay unknown."""
+    from revivadiag import schemas
+    from revivadiag.collect.compose import declared_project
+    from revivadiag.collect.snapshot import Snapshot
+
+    labels = json.dumps({
+        "com.docker.compose.project.config_files": "target.yml,target.development.yml",
+        "com.docker.compose.project.working_dir": str(COMPOSE_DIR)})
+    snap = Snapshot.empty("demo")
+    snap.containers = schemas.to_frame("containers", [
+        {"name": f"demo_{s}", "service": s, "labels": labels}
+        for s in ("frontend", "backend", "database", "redis")])
+    snap.ports = schemas.to_frame("ports", [
+        {"container": "demo_frontend", "service": "frontend", "container_port": 3010,
+         "host_ip": "127.0.0.1", "host_port": 13010}])
+    snap.networks = schemas.to_frame("networks", [{"name": "demo_frontend_net"}])
+    doc = declared_project(snap)
+    assert doc is not None
+    services = doc.data["services"]
+    assert services["frontend"]["container_name"] == "demo_frontend"
+    assert services["frontend"]["ports"][0]["published"] == "13010"
+    assert services["backend"]["ports"][0]["published"] == "0"  # not published now: unknown
+    assert doc.data["networks"]["backend_net"]["name"] == "demo_backend_net"
+    assert services["backend"]["environment"]["DATABASE_PASSWORD"] == "***"
