@@ -70,23 +70,25 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute the runbook and write its outputs; returns the exit code."""
     from revivadiag.outpaths import check_output_dir, check_output_file
-    from revivadiag.runbook import execute as ex
-    from revivadiag.runbook import output
-    from revivadiag.runbook.diagnose import check_compose_files
     from revivadiag.runbook.params import DiagnoseParams, defaults, parse_pairs
-    from revivadiag.runbook.secrets import project_secrets
 
     values = {**defaults(), **parse_pairs(args.parameter)}
     if args.docker_host:
         values["docker_host"] = args.docker_host
     values.update(absolute_paths(values))
     params = DiagnoseParams.resolve(**values)
-    runbook = ex.runbook_path(args.runbook)
+    # input checks first, before the heavier imports and before the engine is asked anything
     if args.out is not None:
         check_output_dir(args.out)
     if args.junit is not None:
         check_output_file(args.junit)
-    check_compose_files(params)
+    check_compose_files(params.compose_files)
+
+    from revivadiag.runbook import execute as ex
+    from revivadiag.runbook import output
+    from revivadiag.runbook.secrets import project_secrets
+
+    runbook = ex.runbook_path(args.runbook)
     project, secrets = project_secrets(params.project_or_none, params.docker_host_or_none)
     values["project"] = project
     out_dir = check_output_dir(args.out or default_out_dir(project))
@@ -105,6 +107,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"revivadiag: error: {describe(execution.error, runbook)}", file=sys.stderr)
         return EXIT_TOOL_FAILED
     return EXIT_ERRORS if written.error_count else EXIT_OK
+
+
+def check_compose_files(files: list[str]) -> None:
+    """Files given as ``-p compose_file`` must be compose files Compose accepts: a
+    :class:`~revivadiag.errors.ComposeFileError` naming the file and problem otherwise.
+
+    Read leniently (the variables the project was started with are not known here) and with
+    every profile, as the runbook's declared topology reads them later.
+    """
+    from revivadiag.collect.compose import load_compose
+
+    if files:
+        load_compose([Path(f) for f in files], strict=False, profiles=None)
 
 
 #: parameters that name files or folders (the notebook runs with ``--out`` as its directory)

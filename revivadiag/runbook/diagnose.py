@@ -19,7 +19,7 @@ import networkx as nx
 import pandas as pd
 
 from revivadiag.analyze.policy import Policy, load_policy
-from revivadiag.collect.compose import declared_project, load_compose, model_from_dict
+from revivadiag.collect.compose import declared_project, model_from_dict
 from revivadiag.errors import ComposeFileError
 from revivadiag.render import draw, tables
 from revivadiag.render.topology import graph_from_model, graph_from_snapshot
@@ -136,18 +136,6 @@ def policy_of(params: DiagnoseParams) -> Policy:
 
 
 # ---------------------------------------------------------------- topology
-
-
-def check_compose_files(params: DiagnoseParams) -> None:
-    """The files given as ``compose_file`` must be compose files Compose accepts: a
-    :class:`~revivadiag.errors.ComposeFileError` naming the file and problem otherwise.
-
-    Read leniently (variables the project was started with are not known here) and with
-    every profile, as the declared topology reads them later.
-    """
-    files = [Path(p) for p in params.compose_files]
-    if files:
-        load_compose(files, strict=False, profiles=None)
 
 
 def declared_graph(
