@@ -249,7 +249,7 @@ def compose_config(
     """What ``<cli> config`` prints for these files, parsed; ComposeFileError otherwise."""
     argv = [*cli.argv]
     for f in files:
-        argv += ["-f", str(f)]
+        argv += ["-f", str(f.absolute())]  # the CLI runs in the project directory
     argv += ["--project-name", project, "--project-directory", str(project_directory)]
     if env_file is not None:
         argv += ["--env-file", str(env_file)]
@@ -298,7 +298,8 @@ def cli_problem(text: str) -> str:
 def file_named(message: str, files: Sequence[Path]) -> str:
     """The given file a message names (its path or its name), or ""."""
     for f in files:
-        if str(f) in message or f"'./{f.name}'" in message or f'"./{f.name}"' in message:
+        names = (str(f), str(f.absolute()), f"'./{f.name}'", f'"./{f.name}"')
+        if any(n in message for n in names):
             return str(f)
     return ""
 

@@ -335,3 +335,16 @@ def test_cli_failures_are_typed_and_scrubbed(tmp_path: Path, outcome: Any, probl
     with pytest.raises(ComposeFileError, match=problem) as err:
         load_compose(f, env={"DB_PASSWORD": SECRET}, cli=cli, runner=runner, timeout_s=1.0)
     assert SECRET not in str(err.value)
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_relative_file_with_another_project_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str) -> None:
+    """A file named relative to the current directory is the file read, whatever the project
+    directory (the CLI runs there); the project is named after that directory."""
+    (tmp_path / "compose.yml").write_text("services: {a: {image: x, labels: [k=v]}}\n")
+    (tmp_path / "Proj Dir").mkdir()
+    monkeypatch.chdir(tmp_path)
+    m = load_compose(Path("compose.yml"), project_directory=tmp_path / "Proj Dir",
+                     cli=_reader(reader))
+    assert m.project == "projdir" and m.services["a"].labels == {"k": "v"}
