@@ -185,13 +185,16 @@ def _includes(tree: list[Directive]) -> list[Directive]:
 
 def root_files(trees: Mapping[str, list[Directive]]) -> list[str]:
     """The files to read as main configurations, in the given order: those no other file
-    includes (each include resolved against the including file's directory here)."""
+    includes (a relative include resolved against the first file's directory, as nginx does
+    when that file is the main one, and against the including file's own)."""
     names = list(trees)
+    first = names[0] if names else ""
     included = {
         t
         for path, tree in trees.items()
         for d in _includes(tree)
-        for t in include_targets(d.args[0], path, names)
+        for base in (first, path)
+        for t in include_targets(d.args[0], base, names)
         if t != path
     }
     return [n for n in names if n not in included] or names[:1]

@@ -230,3 +230,15 @@ def test_split_dump_then_parse_keeps_file_names_in_errors() -> None:
     cfg = nginx_conf.parse_files({"/etc/nginx/nginx.conf": "http { server { listen; } }"})
     assert cfg.errors and all(e.startswith("/etc/nginx/nginx.conf:1:") for e in cfg.errors)
     assert "revivadiag-nginx-" not in "".join(cfg.errors)
+
+
+def test_relative_include_inside_an_included_file_is_read_once() -> None:
+    """`include snippets/...` in a site resolves against the main file's directory (nginx's
+    rule), and the snippet is not read a second time as a main file."""
+    files = {"/etc/nginx/nginx.conf": "http { include sites-enabled/*; }",
+             "/etc/nginx/sites-enabled/app": "server { location / { include snippets/p.conf; } }",
+             "/etc/nginx/snippets/p.conf": "proxy_pass http://app:5000;"}
+    cfg = nginx_conf.parse_files(files)
+    assert cfg.errors == []
+    assert [(p.location, p.host, p.port, p.file) for p in cfg.proxy_passes] == [
+        ("/", "app", 5000, "/etc/nginx/snippets/p.conf")]
