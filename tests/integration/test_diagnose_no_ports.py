@@ -19,7 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from revivadiag.collect.compose import find_compose_cli
+from revivadiag.collect.compose_cli import find_compose_cli
 from revivadiag.lab import BuildReport
 from revivadiag.lab.images import base_tag
 

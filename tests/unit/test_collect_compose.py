@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from revivadiag.collect import compose
-from revivadiag.collect.compose import ComposeCli, find_compose_cli, load_compose, read_compose
+from revivadiag.collect.compose import load_compose, read_compose
+from revivadiag.collect.compose_cli import ComposeCli, find_compose_cli
 from revivadiag.errors import ComposeFileError
 
 SECRET = "s3cret-db-pw"
