@@ -78,8 +78,10 @@ def no_ports_project(engine: docker.DockerClient, lab_images: BuildReport,
     env = {**os.environ, "NOPORT_API_PASSWORD": project.secret}
     base = [*cli.argv, "-p", project.name, "-f", str(file)]
     try:
-        subprocess.run([*base, "up", "-d"], env=env, check=True, capture_output=True,
-                       timeout=180)
+        up = subprocess.run([*base, "up", "-d"], env=env, check=False, capture_output=True,
+                            text=True, timeout=180)
+        if up.returncode != 0:
+            pytest.fail(f"compose up failed: {up.stderr[-2000:]}")
         yield project
     finally:
         subprocess.run([*base, "down", "-t", "1"], env=env, check=False, capture_output=True,
