@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from revivadiag.analyze import nginx_conf
+from revivadiag.collect import nginx_conf
 
 #: a documentation address (RFC 5737), sent only as a header value, never contacted
 FAKE_CLIENT_IP = "203.0.113.7"

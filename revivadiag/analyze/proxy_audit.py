@@ -16,9 +16,9 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from revivadiag.analyze import nginx_conf
 from revivadiag.analyze.checks import Row, row
 from revivadiag.analyze.live import FAKE_CLIENT_IP, FOREIGN_ORIGIN, LiveFacts
+from revivadiag.collect import nginx_conf
 
 #: environment variables and labels by which a deployment declares that something outside
 #: nginx keeps the upstream address current (the lab's target entrypoint reads the first)
