@@ -1,9 +1,11 @@
 """Starting, stopping and listing lab instances.
 
-``up`` checks everything before it changes anything (engine, images, host ports), then
-runs ``compose up -d``, waits until every container reports *healthy* and returns a
-:class:`LabInstance` with the measured startup time. When anything fails after Compose
-started, what it started is removed (``compose down --volumes``) before LabStartError.
+``up`` checks everything before it changes anything (engine, images, host ports), creates
+the stack's external networks (the shop's ``<prefix>_edge``), runs ``compose up -d``, waits
+until every container with a healthcheck reports *healthy* and every other one (the shop's
+worker) is *running*, and returns a :class:`LabInstance` with the measured startup time.
+When anything fails after that, what it started is removed (``compose down --volumes`` and
+the networks it created) before LabStartError. ``down`` removes the external networks too.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from revivadiag.lab.compose import run_compose
 from revivadiag.lab.config import (
     HOST_BIND,
     LABEL_LAB,
+    LABEL_PREFIX,
     LABEL_PROFILE,
     LABEL_VARIANT,
-    SERVICES,
+    SHOP_STACK,
     LabConfig,
     check_prefix,
 )
@@ -48,7 +51,8 @@ class LabInstance:
     """A running lab: what tests and runbooks need to talk to it.
 
     ``ports`` maps each *published* service to its host port on 127.0.0.1 (target +
-    production publishes only ``frontend``); ``containers`` maps service -> container name.
+    production publishes only ``frontend``, shop-target only ``proxy``, ``--no-publish``
+    nothing); ``containers`` maps service -> container name (as the engine reports it).
     """
 
     config: LabConfig
@@ -72,8 +76,15 @@ class LabInstance:
     def networks(self) -> tuple[str, ...]:
         return self.config.networks
 
-    def url(self, path: str = "/", service: str = "frontend") -> str:
-        """``http://127.0.0.1:<host port><path>`` of a published service."""
+    @property
+    def services(self) -> tuple[str, ...]:
+        return self.config.services
+
+    def url(self, path: str = "/", service: str | None = None) -> str:
+        """``http://127.0.0.1:<host port><path>`` of a published service (default: the
+        proxy, ``frontend`` in the seed stack and ``proxy`` in the shop)."""
+        if service is None:
+            service = "proxy" if self.config.stack is SHOP_STACK else "frontend"
         return f"http://{HOST_BIND}:{self.ports[service]}{path}"
 
 
@@ -95,11 +106,15 @@ def unique_prefix(stem: str = "rdt") -> str:
     return f"{stem}{secrets.token_hex(4)}"
 
 
-def isolated_config(variant: str, profile: str = "development", stem: str = "rdt") -> LabConfig:
+def isolated_config(
+    variant: str, profile: str = "development", stem: str = "rdt", publish: bool = True
+) -> LabConfig:
     """A config with a unique prefix and free host ports, so it can run beside other labs."""
-    ports = dict(zip(("frontend", "backend", "database", "redis"), pick_free_ports(4),
-                     strict=True))
-    return LabConfig(prefix=unique_prefix(stem), variant=variant, profile=profile, ports=ports)
+    stack = LabConfig(variant=variant).stack
+    names = list(stack.host_ports)
+    ports = dict(zip(names, pick_free_ports(len(names)), strict=True))
+    return LabConfig(prefix=unique_prefix(stem), variant=variant, profile=profile, ports=ports,
+                     publish=publish)
 
 
 def pick_free_ports(count: int, host: str = HOST_BIND) -> list[int]:
@@ -134,28 +149,75 @@ def _health(container: Container) -> str:
     return str(health.get("Status", "none")) if health else "none"
 
 
-def _wait_healthy(client: docker.DockerClient, config: LabConfig, timeout_s: float) -> None:
-    """Poll until the four containers are healthy; LabError naming the laggards otherwise."""
+def _has_healthcheck(container: Container) -> bool:
+    test = (container.attrs.get("Config", {}).get("Healthcheck") or {}).get("Test") or []
+    return bool(test) and test[0] != "NONE"
+
+
+def _wait_healthy(
+    client: docker.DockerClient, config: LabConfig, timeout_s: float
+) -> dict[str, str]:
+    """Poll until every service's container is healthy (running, for one without a
+    healthcheck); LabError naming the laggards otherwise. Returns service -> container name."""
     deadline = time.monotonic() + timeout_s
     pending: dict[str, str] = {}
     while True:
         containers = _project_containers(client, config.prefix)
         found = {c.labels.get(SERVICE_LABEL, ""): c for c in containers}
         pending = {}
-        for service in SERVICES:
+        for service in config.services:
             container = found.get(service)
             if container is None:
                 pending[service] = "missing"
-            elif container.status in ("exited", "dead"):
-                raise LabError(f"{config.container_name(service)} exited during start-up")
+            elif container.status in ("exited", "dead", "restarting") or int(
+                container.attrs.get("RestartCount") or 0
+            ):
+                raise LabError(f"{container.name} exited during start-up")
+            elif not _has_healthcheck(container):
+                if container.status != "running":
+                    pending[service] = container.status
             elif _health(container) != "healthy":
                 pending[service] = _health(container)
         if not pending:
-            return
+            return {s: str(found[s].name) for s in config.services}
         if time.monotonic() >= deadline:
             state_text = ", ".join(f"{s}: {h}" for s, h in pending.items())
             raise LabError(f"not healthy within {timeout_s:.0f} s ({state_text})")
         time.sleep(POLL_S)
+
+
+def _create_external_networks(client: docker.DockerClient, config: LabConfig) -> list[str]:
+    """Create the instance's external networks; returns the names this call created. One that
+    exists already is reused only when an earlier ``lab up`` of this prefix made it."""
+    created = []
+    for name in config.external_networks:
+        existing = client.networks.list(names=[name])
+        if any(n.name == name for n in existing):
+            if not any((n.attrs.get("Labels") or {}).get(LABEL_PREFIX) == config.prefix
+                       for n in existing if n.name == name):
+                raise LabError(f"network {name!r} exists and was not created by revivadiag "
+                               "lab up; pick another --prefix")
+            continue
+        client.networks.create(name, driver="bridge",
+                               labels={LABEL_LAB: "1", LABEL_PREFIX: config.prefix})
+        created.append(name)
+    return created
+
+
+def _remove_external_networks(
+    client: docker.DockerClient, config: LabConfig, only: list[str] | None = None
+) -> None:
+    """Remove the external networks ``lab up`` created for this prefix (never another's)."""
+    for name in config.external_networks if only is None else only:
+        for net in client.networks.list(names=[name]):
+            if net.name == name and (net.attrs.get("Labels") or {}).get(LABEL_PREFIX) \
+                    == config.prefix:
+                try:
+                    net.remove()
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError as exc:
+                    raise LabError(f"could not remove network {name!r}: {exc}") from exc
 
 
 def _log_tail(client: docker.DockerClient, prefix: str, scrub: Scrubber) -> str:
@@ -192,7 +254,7 @@ def up(
     removing whatever this call started).
     """
     client = client or connect()
-    missing = missing_images(client)
+    missing = missing_images(client, config.stack)
     if missing:
         raise LabError(f"images missing: {', '.join(missing)}; run `revivadiag lab build` first")
     running = _running_config(client, config.prefix)
@@ -207,16 +269,19 @@ def up(
     lab_secrets = state.ensure_secrets(config.prefix)
     state.save_config(config)
     started = time.monotonic()
+    networks: list[str] = []
     try:
+        networks = _create_external_networks(client, config)
         run_compose(config, lab_secrets, "up", "-d", "--no-build", "--remove-orphans")
-        _wait_healthy(client, config, timeout_s)
+        containers = _wait_healthy(client, config, timeout_s)
     except (LabError, docker.errors.APIError, requests.exceptions.RequestException) as exc:
         tail = _log_tail(client, config.prefix, Scrubber(lab_secrets.values()))
         reason = str(exc)
         if running is None:
             try:
                 _remove(config, lab_secrets, fresh=fresh)
-            except LabError as cleanup:
+                _remove_external_networks(client, config, networks)
+            except (LabError, docker.errors.APIError) as cleanup:
                 reason += f"; removing what was started also failed: {cleanup}"
             if previous is not None:
                 state.save_config(previous)
@@ -224,7 +289,7 @@ def up(
     return LabInstance(
         config=config,
         startup_s=time.monotonic() - started,
-        containers=config.container_names,
+        containers=containers,
         ports=config.published_ports,
     )
 
@@ -259,6 +324,7 @@ def down(
     if volumes:
         args.insert(1, "--volumes")
     run_compose(config, lab_secrets, *args)
+    _remove_external_networks(client, config)
     if volumes:
         state.forget(prefix)
     return True
@@ -290,6 +356,7 @@ def status(prefix: str = "revivatech", client: docker.DockerClient | None = None
         for c in _project_containers(client, prefix)
         if c.labels.get(LABEL_LAB) == "1"
     ]
-    order = {s: i for i, s in enumerate(("frontend", "backend", "database", "redis"))}
+    order = {s: i for i, s in enumerate(("frontend", "backend", "database", "redis",
+                                         "proxy", "web", "api", "worker", "db", "cache"))}
     rows.sort(key=lambda r: order.get(str(r["service"]), 9))
     return schemas.to_frame("lab_status", rows)
