@@ -186,21 +186,31 @@ def _wait_healthy(
         time.sleep(POLL_S)
 
 
+def _existing_external_networks(client: docker.DockerClient, config: LabConfig) -> list[str]:
+    """The instance's external networks that exist already; LabError for one that ``lab up``
+    of this prefix did not create (it is neither used nor removed)."""
+    existing = []
+    for name in config.external_networks:
+        same = [n for n in client.networks.list(names=[name]) if n.name == name]
+        if not same:
+            continue
+        if not any((n.attrs.get("Labels") or {}).get(LABEL_PREFIX) == config.prefix
+                   for n in same):
+            raise LabError(f"network {name!r} exists and was not created by revivadiag lab "
+                           "up; remove it or pick another --prefix")
+        existing.append(name)
+    return existing
+
+
 def _create_external_networks(client: docker.DockerClient, config: LabConfig) -> list[str]:
-    """Create the instance's external networks; returns the names this call created. One that
-    exists already is reused only when an earlier ``lab up`` of this prefix made it."""
+    """Create the instance's external networks that do not exist yet; returns their names."""
+    existing = set(_existing_external_networks(client, config))
     created = []
     for name in config.external_networks:
-        existing = client.networks.list(names=[name])
-        if any(n.name == name for n in existing):
-            if not any((n.attrs.get("Labels") or {}).get(LABEL_PREFIX) == config.prefix
-                       for n in existing if n.name == name):
-                raise LabError(f"network {name!r} exists and was not created by revivadiag "
-                               "lab up; pick another --prefix")
-            continue
-        client.networks.create(name, driver="bridge",
-                               labels={LABEL_LAB: "1", LABEL_PREFIX: config.prefix})
-        created.append(name)
+        if name not in existing:
+            client.networks.create(name, driver="bridge",
+                                   labels={LABEL_LAB: "1", LABEL_PREFIX: config.prefix})
+            created.append(name)
     return created
 
 
@@ -264,6 +274,7 @@ def up(
                        "run `revivadiag lab down` first")
     if running is None:
         check_ports(config)
+    _existing_external_networks(client, config)
     previous = state.load_config(config.prefix)
     fresh = previous is None and running is None
     lab_secrets = state.ensure_secrets(config.prefix)
