@@ -158,7 +158,7 @@ def merge_ports(
 
 @dataclass(frozen=True)
 class LabConfig:
-    """One lab instance: ``LabConfig(prefix="revivatech", variant="current", ...)``.
+    """One lab instance: ``LabConfig(prefix="demo", variant="current", ...)``.
 
     ``ports`` maps service -> host port; missing services get the stack's defaults.
     ``publish=False`` publishes no host port at all (any variant).
