@@ -155,10 +155,11 @@ def _has_healthcheck(container: Container) -> bool:
 
 
 def _wait_healthy(
-    client: docker.DockerClient, config: LabConfig, timeout_s: float
+    client: docker.DockerClient, config: LabConfig, timeout_s: float, fresh: bool = True
 ) -> dict[str, str]:
     """Poll until every service's container is healthy (running, for one without a
-    healthcheck); LabError naming the laggards otherwise. Returns service -> container name."""
+    healthcheck); LabError naming the laggards otherwise. Returns service -> container name.
+    On a ``fresh`` start a container that restarted already (restart policy) has failed."""
     deadline = time.monotonic() + timeout_s
     pending: dict[str, str] = {}
     while True:
@@ -169,8 +170,8 @@ def _wait_healthy(
             container = found.get(service)
             if container is None:
                 pending[service] = "missing"
-            elif container.status in ("exited", "dead", "restarting") or int(
-                container.attrs.get("RestartCount") or 0
+            elif container.status in ("exited", "dead", "restarting") or (
+                fresh and int(container.attrs.get("RestartCount") or 0)
             ):
                 raise LabError(f"{container.name} exited during start-up")
             elif not _has_healthcheck(container):
@@ -284,7 +285,7 @@ def up(
     try:
         networks = _create_external_networks(client, config)
         run_compose(config, lab_secrets, "up", "-d", "--no-build", "--remove-orphans")
-        containers = _wait_healthy(client, config, timeout_s)
+        containers = _wait_healthy(client, config, timeout_s, fresh=running is None)
     except (LabError, docker.errors.APIError, requests.exceptions.RequestException) as exc:
         tail = _log_tail(client, config.prefix, Scrubber(lab_secrets.values()))
         reason = str(exc)

@@ -5,6 +5,7 @@ worker's jobs, isolation by network, the external network and alias, and clean-u
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -92,8 +93,8 @@ def test_every_service_is_healthy_or_running(engine: docker.DockerClient, shop: 
     healthcheck and runs; the debug profile's `tools` service is not started."""
     found = containers_of(engine, shop.prefix)
     assert set(found) == SHOP_SERVICES
-    assert {s: c.name for s, c in found.items()} == {s: f"{shop.prefix}_{s}_1"
-                                                      for s in SHOP_SERVICES}
+    # Compose v1 (here) names them P_api_1, v2 P-api-1
+    assert all(re.fullmatch(rf"{shop.prefix}([_-]){s}\1\d+", c.name) for s, c in found.items())
     assert shop.containers == {s: c.name for s, c in found.items()}
     health = {s: (c.status, c.attrs["State"].get("Health", {}).get("Status", "none"))
               for s, c in found.items()}
@@ -244,7 +245,8 @@ def test_cli_up_status_down_without_ports(
         shown = subprocess.run([*CLI, "lab", "status", "--prefix", new_prefix],
                                capture_output=True, text=True, timeout=60, check=False)
         assert shown.returncode == 0 and "->" not in shown.stdout
-        assert sum(f"{new_prefix}_{s}_1" in shown.stdout for s in SHOP_SERVICES) == 6
+        assert sum(bool(re.search(rf"{new_prefix}[_-]{s}[_-]1", shown.stdout))
+                   for s in SHOP_SERVICES) == 6
     finally:
         gone = subprocess.run([*CLI, "lab", "down", "--prefix", new_prefix, "--volumes"],
                               capture_output=True, text=True, timeout=120, check=False)
