@@ -105,24 +105,21 @@ def unpublished_files(config: LabConfig) -> list[Path]:
 
 
 def compose_env(config: LabConfig, secrets: dict[str, str]) -> dict[str, str]:
-    """Variables the compose files substitute (merged over the caller's environment)."""
-    if config.stack is SHOP_STACK:
-        ports = {f"{s.upper()}_HOST_PORT": str(p) for s, p in config.ports.items()}
-        return {
-            "LAB_PREFIX": config.prefix,
-            "APP_ENV": config.profile,
-            "EDGE_NETWORK": config.external_networks[0],
-            "HEALTH_INTERVAL": HEALTH_INTERVAL,
-            **ports,
-            **secrets,
-        }
+    """Variables the compose files substitute (merged over the caller's environment): the
+    prefix, profile, ``<SERVICE>_HOST_PORT`` of every publishable service, the shop's
+    ``EDGE_NETWORK``, the healthcheck interval and the secrets.
+
+    >>> env = compose_env(LabConfig(prefix="p", variant="shop-target"), {})
+    >>> env["EDGE_NETWORK"], env["PROXY_HOST_PORT"]
+    ('p_edge', '8080')
+    """
+    ports = {f"{s.upper()}_HOST_PORT": str(p) for s, p in config.ports.items()}
+    edge = {"EDGE_NETWORK": config.external_networks[0]} if config.external_networks else {}
     return {
         "LAB_PREFIX": config.prefix,
         "APP_ENV": config.profile,
-        "FRONTEND_HOST_PORT": str(config.ports["frontend"]),
-        "BACKEND_HOST_PORT": str(config.ports["backend"]),
-        "DATABASE_HOST_PORT": str(config.ports["database"]),
-        "REDIS_HOST_PORT": str(config.ports["redis"]),
+        **ports,
+        **edge,
         "HEALTH_INTERVAL": HEALTH_INTERVAL,
         **secrets,
     }

@@ -27,8 +27,8 @@ SEED_VARIANTS = ("current", "target")
 SHOP_VARIANTS = ("shop-current", "shop-target")
 VARIANTS = SEED_VARIANTS + SHOP_VARIANTS
 PROFILES = ("development", "production")
-#: The seed stack's four compose services, in start order.
-SERVICES = ("database", "redis", "backend", "frontend")
+#: The seed stack's four compose services, in start order (data first, the proxy last).
+SERVICES = tuple(seed.SERVICE_OF_ROLE[r] for r in ("database", "cache", "backend", "proxy"))
 #: Port each seed service listens on inside its container.
 CONTAINER_PORTS: dict[str, int] = dict(seed.SERVICE_PORTS)
 #: The seed's host ports (bound to 127.0.0.1).
@@ -222,8 +222,8 @@ class LabConfig:
         if self.variant == "shop-current":
             return ("proxy", "web", "api", "db", "cache")
         if self.variant == "target" and self.profile == "production":
-            return ("frontend",)
-        return tuple(s for s in ("frontend", "backend", "database", "redis"))
+            return (seed.SERVICE_OF_ROLE["proxy"],)
+        return tuple(self.stack.host_ports)
 
     @property
     def published_ports(self) -> dict[str, int]:

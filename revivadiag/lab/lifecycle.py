@@ -28,17 +28,20 @@ from revivadiag.errors import LabError, LabStartError, PortInUseError
 from revivadiag.lab import state
 from revivadiag.lab.compose import run_compose
 from revivadiag.lab.config import (
+    DEFAULT_PREFIX,
     HOST_BIND,
     LABEL_LAB,
     LABEL_PREFIX,
     LABEL_PROFILE,
     LABEL_VARIANT,
+    SEED_STACK,
     SHOP_STACK,
     LabConfig,
     check_prefix,
 )
 from revivadiag.lab.images import missing_images
 from revivadiag.redact import Scrubber
+from revivadiag.seed import SERVICE_OF_ROLE
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -84,7 +87,7 @@ class LabInstance:
         """``http://127.0.0.1:<host port><path>`` of a published service (default: the
         proxy, ``frontend`` in the seed stack and ``proxy`` in the shop)."""
         if service is None:
-            service = "proxy" if self.config.stack is SHOP_STACK else "frontend"
+            service = "proxy" if self.config.stack is SHOP_STACK else SERVICE_OF_ROLE["proxy"]
         return f"http://{HOST_BIND}:{self.ports[service]}{path}"
 
 
@@ -318,7 +321,7 @@ def _remove(config: LabConfig, lab_secrets: dict[str, str], fresh: bool) -> None
 
 
 def down(
-    prefix: str = "revivatech", volumes: bool = False, client: docker.DockerClient | None = None
+    prefix: str = DEFAULT_PREFIX, volumes: bool = False, client: docker.DockerClient | None = None
 ) -> bool:
     """Stop and remove the instance's containers and networks (and data volume with
     ``volumes=True``, which also deletes its stored secrets). False when nothing was there."""
@@ -351,7 +354,7 @@ def _ports_text(container: Container) -> str:
     return ", ".join(parts)
 
 
-def status(prefix: str = "revivatech", client: docker.DockerClient | None = None) -> pd.DataFrame:
+def status(prefix: str = DEFAULT_PREFIX, client: docker.DockerClient | None = None) -> pd.DataFrame:
     """The ``lab_status`` frame: one row per lab container of ``prefix``."""
     check_prefix(prefix)
     client = client or connect()
@@ -368,7 +371,7 @@ def status(prefix: str = "revivatech", client: docker.DockerClient | None = None
         for c in _project_containers(client, prefix)
         if c.labels.get(LABEL_LAB) == "1"
     ]
-    order = {s: i for i, s in enumerate(("frontend", "backend", "database", "redis",
-                                         "proxy", "web", "api", "worker", "db", "cache"))}
+    order = {s: i for i, s in enumerate(
+        (*SEED_STACK.host_ports, *SHOP_STACK.host_ports, *SHOP_STACK.services))}
     rows.sort(key=lambda r: order.get(str(r["service"]), 9))
     return schemas.to_frame("lab_status", rows)
