@@ -175,6 +175,22 @@ def test_external_network_and_alias(engine: docker.DockerClient, shop: LabInstan
                                   if n.name.startswith(f"{shop.prefix}_")}
 
 
+def test_up_again_is_idempotent(engine: docker.DockerClient, lab_shop_target: LabInstance
+                                ) -> None:
+    """`up` with the same config on a running shop keeps its containers and its external
+    network; another variant on the same prefix is refused and changes nothing."""
+    lab = lab_shop_target
+    ids = {s: c.id for s, c in containers_of(engine, lab.prefix).items()}
+    edge = engine.networks.get(f"{lab.prefix}_edge").id
+    again = up(lab.config, client=engine)
+    assert again.containers == lab.containers
+    with pytest.raises(LabError, match="already runs as shop-target"):
+        up(LabConfig(prefix=lab.prefix, variant="shop-current", ports=lab.config.ports),
+           client=engine)
+    assert {s: c.id for s, c in containers_of(engine, lab.prefix).items()} == ids
+    assert engine.networks.get(f"{lab.prefix}_edge").id == edge
+
+
 def test_current_is_one_flat_network(engine: docker.DockerClient,
                                      lab_shop_current: LabInstance) -> None:
     """shop-current's mistakes: the proxy and web reach PostgreSQL and Redis; the data
@@ -233,11 +249,11 @@ def test_unpublished_lab_publishes_nothing(engine: docker.DockerClient,
 def test_cli_up_status_down_without_ports(
     engine: docker.DockerClient, lab_images: BuildReport, new_prefix: str
 ) -> None:
-    """`lab up --variant shop-target --no-publish --prefix P` prints no published port;
+    """`lab up --variant shop-current --no-publish --prefix P` prints no published port;
     `lab status` lists six containers without ports; `lab down --volumes` removes every
     container, network (the external one too), volume and the state directory."""
     proc = subprocess.run(
-        [*CLI, "lab", "up", "--variant", "shop-target", "--no-publish", "--prefix", new_prefix],
+        [*CLI, "lab", "up", "--variant", "shop-current", "--no-publish", "--prefix", new_prefix],
         capture_output=True, text=True, timeout=240, check=False)
     try:
         assert proc.returncode == 0, proc.stderr
@@ -296,7 +312,7 @@ def test_seed_variant_without_ports(
     engine: docker.DockerClient, lab_factory: Callable[..., LabInstance]
 ) -> None:
     """`--no-publish` works on the seed stack too: healthy, nothing on the host."""
-    lab = lab_factory("target", publish=False)
+    lab = lab_factory("current", publish=False)
     found = containers_of(engine, lab.prefix)
     assert set(found) == {"frontend", "backend", "database", "redis"}
     assert all(not c.attrs["HostConfig"]["PortBindings"] for c in found.values())
