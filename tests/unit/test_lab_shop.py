@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from revivadiag import seed
-from revivadiag.analyze.nginx_conf import keepalive_verdict, parse_files, resolution_verdict
 from revivadiag.cli import main
+from revivadiag.collect.nginx_conf import keepalive_verdict, parse_files, resolution_verdict
 from revivadiag.errors import ParameterError
 from revivadiag.lab import LabConfig
 from revivadiag.lab.compose import SHOP_DIR, compose_argv, compose_env, compose_files, without_ports
