@@ -13,7 +13,8 @@ The tree::
      │    ├── ComposeFileError       a compose file that does not parse or validate
      │    ├── PolicyError            a malformed policy file
      │    ├── PlanError              a malformed migration plan
-     │    └── ParameterError         an unknown variant, profile, port or option
+     │    ├── ParameterError         an unknown variant, profile, port or option
+     │    └── OutputPathError        an output path that is a file, or cannot be written
      ├── CredentialsError            a password or token was rejected
      ├── LabError                    the reference lab could not be built or started
      │    ├── ImageBuildError
@@ -141,6 +142,15 @@ class ParameterError(InputError):
         self.value = value
         self.allowed = allowed
         super().__init__(f"bad {name} {value!r}: {allowed}")
+
+
+class OutputPathError(InputError):
+    """An output directory or file that cannot be written (checked before any work)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot write output to {path}: {reason}")
 
 
 class CredentialsError(RevivadiagError):

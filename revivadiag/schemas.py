@@ -280,11 +280,13 @@ SCHEMAS: dict[str, FrameSchema] = {
             "lab_status",
             "`revivadiag lab status`: one row per container of a lab instance.",
             ("container", STR, "container name"),
-            ("service", STR, "compose service: frontend, backend, database or redis"),
+            ("service", STR, "compose service: frontend, backend, database, redis (seed stack) "
+                             "or proxy, web, api, worker, db, cache (shop stack)"),
             ("state", STR, "running, exited, created, ..."),
             ("health", STR, "healthy, unhealthy, starting or none"),
             ("ports", STR, "published ports, e.g. 127.0.0.1:3010->3010/tcp; empty when none"),
-            ("variant", STR, "io.revivadiag.variant label: current or target"),
+            ("variant", STR, "io.revivadiag.variant label: current, target, shop-current or "
+                             "shop-target"),
             ("profile", STR, "io.revivadiag.profile label: development or production"),
         ),
     )

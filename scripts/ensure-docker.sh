@@ -42,7 +42,18 @@ fi
 mkdir -p "$log_dir"
 if ! pgrep -x dockerd >/dev/null 2>&1; then
   echo "revivadiag: starting dockerd (log: $log_dir/dockerd.log)" >&2
-  nohup dockerd >"$log_dir/dockerd.log" 2>&1 &
+  # Docker's default address pools give ~31 bridge networks; the tests run several lab copies
+  # at once (up to 4 networks each). Carve /24 networks out of a private /16 that no route
+  # on this host uses yet (REVIVADIAG_ADDRESS_POOL overrides), 256 networks in all.
+  pool_args=()
+  pool="${REVIVADIAG_ADDRESS_POOL:-}"
+  if [ -z "$pool" ]; then
+    for cand in 10.213 10.214 10.215 172.26 172.27; do
+      if ! ip -4 route 2>/dev/null | grep -q "^${cand}\."; then pool="${cand}.0.0/16"; break; fi
+    done
+  fi
+  [ -n "$pool" ] && pool_args=(--default-address-pool "base=${pool},size=24")
+  nohup dockerd "${pool_args[@]}" >"$log_dir/dockerd.log" 2>&1 &
   echo $! >"$log_dir/dockerd.pid"
 fi
 for _ in $(seq 1 "$timeout_s"); do

@@ -7,8 +7,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 "$root/scripts/bootstrap.sh"
 "$root/scripts/ensure-docker.sh"
-"$root/scripts/ensure-browser.sh"
+"$root/scripts/ensure-test-tools.sh"
 venv="${REVIVADIAG_VENV:-$root/.venv}"
-"$venv/bin/ruff" check revivadiag tests benchmarks
+"$venv/bin/ruff" check revivadiag tests benchmarks scripts
 "$venv/bin/mypy"
 "$venv/bin/python" -m pytest "$@"

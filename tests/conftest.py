@@ -25,10 +25,25 @@ Fixtures (all session-scoped, started lazily: a lab starts only when a test asks
     The compose project name is the prefix. At the end of the session each is removed with
     ``down(prefix, volumes=True)`` (containers, networks, data volume, stored secrets).
     They are shared by the whole session: tests must not stop or reconfigure them.
+``lab_shop_current``, ``lab_shop_target``, ``lab_shop_unpublished``
+    The same for the second stack, shaped like public projects (services ``proxy`` nginx:80,
+    ``web`` :3000, ``api`` aiohttp :8000, ``worker`` no port and no healthcheck, ``db``
+    PostgreSQL :5432, ``cache`` Redis :6379; Compose's default container names
+    ``rdtXXXX_api_1``; no role labels). ``lab_shop_current`` publishes proxy, web, api, db and
+    cache on free 127.0.0.1 ports and has one flat network ``rdtXXXX_default``;
+    ``lab_shop_target`` publishes only the proxy and has ``rdtXXXX_front`` (proxy, web, api),
+    ``_data`` (api, worker, db) and ``_cache`` (api, worker, cache). Both have the external
+    network ``rdtXXXX_edge`` (the proxy). ``lab_shop_unpublished`` is shop-current started with
+    ``publish=False``: no host port at all (``inst.ports == {}``). Useful attributes::
+
+        inst.containers["api"]            # "rdtXXXX_api_1"
+        inst.url("/api/healthz")          # through the proxy (shop-current/-target only)
+        read_secrets(inst.prefix)         # DATABASE_PASSWORD, REDIS_PASSWORD, JWT_SECRET
 ``lab_factory``
     For a test that must break a lab (stop or recreate a container): ``lab_factory("target",
-    "production")`` starts a private isolated copy; every copy it started is removed (with
-    volumes) when the test ends. Mark such tests ``destructive``.
+    "production")`` (or ``lab_factory("shop-target", publish=False)``) starts a private
+    isolated copy; every copy it started is removed (with volumes) when the test ends. Mark
+    such tests ``destructive``.
 ``new_prefix``
     A fresh unique prefix (``rdt<8 hex>``) for a test that starts or fails to start a lab itself.
 """
@@ -55,10 +70,11 @@ def in_ci() -> bool:
 
 
 def start_isolated_lab(
-    variant: str, profile: str = "development", client: docker.DockerClient | None = None
+    variant: str, profile: str = "development", client: docker.DockerClient | None = None,
+    publish: bool = True,
 ) -> LabInstance:
     """Start a fresh copy of the lab with a unique prefix on free host ports."""
-    config = isolated_config(variant, profile)
+    config = isolated_config(variant, profile, publish=publish)
     return up(config, timeout_s=LAB_START_TIMEOUT_S, client=client)
 
 
@@ -81,8 +97,10 @@ def lab_images(engine: docker.DockerClient) -> BuildReport:
     return build_images(client=engine)
 
 
-def _lab(engine: docker.DockerClient, variant: str, profile: str) -> Iterator[LabInstance]:
-    instance = start_isolated_lab(variant, profile, client=engine)
+def _lab(
+    engine: docker.DockerClient, variant: str, profile: str, publish: bool = True
+) -> Iterator[LabInstance]:
+    instance = start_isolated_lab(variant, profile, client=engine, publish=publish)
     try:
         yield instance
     finally:
@@ -99,12 +117,12 @@ def new_prefix() -> str:
 def lab_factory(
     engine: docker.DockerClient, lab_images: BuildReport
 ) -> Iterator[Callable[..., LabInstance]]:
-    """``lab_factory(variant, profile="development")`` -> a private LabInstance, removed
-    (with its volume and secrets) when the test ends."""
+    """``lab_factory(variant, profile="development", publish=True)`` -> a private
+    LabInstance, removed (with its volume and secrets) when the test ends."""
     started: list[LabInstance] = []
 
-    def start(variant: str, profile: str = "development") -> LabInstance:
-        instance = start_isolated_lab(variant, profile, client=engine)
+    def start(variant: str, profile: str = "development", publish: bool = True) -> LabInstance:
+        instance = start_isolated_lab(variant, profile, client=engine, publish=publish)
         started.append(instance)
         return instance
 
@@ -131,3 +149,27 @@ def lab_target_production(
 ) -> Iterator[LabInstance]:
     """A healthy isolated `target` lab in the production profile (only 3010 published)."""
     yield from _lab(engine, "target", "production")
+
+
+@pytest.fixture(scope="session")
+def lab_shop_current(
+    engine: docker.DockerClient, lab_images: BuildReport
+) -> Iterator[LabInstance]:
+    """A healthy isolated `shop-current` lab (development profile) for the whole session."""
+    yield from _lab(engine, "shop-current", "development")
+
+
+@pytest.fixture(scope="session")
+def lab_shop_target(
+    engine: docker.DockerClient, lab_images: BuildReport
+) -> Iterator[LabInstance]:
+    """A healthy isolated `shop-target` lab (development profile: only the proxy published)."""
+    yield from _lab(engine, "shop-target", "development")
+
+
+@pytest.fixture(scope="session")
+def lab_shop_unpublished(
+    engine: docker.DockerClient, lab_images: BuildReport
+) -> Iterator[LabInstance]:
+    """A healthy isolated `shop-current` lab started with ``publish=False``: no host port."""
+    yield from _lab(engine, "shop-current", "development", publish=False)

@@ -6,9 +6,10 @@
 
 Modules: ``policy`` (expected access policy, compare with reachability), ``kpis`` (the seed's
 five KPIs), ``config_audit`` + ``proxy_audit`` (per-environment checks; ``live`` gathers the
-live facts, ``nginx_conf`` parses the proxy's configuration), ``source_audit`` (hard-coded
-URLs in a source tree; ``source_eval`` scores it, ``source_cli`` is ``revivadiag
-audit-source``), ``findings`` (the findings frame) and ``diagnosis`` (one call for all).
+live facts, :mod:`revivadiag.collect.nginx_conf` parses the proxy's configuration),
+``source_audit`` (hard-coded URLs in a source tree; ``source_eval`` scores it,
+``source_cli`` is ``revivadiag audit-source``), ``findings`` (the findings frame) and
+``diagnosis`` (one call for all).
 """
 
 from __future__ import annotations

@@ -1,64 +1,90 @@
-"""Source audit: hard-coded backend URLs, service ports and container names in a source tree.
+"""Source audit: hard-coded service URLs, ports and container names in a source tree.
 
-What is flagged (each match once, the first rule that applies):
+The audit first learns the stack (``source_stack``: compose files, ``.env`` files,
+``package.json``, Dockerfiles, the ports server code listens on, and the running project when
+one is given), then reads every file web projects keep URLs in (``source_files``) and flags:
 
-* ``container_name``: ``<prefix>_new_<service>`` anywhere (fix: the service name);
-* loopback hosts (``localhost``, ``127.x``, ``0.0.0.0``, ``[::1]``) with a service port —
-  the backend's 3011 (``backend_url``, ``websocket_url`` or bare ``backend_port``), the
-  database's 5432/5435 (``database_port``) or Redis's 6379/6383 (``redis_port``);
-* in browser code only: any host with the backend port (browsers cannot resolve service
-  names) and quoted port fragments such as ``':3011'``.
+* a loopback host (``localhost``, ``127.x``, ``[::1]``, ``host.docker.internal``, a URL to
+  ``0.0.0.0``) with the port of a backend, database, cache or other service of the stack —
+  as a URL, as ``host:port``, or as a ``host``/``port`` pair on neighbouring lines
+  (``host: process.env.DB_HOST || 'localhost',`` then ``port: 5432``);
+* in browser code, any host with a backend's port and any service name (browsers cannot
+  resolve ``http://api:8000``);
+* a container name that is not the service name (``container_name:`` or the engine's
+  ``shop-api-1``);
+* without stack evidence for a port: the well-known database/cache ports, and ports common for
+  web backends (3000-3002, 4000, 5000, 8000, 8080, ...) only where the URL or the line names an
+  API (``/api``, ``/graphql``, ``ws://``, ``API_URL``, ``baseURL``, ``proxy``...), never the
+  frontend's own dev-server port.
 
-Not flagged: comment lines and trailing comments, the proxy's own port (``localhost:3010``),
-loopback addresses in compose commands and health checks (run inside the container itself),
-other ports (``:30110``), service-name URLs in server-side code and config (that is the
-target design: ``BACKEND_INTERNAL_URL=http://revivatech_backend:3011``), and files that are
-not JS/TS/Python/.env/YAML, are binary, too large, or under ``node_modules``/``.git``.
+Not flagged (``source_context``): comments, listen/bind addresses, CORS allow-lists, log and
+error messages, ``curl``/``wget`` lines, compose health checks (``localhost`` is the container
+itself), tests, CI pipelines, docs, lockfiles, dependency and build directories, the proxy's
+and the frontend's own ports, service names in server code and config (the target design).
 
->>> [(f.kind, f.match) for f in scan_text("src/api.ts", "const u = 'http://localhost:3011/api';")]
-[('backend_url', 'http://localhost:3011/api')]
->>> scan_text("app/db.py", "# see http://localhost:3011/docs")
+Each finding carries its ``side`` (client, server, config) and the fix for that side: a
+relative URL or ``getApiUrl()`` in the browser, the service name from a ``*_INTERNAL_URL``
+variable on the server, the service name in config.
+
+>>> [(f.kind, f.match) for f in scan_text("src/api.ts", "const u = 'http://localhost:8000/api';")]
+[('backend_url', 'http://localhost:8000/api')]
+>>> scan_text("src/api.ts", "console.log(`listening on http://localhost:8000`)")
 []
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from revivadiag import schemas
-from revivadiag.redact import redact_url
-
-CODE_EXTS = {".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs"}
-PY_EXTS = {".py"}
-YAML_EXTS = {".yml", ".yaml"}
-SKIP_DIRS = {"node_modules", ".git", ".next", "dist", "build", "__pycache__", ".venv", "venv",
-             ".tox", ".mypy_cache", ".pytest_cache", "coverage"}
-MAX_FILE_BYTES = 1_000_000
-MAX_FILES = 20_000
-
-BACKEND_PORTS = frozenset({3011})
-DATABASE_PORTS = frozenset({5432, 5435})
-REDIS_PORTS = frozenset({6379, 6383})
-CLIENT_ENV_PREFIXES = ("NEXT_PUBLIC_", "VITE_", "REACT_APP_", "PUBLIC_")
-SERVER_PATH_HINTS = ("/pages/api/", "/app/api/", "/server/", "/api/", "server.", "middleware.",
-                     "next.config.", "/scripts/")
-
-_URL = re.compile(
-    r"(?P<scheme>https?|wss?|postgres(?:ql)?|redis)://(?:[^@\s/'\"`]*@)?"
-    r"(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.\-]+|\$\{[^}]+\})(?::(?P<port>\d{1,5}))?"
-    r"(?P<rest>[^\s'\"`)<>,;]*)"
+from revivadiag.analyze import source_stack as st
+from revivadiag.analyze.source_context import (
+    CLIENT_ENV_PREFIXES,
+    Gate,
+    code_part,
+    excluded,
+    file_side,
+    language,
 )
-_BARE = re.compile(
-    r"(?<![/\w.@-])(?P<host>localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0)\s*:\s*(?P<port>\d{1,5})\b"
-)
-_PORT_FRAGMENT = re.compile(r"(?P<q>['\"`]):(?P<port>\d{2,5})(?P=q)")
-_CONTAINER = re.compile(r"\b(?P<prefix>[a-z][a-z0-9]*)_new_(?P<service>[a-z][a-z0-9]*)\b")
+from revivadiag.analyze.source_files import Limits, Skip, read_all, read_file, walk
+from revivadiag.analyze.source_scan import Candidate, file_candidates
+
+__all__ = [
+    "AuditResult",
+    "SourceFinding",
+    "audit_source",
+    "audit_tree",
+    "code_part",
+    "file_side",
+    "language",
+    "scan_text",
+    "scan_tree",
+    "to_frame",
+]
+
+_API_PATH = re.compile(r"^/(api|graphql|gql|v\d+|rest|rpc|trpc|socket\.io|ws|auth|query|"
+                       r"hasura|functions)\b", re.I)
+_API_CONTEXT = re.compile(
+    r"api|backend|server|graphql|socket|websocket|\bws\b|proxy|target|base_?url|endpoint|"
+    r"axios|fetch|\bio\(|ky\.|httpx|requests\.|http\.(Get|Post|NewRequest)|upstream|"
+    r"proxy_pass|reverse_proxy|service|_url\b|Url\b|URL\b|uri\b", re.I)
+_FRONT_CONTEXT = re.compile(
+    r"front_?end|client_?url|\borigin|redirect|callback|site_?url|public_?url|app_?url|web_?url|"
+    r"nextauth|home_?page|frontend_url|vite_port|return_?to|success_?url|cancel_?url", re.I)
+_FRONT = Gate(_FRONT_CONTEXT, "front", "client", "origin", "redirect", "callback", "site",
+              "url", "nextauth", "home", "vite_port", "return")
+
+_SCHEME_ROLES = {"postgres": "database", "postgresql": "database", "mysql": "database",
+                 "mariadb": "database", "mongodb": "database", "redis": "cache", "rediss": "cache",
+                 "amqp": "service", "amqps": "service", "nats": "service", "kafka": "service"}
+_DB_SCHEMES = {0: "postgresql", 5432: "postgresql", 3306: "mysql", 27017: "mongodb", 1433: "mssql"}
+DEFAULT_NAMES = {"backend": "backend", "database": "db", "cache": "redis", "service": "service"}
+FALLBACK_SERVICE_HOSTS = frozenset({"backend", "api", "server", "db", "postgres", "redis"})
 
 
 @dataclass(frozen=True)
@@ -74,250 +100,239 @@ class SourceFinding:
     side: str
     suggested_fix: str
 
-
-# ---------------------------------------------------------------- classification
-
-
-def language(path: str) -> str | None:
-    """js, py, env or yaml for files the audit reads; None for the rest."""
-    p = PurePosixPath(path)
-    if p.name == ".env" or p.name.startswith(".env.") or p.suffix == ".env":
-        return "env"
-    if p.suffix in CODE_EXTS:
-        return "js"
-    if p.suffix in PY_EXTS:
-        return "py"
-    if p.suffix in YAML_EXTS:
-        return "yaml"
-    return None
+    def record(self) -> dict[str, Any]:
+        """The JSON record: every field, plus ``context`` (= side) and ``fix``."""
+        rec = asdict(self)
+        rec["context"], rec["fix"] = self.side, self.suggested_fix
+        return rec
 
 
-def file_side(path: str, lang: str) -> str:
-    """client (browser code), server (Python, API routes, server files) or config."""
-    if lang in ("env", "yaml"):
-        return "config"
-    if lang == "py":
-        return "server"
-    low = "/" + path.lower()
-    return "server" if any(h in low for h in SERVER_PATH_HINTS) else "client"
+@dataclass
+class AuditResult:
+    """Findings, what was skipped and why, and the stack the audit judged them by."""
+
+    findings: list[SourceFinding]
+    skips: list[Skip]
+    stack: st.Stack
+    files_read: int = 0
+    limit_hit: bool = False
 
 
-def _comment_starts(line: str, i: int, lang: str) -> bool:
-    if lang == "js":
-        return line.startswith(("//", "/*"), i)
-    return line[i] == "#" and (i == 0 or line[i - 1].isspace())
+# ---------------------------------------------------------------- judging
 
 
-def code_part(line: str, lang: str) -> str:
-    """``line`` with its comment blanked out (same length, so columns stay right).
-
-    Comments start with ``//`` or ``/*`` (and ``*`` continuation lines) in JS/TS and with
-    ``#`` (at the start or after a space) elsewhere, outside string literals.
-    """
-    stripped = line.lstrip()
-    starters = ("//", "/*", "*") if lang == "js" else ("#",)
-    if stripped.startswith(starters):
-        return " " * len(line)
-    quote = ""
-    for i, c in enumerate(line):
-        if quote:
-            if c == quote and line[i - 1] != "\\":
-                quote = ""
-        elif c in "'\"`":
-            quote = c
-        elif _comment_starts(line, i, lang):
-            return line[:i] + " " * (len(line) - i)
-    return line
+def _role(stack: st.Stack, port: int) -> tuple[str, str, int, bool]:
+    """(role, service, container port, strong) of a port."""
+    hit = stack.port_role(port)
+    if hit:
+        return hit[0], hit[1], hit[2], True
+    if port in st.WELL_KNOWN_PORTS:
+        return st.WELL_KNOWN_PORTS[port], "", port, True
+    if port in st.COMMON_BACKEND_PORTS:
+        return "backend", "", port, False
+    return "", "", port, False
 
 
-def _host_is_loopback(host: str) -> bool:
-    h = host.strip("[]").lower()
-    return h in ("localhost", "0.0.0.0", "::1") or h.startswith("127.")
+def _api_like(c: Candidate) -> bool:
+    if c.scheme.startswith("ws") or _API_PATH.match(c.path or ""):
+        return True
+    around = c.context.replace(c.match, " ")
+    if c.key and _FRONT.search(c.key):
+        return False
+    if _FRONT.search(around):
+        return False
+    if _API_CONTEXT.search(around) or c.lang == "conf":
+        return True
+    # a bare value (`return "http://..."`, an array item) takes the context of the lines above
+    bare = not c.key and re.match(r"\s*(return\b|[\[('\"`])", c.context)
+    return bool(bare) and bool(_API_CONTEXT.search(c.above)) and not _FRONT.search(c.above)
 
 
-def _port_kind(port: int, scheme: str) -> str | None:
-    if port in BACKEND_PORTS:
-        if scheme.startswith("ws"):
-            return "websocket_url"
-        return "backend_url" if scheme else "backend_port"
-    if port in DATABASE_PORTS:
+def _kind(role: str, c: Candidate) -> str:
+    if role == "database":
         return "database_port"
-    if port in REDIS_PORTS:
+    if role == "cache":
         return "redis_port"
+    if role == "service":
+        return "service_url"
+    socket = "socket" in c.context.lower() or re.search(r"\bio\(", c.context)
+    if c.scheme.startswith("ws") or socket:
+        return "websocket_url"
+    return "backend_url" if c.scheme else "backend_port"
+
+
+def judge(c: Candidate, stack: st.Stack) -> tuple[str, str, int] | None:
+    """(kind, service, container port) when the candidate is a finding, else None."""
+    host = c.host.strip("[]").lower()
+    containers = stack.container_names()
+    if host in containers:
+        if c.side == "client" and c.scheme.startswith(("http", "ws")):
+            return _kind(stack.services[containers[host]].role or "backend", c), containers[host], \
+                c.port or 0
+        return "container_name", containers[host], c.port or 0
+    if c.port is None and not c.loopback:
+        if c.side == "client" and host in stack.names() and c.scheme.startswith(("http", "ws")):
+            role = stack.services[host].role
+            if role in ("backend", "database", "cache", "service"):
+                return _kind(role, c), host, 0
+        return None
+    if c.port is None:
+        hint = c.extra.get("role_hint", "") if c.joined else ""
+        if c.loopback and not c.joined and host != "0.0.0.0":
+            hint = _SCHEME_ROLES.get(c.scheme.split("+")[0], "")  # mongodb://127.0.0.1/db
+        if not hint:
+            return None
+        service = stack.service_for_role(hint)
+        ports = stack.services[service].ports if service else {}
+        return _kind(hint, c), service, min(ports.values(), default=0)
+    role, service, target, strong = _role(stack, c.port)
+    scheme_role = _SCHEME_ROLES.get(c.scheme.split("+")[0], "")
+    if scheme_role and c.loopback:
+        role, strong = scheme_role, True
+    if c.joined:
+        hk = c.extra.get("host_key", "").lower()
+        bare = hk.split(".")[-1] in ("host", "hostname")
+        hint = c.extra.get("role_hint", "")
+        if (not role or not strong) and hint:
+            role, service, target, strong = hint, stack.service_for_role(hint), c.port, True
+        if not role or not strong or role in ("frontend", "proxy"):
+            return None
+        if bare and role not in ("database", "cache", "service") and not _api_like(c):
+            return None
+        return _kind(role, c), service, target
+    if host == "0.0.0.0" and not c.scheme:
+        return None  # a bind address
+    if c.loopback or c.fragment or (c.side == "client" and host.startswith(("$", "{"))):
+        if role in ("", "frontend", "proxy"):
+            return None
+        if c.key and role == "backend" and _FRONT.search(c.key):
+            return None  # APP_URL, FRONTEND_URL, ...: the app's own public address
+        if not strong and not _api_like(c):
+            return None
+        if c.fragment and not strong:
+            return None
+        if not c.loopback and c.side != "client":
+            return None
+        return _kind(role, c), service, target
+    # a named host with a port: a finding in browser code when it is a service of the stack,
+    # or a single-label name (no browser resolves it) with a service's port
+    if c.side != "client":
+        return None
+    names = stack.names() or set(FALLBACK_SERVICE_HOSTS)
+    svc_role = stack.services[host].role if host in stack.services else ""
+    if host in names and svc_role not in ("frontend", "proxy"):
+        return _kind(svc_role or role or "backend", c), host, c.port
+    if "." not in host and strong and role not in ("", "frontend", "proxy"):
+        return _kind(role, c), service, target
     return None
 
 
 # ---------------------------------------------------------------- fixes
 
 
-def suggested_fix(kind: str, side: str, match: str, lang: str, env_key: str = "") -> str:
-    """The replacement to use for one finding."""
-    client = side == "client" or env_key.startswith(CLIENT_ENV_PREFIXES)
+def suggested_fix(kind: str, side: str, service: str, port: int, c: Candidate | None = None,
+                  lang: str = "") -> str:
+    """The replacement for one finding, for where the code runs."""
+    role = {"database_port": "database", "redis_port": "cache", "service_url": "service"}.get(
+        kind, "backend")
+    name = service or f"<{DEFAULT_NAMES[role]} service>"
+    address = f"{name}:{port}" if port else name
+    var = re.sub(r"\W", "_", service or DEFAULT_NAMES[role]).upper() + "_INTERNAL_URL"
+    key = c.key if c else ""
     if kind == "container_name":
-        m = _CONTAINER.search(match)
-        service = m["service"] if m else "the service"
-        prefix = m["prefix"] if m else "<prefix>"
-        return (f"the compose service name {service!r} (or {prefix}_{service}, the target "
-                "naming) instead of the container name")
-    if kind == "websocket_url":
-        return ("getWebSocketUrl() (wss:// on https, same origin, path /ws through the proxy)"
-                if client else "BACKEND_INTERNAL_URL with ws:// (service name backend:3011)")
-    if kind in ("backend_url", "backend_port"):
-        if env_key and client:
-            return f"{env_key}= (empty: relative URLs through the proxy)"
-        if client:
-            rel = _relative(match)
-            return f"relative URL {rel!r} through the proxy (or getApiUrl() + {rel!r})"
-        getter = "os.environ['BACKEND_INTERNAL_URL']" if lang == "py" else (
-            "BACKEND_INTERNAL_URL" if lang in ("env", "yaml")
-            else "process.env.BACKEND_INTERNAL_URL")
-        return f"{getter} (http://backend:3011 on the container network)"
-    if kind == "database_port":
-        if client:
-            return "no database access from the browser: call the backend API"
-        return "DATABASE_INTERNAL_HOST (service name database, port 5432) from the environment"
-    if kind == "redis_port":
-        if client:
-            return "no Redis access from the browser: call the backend API"
-        return "REDIS_INTERNAL_URL (redis://redis:6379) from the environment"
-    return "use configuration instead of a literal"
-
-
-def _relative(match: str) -> str:
-    m = _URL.match(match)
-    rest = m["rest"] if m else ""
-    return rest if rest.startswith("/") else "/api"
-
-
-# ---------------------------------------------------------------- scanning
-
-
-_IN_CONTAINER = re.compile(
-    r"""["']CMD(-SHELL)?["']|^\s*-?\s*(test|healthcheck|command|entrypoint)\s*:""")
-_YAML_KEY = re.compile(r"^\s*-?\s*(?P<key>[A-Z][A-Z0-9_]*)\s*[:=]")
-
-
-def _env_key(line: str, lang: str) -> str:
-    """The variable a .env line (``KEY=value``) or YAML line (``KEY: value``) sets."""
-    if lang == "env" and "=" in line:
-        return line.split("=", 1)[0].strip().removeprefix("export ").strip()
-    if lang == "yaml":
-        m = _YAML_KEY.match(line)
-        return m["key"] if m else ""
-    return ""
-
-
-def _container_matches(code: str) -> Iterator[tuple[int, int, str]]:
-    for m in _CONTAINER.finditer(code):
-        yield m.start(), m.end(), "container_name"
-
-
-def _url_matches(code: str, side: str, local_ok: bool) -> Iterator[tuple[int, int, str]]:
-    for m in _URL.finditer(code):
-        if not m["port"]:
-            continue
-        kind = _port_kind(int(m["port"]), m["scheme"].lower())
-        loopback = _host_is_loopback(m["host"])
-        if loopback and local_ok:
-            continue
-        if kind and (loopback or (side == "client" and kind in ("backend_url", "websocket_url"))):
-            yield m.start(), m.end(), kind
-
-
-def in_container_command(line: str, lang: str) -> bool:
-    """A compose healthcheck/command line: there, localhost is the container itself."""
-    return lang == "yaml" and bool(_IN_CONTAINER.search(line))
-
-
-def _matches(code: str, side: str, local_ok: bool = False) -> Iterator[tuple[int, int, str]]:
-    """(start, end, kind) of every flagged span in one comment-free line.
-
-    Overlaps are resolved by order: in browser code the URL wins (the fix is a relative
-    URL), elsewhere the container name wins (the fix is the service name). ``local_ok``
-    (a command run inside the container) lets loopback addresses pass.
-    """
+        return f"the compose service name {service!r} instead of the container name"
     if side == "client":
-        yield from _url_matches(code, side, local_ok)
-        yield from _container_matches(code)
-    else:
-        yield from _container_matches(code)
-        yield from _url_matches(code, side, local_ok)
-    for m in _BARE.finditer(code) if not local_ok else ():
-        kind = _port_kind(int(m["port"]), "")
-        if kind:
-            yield m.start(), m.end(), kind
-    if side == "client":
-        for m in _PORT_FRAGMENT.finditer(code):
-            if int(m["port"]) in BACKEND_PORTS:
-                yield m.start() + 1, m.end() - 1, "backend_port"
+        if role in ("database", "cache", "service"):
+            return "no database/cache access from the browser: call the backend API"
+        if key and key.startswith(CLIENT_ENV_PREFIXES):
+            return f"{key}= empty or '/api' (relative URLs through the proxy)"
+        if kind == "websocket_url":
+            return "getWebSocketUrl() (same origin, wss:// on https, the proxy's /ws path)"
+        rel = c.path if c and c.path.startswith("/") else "/api"
+        return f"relative URL {rel!r} through the proxy (or getApiUrl() + {rel!r})"
+    scheme = {"database": _DB_SCHEMES.get(port, c.scheme if c and c.scheme else "tcp"),
+              "cache": "redis"}.get(role, "http")
+    if side == "server":
+        getter = {"py": f"os.environ['{var}']", "go": f'os.Getenv("{var}")'}.get(
+            lang, f"process.env.{var}")
+        return f"{getter} = {scheme}://{address} (the service name, not localhost)"
+    return f"the service name: {scheme}://{address}"
 
 
-def scan_text(path: str, text: str) -> list[SourceFinding]:
+# ---------------------------------------------------------------- the tree
+
+
+def _learn_stack(files: dict[str, str], stack: st.Stack) -> None:
+    for rel, text in files.items():
+        if rel.rsplit("/", 1)[-1] == "package.json":
+            st.learn_package_json(stack, rel, text)
+    for rel, text in files.items():
+        if not excluded(rel):
+            st.learn_file(stack, rel, text)
+
+
+def _findings(cands: list[Candidate], stack: st.Stack) -> list[SourceFinding]:
+    out: list[SourceFinding] = []
+    seen: set[tuple[str, int, int]] = set()
+    for c in cands:
+        verdict = judge(c, stack)
+        if verdict is None or (c.file, c.line, c.column) in seen:
+            continue
+        seen.add((c.file, c.line, c.column))
+        kind, service, port = verdict
+        out.append(SourceFinding(
+            file=c.file, line=c.line, column=c.column, kind=kind, match=c.match,
+            snippet=c.snippet, side=c.side,
+            suggested_fix=suggested_fix(kind, c.side, service, port, c, c.lang)))
+    return out
+
+
+def scan_text(path: str, text: str, stack: st.Stack | None = None) -> list[SourceFinding]:
     """Findings in one file's text (``path`` decides language and side)."""
-    lang = language(path)
-    if lang is None:
-        return []
-    side = file_side(path, lang)
-    out: list[SourceFinding] = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        code = code_part(line, lang)
-        local_ok = in_container_command(code, lang)
-        key = _env_key(line, lang)
-        line_side = "client" if key.startswith(CLIENT_ENV_PREFIXES) else side
-        taken: list[tuple[int, int]] = []
-        for start, end, kind in _matches(code, line_side, local_ok):
-            if any(start < e and s < end for s, e in taken):
-                continue  # one finding per span; container names win
-            taken.append((start, end))
-            match = line[start:end]
-            out.append(SourceFinding(
-                file=path, line=n, column=start + 1, kind=kind, match=redact_url(match),
-                snippet=redact_url(line.strip())[:200], side=line_side,
-                suggested_fix=suggested_fix(kind, line_side, match, lang, key),
-            ))
-    return out
+    stack = stack if stack is not None else st.Stack()
+    if st.is_stack_file(path):
+        _learn_stack({path: text}, stack)
+    return _findings(list(file_candidates(path, text, stack)), stack)
 
 
-def iter_files(root: Path) -> Iterator[Path]:
-    """Auditable files under ``root`` (skipped dirs pruned, sorted, bounded)."""
-    count = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if language(name) is None or path.is_symlink():
-                continue
-            count += 1
-            if count > MAX_FILES:
-                return
-            yield path
+MAX_LINE = 10_000
+_LONG_LINE = re.compile(rf"[^\r\n]{{{MAX_LINE + 1}}}")
 
 
-def read_text(path: Path) -> str | None:
-    """The file's text, or None when it is too large or binary."""
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            return None
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if b"\x00" in data[:8192]:
-        return None
-    return data.decode("utf-8", "replace")
-
-
-def scan_tree(root: str | Path) -> list[SourceFinding]:
-    """Every finding under ``root`` (a directory or a single file)."""
+def audit_tree(root: str | Path, stack: st.Stack | None = None,
+               limits: Limits | None = None) -> AuditResult:
+    """Learn the stack from ``root``, scan every file, and say what was skipped."""
     base = Path(root)
+    stack = stack if stack is not None else st.Stack()
+    limits = limits or Limits()
     if base.is_file():
-        text = read_text(base)
-        return scan_text(base.name, text) if text is not None else []
-    out: list[SourceFinding] = []
-    for path in iter_files(base):
-        text = read_text(path)
+        text, skip = read_file(base.resolve(), base.name, limits)  # the user named this one
+        found = scan_text(base.name, text, stack) if text is not None else []
+        return AuditResult(found, [skip] if skip else [], stack, int(text is not None))
+    walked = walk(base, limits)
+    stack_files = {rel: p for rel, p in walked.files.items() if st.is_stack_file(rel)}
+    stack_texts: dict[str, str] = {}
+    for rel, path in stack_files.items():
+        text, _ = read_file(path, rel, limits)  # a skip is reported by the full pass below
         if text is not None:
-            out.extend(scan_text(path.relative_to(base).as_posix(), text))
-    return out
+            stack_texts[rel] = text
+    _learn_stack(stack_texts, stack)
+    cands: list[Candidate] = []
+    read = 0
+    for rel, text in read_all(base, walked, limits):
+        if _LONG_LINE.search(text):
+            walked.skips.append(Skip(rel, f"minified or generated (a line over {MAX_LINE} "
+                                          "characters)"))
+            continue
+        read += 1
+        cands.extend(file_candidates(rel, text, stack))
+    skips = walked.skips + stack.skips
+    return AuditResult(_findings(cands, stack), skips, stack, read, walked.limit_hit)
+
+
+def scan_tree(root: str | Path, stack: st.Stack | None = None) -> list[SourceFinding]:
+    """Every finding under ``root`` (a directory or a single file)."""
+    return audit_tree(root, stack).findings
 
 
 def to_frame(findings: list[SourceFinding]) -> pd.DataFrame:
@@ -325,6 +340,6 @@ def to_frame(findings: list[SourceFinding]) -> pd.DataFrame:
     return schemas.to_frame("source_findings", [asdict(f) for f in findings])
 
 
-def audit_source(root: str | Path) -> pd.DataFrame:
+def audit_source(root: str | Path, stack: st.Stack | None = None) -> pd.DataFrame:
     """Scan ``root`` and return the ``source_findings`` frame."""
-    return to_frame(scan_tree(root))
+    return to_frame(scan_tree(root, stack))

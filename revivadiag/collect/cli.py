@@ -7,7 +7,8 @@
 ``--json -`` prints exactly one JSON object on stdout (frame name -> list of records) and
 nothing else; the progress bar goes to stderr, shown when stderr is a terminal or with
 ``--progress``. Without ``--out`` and ``--json`` a one-line summary per frame is printed.
-Errors exit with code 2 (see :mod:`revivadiag.cli`).
+Errors exit with code 2 (see :mod:`revivadiag.cli`); ``--out`` naming a file or a place that
+cannot be written, and a ``--json`` file that cannot be written, fail before any probe runs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 from revivadiag.collect.take import METHODS, snapshot
+from revivadiag.outpaths import check_output_dir, check_output_file
 
 FORMATS = ("parquet", "csv")
 
@@ -59,6 +61,10 @@ def _positive_int(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Take the snapshot and write what was asked for."""
+    if args.out is not None:
+        check_output_dir(args.out)
+    if args.json_out not in (None, "-"):
+        check_output_file(Path(args.json_out))
     progress = bool(args.progress) or sys.stderr.isatty()
     snap = snapshot(project=args.project, docker_host=args.docker_host, samples=args.samples,
                     method=args.method, progress=progress)

@@ -27,8 +27,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-# the one place the nginx parser is imported (it moves to revivadiag.collect.nginx_conf)
-from revivadiag.analyze.nginx_conf import parse_files, split_dump
+from revivadiag.collect.nginx_conf import parse_files, split_dump
 from revivadiag.collect.roles import ProxyRoute
 
 MAX_BODY = 1_000_000

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import docker
@@ -48,10 +48,9 @@ METHODS = ("auto", "setns", "sidecar", "exec")
 #: the timed steps (keys of ``meta.duration_s``, with ``total``)
 STEPS = ("connect", "inventory", "api_frames", "roles", "dns", "reachability", "latency",
          "health")
-CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
-WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
-#: a normalised compose dict, or a loader called with the compose files the containers name
-ComposeSource = Mapping[str, Any] | Callable[[list[Path]], Mapping[str, Any] | None] | None
+#: a normalised compose dict, or a loader given the snapshot so far (``project`` and the API
+#: frames as attributes: what :func:`revivadiag.collect.compose.declared_project` reads)
+ComposeSource = Mapping[str, Any] | Callable[[Any], Mapping[str, Any] | None] | None
 #: free-text columns scrubbed of the project's secrets before a snapshot is returned
 #: (names are left alone: a secret that equals a service name would otherwise blank it)
 FREE_TEXT = {"reachability": ("error",), "latency": ("url",), "health": ("detail",),
@@ -137,26 +136,12 @@ def _policy_roles(policy: Any) -> dict[str, tuple[str, ...]]:
     return {str(k): tuple(v) for k, v in (getattr(policy, "roles", None) or {}).items()}
 
 
-def compose_files(inv: RawInventory) -> list[Path]:
-    """The compose files the project was started from, as its containers' labels name them."""
-    for inspect in inv.containers:
-        labels = (inspect.get("Config") or {}).get("Labels") or {}
-        files = [f for f in str(labels.get(CONFIG_FILES_LABEL, "")).split(",") if f]
-        if files:
-            base = Path(str(labels.get(WORKING_DIR_LABEL, "") or "."))
-            return [p if p.is_absolute() else base / p for p in map(Path, files)]
-    return []
-
-
-def _compose_data(inv: RawInventory, compose: ComposeSource, meta: SnapshotMeta
-                  ) -> Mapping[str, Any] | None:
+def _compose_data(inv: RawInventory, frames: Mapping[str, pd.DataFrame],
+                  compose: ComposeSource, meta: SnapshotMeta) -> Mapping[str, Any] | None:
     if compose is None or isinstance(compose, Mapping):
         return compose
-    files = compose_files(inv)
-    if not files:
-        return None
     try:
-        return compose(files)
+        return compose(SimpleNamespace(project=inv.project, **frames))
     except RevivadiagError as exc:
         meta.notes.append(f"roles: compose file not read: {exc}")
         return None
@@ -180,7 +165,7 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
                         api_calls=inv.api_calls, revivadiag_version=_version())
     with timer.step("roles"):
         frames["roles"] = _roles_frame(client, inv, frames, local, policy_roles,
-                                       _compose_data(inv, compose, meta), meta)
+                                       _compose_data(inv, frames, compose, meta), meta)
     roles = Roles(frames["roles"])
     for creds in all_credentials(members(inv), roles):
         creds.register(scrubber)

@@ -1,6 +1,7 @@
 """Fallback 2: ``docker exec`` in the source container itself.
 
-With python3 in the container, the shipped netprobe code runs there in one exec per batch.
+With python3 in the container, the shipped netprobe code runs there in one exec per batch,
+its request written to the exec's stdin (never its argv: jobs may carry credentials).
 Without it, each job becomes an ``nslookup`` / ``nc -w 1`` exec (busybox or not; see
 :mod:`revivadiag.engine.busybox`); with neither, every job's row says the container has
 no tools.
@@ -19,11 +20,12 @@ import requests.exceptions
 from revivadiag.engine import busybox
 from revivadiag.engine.base import ProbeMethod, Progress, Settings, Target, check_results
 from revivadiag.engine.client import client_address
-from revivadiag.engine.jobs import Job, Result, failure_result
+from revivadiag.engine.jobs import Job, Result, batch_deadline_s, failure_result
 from revivadiag.engine.netprobe import outcomes as o
 from revivadiag.engine.netprobe.dnswire import is_ip
 from revivadiag.engine.netprobe.probes import pick_address, server_of
-from revivadiag.engine.ship import chunk_jobs, probe_argv
+from revivadiag.engine.ship import chunk_jobs, probe_argv, request_bytes
+from revivadiag.engine.stdin import exec_with_stdin
 from revivadiag.errors import EngineUnreachable
 
 JOBS_PER_CONTAINER = 4
@@ -74,9 +76,17 @@ class ExecMethod(ProbeMethod):
     def _python(self, container: Any, target: Target) -> list[Result]:
         rows: list[Result] = []
         for chunk in chunk_jobs(target.jobs):
-            request = json.dumps({"jobs": chunk, "concurrency": self.settings.concurrency,
-                                  "dns_concurrency": self.settings.dns_concurrency})
-            code, out, err = _exec(container, probe_argv(request))
+            request = request_bytes(chunk, self.settings.concurrency,
+                                    self.settings.dns_concurrency)
+            timeout = batch_deadline_s(chunk, self.settings.concurrency) + 10.0
+            try:
+                code, out, err = exec_with_stdin(self.client.api, container.id, probe_argv(),
+                                                 request, timeout)
+            except TimeoutError as exc:  # the stream stalled past the batch's deadline
+                part = Target(target.key, target.container_id, target.name, target.pid,
+                              list(chunk))
+                rows.extend(part.fail_all(o.TIMEOUT, f"exec probe stalled: {exc}", self.name))
+                continue
             if busybox.not_found_in_path(code, out + err):
                 raise NoPython(target.name)
             part = Target(target.key, target.container_id, target.name, target.pid, list(chunk))

@@ -2,13 +2,16 @@
 
 The sidecar and exec methods cannot import revivadiag inside the container, so every module
 of :mod:`revivadiag.engine.netprobe` is packed (zlib + base64) into a small bootstrap that
-installs an in-memory importer and calls ``netprobe.main(sys.argv[1:])``: the jobs travel
-as the first argument, the results come back as JSON on stdout. The setns method starts the
-same program with the ``pool`` entry (the fork server of :mod:`netprobe.pool`) on the host.
+installs an in-memory importer and calls ``netprobe.main([])``: the request (jobs, which may
+carry credentials) travels on the program's stdin (:mod:`revivadiag.engine.stdin`), never in
+its argv; the results come back as JSON on stdout. The setns method starts the same program
+with the ``pool`` entry (the fork server of :mod:`netprobe.pool`) on the host.
 
->>> argv = probe_argv('[]')
->>> argv[:2], argv[-1]
-(['python3', '-c'], '[]')
+>>> argv = probe_argv()
+>>> argv[:2], "password" in " ".join(argv)
+(['python3', '-c'], False)
+>>> json.loads(request_bytes([{"kind": "dns", "name": "api"}], 8, 2))["jobs"][0]["name"]
+'api'
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from functools import cache
 from importlib import resources
 
 PACKAGE = "revivadiag.engine.netprobe"
-#: keep argv well below Linux's 128 KiB limit per argument
-MAX_ARG_BYTES = 100_000
+#: a batch's request stays this small (one exec or sidecar per chunk, bounded work each)
+MAX_BATCH_BYTES = 100_000
 
 _BOOT = """\
 import base64, importlib.machinery, json, sys, zlib
@@ -39,7 +42,7 @@ sys.meta_path.insert(0, F())
 """
 #: what the bootstrap runs: the batch CLI (sidecar, exec) or the fork server (setns)
 ENTRIES = {
-    "main": "import netprobe\nsys.exit(netprobe.main(sys.argv[1:]))",
+    "main": "import netprobe\nsys.exit(netprobe.main([]))",
     "pool": "from netprobe import pool\nsys.exit(pool.serve())",
 }
 
@@ -64,13 +67,19 @@ def bootstrap_code(entry: str = "main") -> str:
     return _BOOT.format(blob=base64.b64encode(packed).decode("ascii"), entry=ENTRIES[entry])
 
 
-def probe_argv(request_json: str, python: str = "python3") -> list[str]:
-    """The argv that runs the jobs in ``request_json`` with ``python``."""
-    return [python, "-c", bootstrap_code(), request_json]
+def probe_argv(python: str = "python3") -> list[str]:
+    """The argv that runs netprobe with ``python``; it reads its request from stdin."""
+    return [python, "-c", bootstrap_code()]
+
+
+def request_bytes(jobs: list[dict[str, object]], concurrency: int, dns_concurrency: int) -> bytes:
+    """The JSON request netprobe reads on stdin."""
+    return json.dumps({"jobs": jobs, "concurrency": concurrency,
+                       "dns_concurrency": dns_concurrency}).encode()
 
 
 def chunk_jobs(jobs: list[dict[str, object]],
-               max_bytes: int = MAX_ARG_BYTES) -> list[list[dict[str, object]]]:
+               max_bytes: int = MAX_BATCH_BYTES) -> list[list[dict[str, object]]]:
     """Split ``jobs`` so that each chunk's JSON stays under ``max_bytes``."""
     chunks: list[list[dict[str, object]]] = [[]]
     size = 0

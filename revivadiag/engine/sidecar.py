@@ -2,7 +2,9 @@
 
 Works against a remote engine and without root: ``network_mode="container:<id>"`` from an
 image that has python3 (the lab's ``revivadiag/base`` image by default), running the shipped
-netprobe code (:mod:`revivadiag.engine.ship`). The sidecar is always removed.
+netprobe code (:mod:`revivadiag.engine.ship`). The request reaches it on stdin (attached
+before the start), so no job — and no credential in one — is in its ``Config.Cmd``. The
+sidecar is always removed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import requests.exceptions
 from revivadiag.engine.base import ProbeMethod, Progress, Settings, Target, check_results
 from revivadiag.engine.client import client_address
 from revivadiag.engine.jobs import Result, batch_deadline_s
-from revivadiag.engine.ship import chunk_jobs, probe_argv
+from revivadiag.engine.ship import chunk_jobs, probe_argv, request_bytes
+from revivadiag.engine.stdin import create_with_stdin, start_and_feed
 from revivadiag.errors import EngineUnreachable, NetworkErrorType
 
 DEFAULT_IMAGE_REPO = "revivadiag/base"
@@ -88,17 +91,18 @@ class SidecarMethod(ProbeMethod):
         return rows
 
     def _chunk(self, target: Target, image: str) -> list[Result]:
-        request = json.dumps({"jobs": target.jobs, "concurrency": self.settings.concurrency,
-                              "dns_concurrency": self.settings.dns_concurrency})
+        request = request_bytes(target.jobs, self.settings.concurrency,
+                                self.settings.dns_concurrency)
         deadline = batch_deadline_s(target.jobs, self.settings.concurrency) + 10.0
         name = f"rdprobe-{target.container_id[:12]}-{secrets.token_hex(3)}"
         container = None
+        api = self.client.api
         try:
-            container = self.client.containers.create(
-                image, command=probe_argv(request)[1:], entrypoint=["python3"], name=name,
-                network_mode=f"container:{target.container_id}", labels={LABEL: "sidecar"},
-                detach=True)
-            container.start()
+            cid = create_with_stdin(api, image, probe_argv()[1:], name=name,
+                                    entrypoint=["python3"], labels={LABEL: "sidecar"},
+                                    network_mode=f"container:{target.container_id}")
+            container = self.client.containers.get(cid)
+            start_and_feed(api, cid, request, deadline)
             status = container.wait(timeout=deadline)
             out = container.logs(stdout=True, stderr=False)
             if int(status.get("StatusCode", 1)) != 0:
@@ -116,6 +120,9 @@ class SidecarMethod(ProbeMethod):
             return target.fail_all("", f"sidecar: {str(exc)[:300]}", self.name)
         except ValueError:
             return target.fail_all("", "sidecar output was not JSON", self.name)
+        except TimeoutError as exc:  # the attach stream stalled
+            return target.fail_all(NetworkErrorType.TIMEOUT.value,
+                                   f"sidecar for {target.name}: stdin stalled: {exc}", self.name)
         finally:
             if container is not None:
                 with contextlib.suppress(docker.errors.DockerException):

@@ -1,4 +1,10 @@
-"""The reference lab: a Compose stack shaped like the seed's system, in two variants.
+"""The reference lab: two Compose stacks, each in a current and a target variant.
+
+The seed stack (variants ``current``, ``target``) is shaped like the seed's system; the shop
+stack (``shop-current``, ``shop-target``) like common public projects: nginx ``proxy`` (80),
+``web`` (3000), aiohttp ``api`` (8000), a ``worker`` with no port and no healthcheck, PostgreSQL
+``db`` and Redis ``cache``, Compose's default container names and no role labels.
+``LabConfig(publish=False)`` (``lab up --no-publish``) publishes no host port in any variant.
 
 >>> from revivadiag import lab                                    # doctest: +SKIP
 >>> lab.build_images().summary()                                  # doctest: +SKIP
@@ -8,7 +14,8 @@
 >>> lab.status("demo"); lab.down("demo", volumes=True)            # doctest: +SKIP
 
 See config.py (names, ports, labels), images.py (building without a registry),
-compose/ (the two variants), lifecycle.py (up/down/status) and state.py (secrets).
+compose/ (the seed's two variants; compose/shop/ the shop's), lifecycle.py (up/down/status)
+and state.py (secrets).
 
 Behaviour that probes and runbooks should know:
 
@@ -21,6 +28,12 @@ Behaviour that probes and runbooks should know:
   masked); current proxies with HTTP/1.0 + ``Connection: close`` and appends the client's
   X-Forwarded-For, target uses HTTP/1.1 keep-alive and sets X-Forwarded-For to the peer.
 - Backend env carries ``DATABASE_URL`` with the password in it: redact at collection.
+- shop: the proxy serves ``/healthz`` itself, forwards ``/api/`` to ``api:8000/`` (prefix
+  stripped: the api's own paths are ``/healthz``, ``/items``, ``/jobs``, ``/echo``) and ``/`` to
+  ``web:3000``. shop-current's proxy resolves both names once; shop-target's re-resolves the
+  api every 10 s (variable ``proxy_pass``, no connection pool) and pools connections to web
+  (upstream ``keepalive``, resolved once). api and worker carry ``DATABASE_URL`` and
+  ``REDIS_URL`` with passwords; the worker reaches PostgreSQL through its alias ``postgres``.
 """
 
 from revivadiag.lab.config import (
@@ -28,9 +41,12 @@ from revivadiag.lab.config import (
     DEFAULT_HOST_PORTS,
     DEFAULT_PREFIX,
     PROFILES,
+    SEED_STACK,
     SERVICES,
+    SHOP_STACK,
     VARIANTS,
     LabConfig,
+    Stack,
 )
 from revivadiag.lab.images import BuildReport, ImageResult, build_images
 from revivadiag.lab.lifecycle import LabInstance, down, pick_free_ports, port_is_free, status, up
@@ -41,12 +57,15 @@ __all__ = [
     "DEFAULT_HOST_PORTS",
     "DEFAULT_PREFIX",
     "PROFILES",
+    "SEED_STACK",
     "SERVICES",
+    "SHOP_STACK",
     "VARIANTS",
     "BuildReport",
     "ImageResult",
     "LabConfig",
     "LabInstance",
+    "Stack",
     "build_images",
     "down",
     "pick_free_ports",

@@ -6,7 +6,14 @@ import argparse
 import sys
 
 from revivadiag.errors import LabStartError
-from revivadiag.lab.config import DEFAULT_PREFIX, PROFILES, VARIANTS, LabConfig, parse_port_option
+from revivadiag.lab.config import (
+    DEFAULT_PREFIX,
+    PROFILES,
+    VARIANTS,
+    LabConfig,
+    check_variant,
+    parse_port_option,
+)
 from revivadiag.lab.images import build_images
 from revivadiag.lab.lifecycle import DEFAULT_TIMEOUT_S, down, status, up
 
@@ -29,7 +36,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help=f"one of {', '.join(PROFILES)} (default development)")
     start.add_argument("--prefix", default=DEFAULT_PREFIX, help="compose project / name prefix")
     start.add_argument("--port", action="append", default=[], metavar="SERVICE=PORT",
-                       help="host port of a service, e.g. frontend=13010 (repeatable)")
+                       help="host port of a service, e.g. frontend=13010 or, in the shop "
+                            "variants, proxy=18080 (repeatable)")
+    start.add_argument("--no-publish", action="store_true",
+                       help="publish no host port at all (reach the services from the "
+                            "containers' networks only)")
     start.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                        help="seconds to wait for all services to be healthy")
     start.set_defaults(func=_up)
@@ -52,15 +63,17 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    ports = dict(parse_port_option(p) for p in args.port)
-    config = LabConfig(prefix=args.prefix, variant=args.variant, profile=args.profile, ports=ports)
+    check_variant(args.variant)
+    ports = dict(parse_port_option(p, args.variant) for p in args.port)
+    config = LabConfig(prefix=args.prefix, variant=args.variant, profile=args.profile, ports=ports,
+                       publish=not args.no_publish)
     try:
         instance = up(config, timeout_s=args.timeout)
     except LabStartError as exc:
         if exc.log_tail:
             print(f"last log lines (secrets masked):\n{exc.log_tail}", file=sys.stderr)
         raise
-    published = ", ".join(f"{s}=127.0.0.1:{p}" for s, p in instance.ports.items())
+    published = ", ".join(f"{s}=127.0.0.1:{p}" for s, p in instance.ports.items()) or "none"
     print(f"lab {instance.prefix} ({instance.variant}, {instance.profile}) healthy "
           f"in {instance.startup_s:.1f} s; published: {published}")
     return 0

@@ -6,8 +6,10 @@
    ``revivadiag/base:<hash>``. With ``from_registry=True`` the same package set is installed
    on top of the official ``debian:bookworm-slim`` image instead (needs a reachable registry;
    not exercised by the tests here) and tagged identically.
-2. **Services**: ``revivadiag/lab-<service>:latest`` for frontend, backend, database, redis,
-   each ``docker build`` (classic builder) of ``images/<service>/`` ``FROM`` the base.
+2. **Services**: ``revivadiag/lab-<recipe>:latest`` for the seed stack's frontend, backend,
+   database, redis and the shop stack's shop-nginx, shop-web, shop-api (api and worker) and
+   shop-postgres (its cache runs lab-redis), each ``docker build`` (classic builder) of
+   ``images/<recipe>/`` ``FROM`` the base.
 
 A rebuild removes the image it replaced when nothing uses it any more (an image still used
 by a running lab's container stays until that lab is removed).
@@ -26,7 +28,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +37,8 @@ import docker
 import docker.errors
 
 from revivadiag.engine.client import connect
-from revivadiag.errors import ImageBuildError
-from revivadiag.lab.config import SERVICES
+from revivadiag.errors import ImageBuildError, ParameterError
+from revivadiag.lab.config import SEED_STACK, SERVICES, SHOP_STACK, Stack
 from revivadiag.lab.state import state_root
 
 RECIPES = Path(__file__).parent / "images"
@@ -58,6 +60,15 @@ IMPORT_CHANGES = (
     "CMD [\"/bin/bash\"]",
 )
 BUILD_TIMEOUT_S = 900
+#: The shop stack's own recipes (its cache uses the seed's ``redis`` recipe).
+SHOP_RECIPES = ("shop-postgres", "shop-api", "shop-web", "shop-nginx")
+#: Every service recipe, in build order.
+RECIPE_NAMES = (*SERVICES, *SHOP_RECIPES)
+#: Recipe of each shop service.
+SHOP_SERVICE_RECIPES: dict[str, str] = {
+    "proxy": "shop-nginx", "web": "shop-web", "api": "shop-api", "worker": "shop-api",
+    "db": "shop-postgres", "cache": "redis",
+}
 
 
 @dataclass(frozen=True)
@@ -204,10 +215,11 @@ def _build_base_registry(tag: str) -> None:
     )
 
 
-def _build_service(service: str, base: str, recipe_hash: str) -> None:
+def _build_service(service: str, base: str, recipe_hash: str, no_cache: bool = False) -> None:
     tag = service_tag(service)
     _run(
-        ["docker", "build", "--build-arg", f"BASE_IMAGE={base}",
+        ["docker", "build", *(["--no-cache"] if no_cache else []),
+         "--build-arg", f"BASE_IMAGE={base}",
          "--label", f"{LABEL_HASH}={recipe_hash}", "--label", "io.revivadiag.lab=1",
          "-t", tag, str(RECIPES / service)],
         tag,
@@ -229,12 +241,19 @@ def _build_lock() -> Iterator[None]:
 
 
 def build_images(
-    force: bool = False, from_registry: bool = False, client: docker.DockerClient | None = None
+    force: bool = False, from_registry: bool = False, client: docker.DockerClient | None = None,
+    rebuild: Collection[str] = (),
 ) -> BuildReport:
-    """Build the base and the four service images; skip those whose recipe hash matches.
+    """Build the base and every service image; skip those whose recipe hash matches.
 
-    Raises EngineUnreachable when no engine answers, ImageBuildError when a step fails.
+    ``rebuild`` names service recipes (e.g. ``"shop-api"``) to build again from scratch
+    (``--no-cache``) whatever their hash, leaving the shared base alone.
+    Raises EngineUnreachable when no engine answers, ImageBuildError when a step fails,
+    ParameterError for an unknown recipe in ``rebuild``.
     """
+    unknown = sorted(set(rebuild) - set(RECIPE_NAMES))
+    if unknown:
+        raise ParameterError("recipe", unknown[0], f"expected one of {', '.join(RECIPE_NAMES)}")
     client = client or connect()
     report = BuildReport()
     started = time.monotonic()
@@ -247,13 +266,14 @@ def build_images(
         if build_base:
             (_build_base_registry if from_registry else _build_base_mmdebstrap)(btag)
         report.images.append(ImageResult(btag, build_base, time.monotonic() - t0, bhash))
-        for service in SERVICES:
+        for service in RECIPE_NAMES:
             shash = service_hash(service, bhash)
             t0 = time.monotonic()
-            build = force or build_base or _image_hash(client, service_tag(service)) != shash
+            build = (force or build_base or service in rebuild
+                     or _image_hash(client, service_tag(service)) != shash)
             if build:
                 old = _image_id(client, service_tag(service))
-                _build_service(service, btag, shash)
+                _build_service(service, btag, shash, no_cache=service in rebuild)
                 _drop_superseded(client, old, service_tag(service))
             report.images.append(
                 ImageResult(service_tag(service), build, time.monotonic() - t0, shash)
@@ -264,6 +284,19 @@ def build_images(
     return report
 
 
-def missing_images(client: docker.DockerClient) -> list[str]:
-    """Service image tags that do not exist on the engine (``lab up`` needs all four)."""
-    return [service_tag(s) for s in SERVICES if not _has_image(client, service_tag(s))]
+def stack_images(stack: Stack) -> list[str]:
+    """The service image tags a stack runs.
+
+    >>> stack_images(SHOP_STACK)[:2]
+    ['revivadiag/lab-shop-postgres:latest', 'revivadiag/lab-redis:latest']
+    """
+    if stack is SHOP_STACK:
+        recipes = [SHOP_SERVICE_RECIPES[s] for s in stack.services]
+        return [service_tag(r) for r in dict.fromkeys(recipes)]
+    return [service_tag(s) for s in SERVICES]
+
+
+def missing_images(client: docker.DockerClient, stack: Stack | None = None) -> list[str]:
+    """Service image tags of ``stack`` (default: the seed's) that do not exist on the engine
+    (``lab up`` needs them all)."""
+    return [t for t in stack_images(stack or SEED_STACK) if not _has_image(client, t)]

@@ -1,9 +1,11 @@
 """Starting, stopping and listing lab instances.
 
-``up`` checks everything before it changes anything (engine, images, host ports), then
-runs ``compose up -d``, waits until every container reports *healthy* and returns a
-:class:`LabInstance` with the measured startup time. When anything fails after Compose
-started, what it started is removed (``compose down --volumes``) before LabStartError.
+``up`` checks everything before it changes anything (engine, images, host ports), creates
+the stack's external networks (the shop's ``<prefix>_edge``), runs ``compose up -d``, waits
+until every container with a healthcheck reports *healthy* and every other one (the shop's
+worker) is *running*, and returns a :class:`LabInstance` with the measured startup time.
+When anything fails after that, what it started is removed (``compose down --volumes`` and
+the networks it created) before LabStartError. ``down`` removes the external networks too.
 """
 
 from __future__ import annotations
@@ -26,16 +28,20 @@ from revivadiag.errors import LabError, LabStartError, PortInUseError
 from revivadiag.lab import state
 from revivadiag.lab.compose import run_compose
 from revivadiag.lab.config import (
+    DEFAULT_PREFIX,
     HOST_BIND,
     LABEL_LAB,
+    LABEL_PREFIX,
     LABEL_PROFILE,
     LABEL_VARIANT,
-    SERVICES,
+    SEED_STACK,
+    SHOP_STACK,
     LabConfig,
     check_prefix,
 )
 from revivadiag.lab.images import missing_images
 from revivadiag.redact import Scrubber
+from revivadiag.seed import SERVICE_OF_ROLE
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -48,7 +54,8 @@ class LabInstance:
     """A running lab: what tests and runbooks need to talk to it.
 
     ``ports`` maps each *published* service to its host port on 127.0.0.1 (target +
-    production publishes only ``frontend``); ``containers`` maps service -> container name.
+    production publishes only ``frontend``, shop-target only ``proxy``, ``--no-publish``
+    nothing); ``containers`` maps service -> container name (as the engine reports it).
     """
 
     config: LabConfig
@@ -72,8 +79,15 @@ class LabInstance:
     def networks(self) -> tuple[str, ...]:
         return self.config.networks
 
-    def url(self, path: str = "/", service: str = "frontend") -> str:
-        """``http://127.0.0.1:<host port><path>`` of a published service."""
+    @property
+    def services(self) -> tuple[str, ...]:
+        return self.config.services
+
+    def url(self, path: str = "/", service: str | None = None) -> str:
+        """``http://127.0.0.1:<host port><path>`` of a published service (default: the
+        proxy, ``frontend`` in the seed stack and ``proxy`` in the shop)."""
+        if service is None:
+            service = "proxy" if self.config.stack is SHOP_STACK else SERVICE_OF_ROLE["proxy"]
         return f"http://{HOST_BIND}:{self.ports[service]}{path}"
 
 
@@ -95,11 +109,15 @@ def unique_prefix(stem: str = "rdt") -> str:
     return f"{stem}{secrets.token_hex(4)}"
 
 
-def isolated_config(variant: str, profile: str = "development", stem: str = "rdt") -> LabConfig:
+def isolated_config(
+    variant: str, profile: str = "development", stem: str = "rdt", publish: bool = True
+) -> LabConfig:
     """A config with a unique prefix and free host ports, so it can run beside other labs."""
-    ports = dict(zip(("frontend", "backend", "database", "redis"), pick_free_ports(4),
-                     strict=True))
-    return LabConfig(prefix=unique_prefix(stem), variant=variant, profile=profile, ports=ports)
+    stack = LabConfig(variant=variant).stack
+    names = list(stack.host_ports)
+    ports = dict(zip(names, pick_free_ports(len(names)), strict=True))
+    return LabConfig(prefix=unique_prefix(stem), variant=variant, profile=profile, ports=ports,
+                     publish=publish)
 
 
 def pick_free_ports(count: int, host: str = HOST_BIND) -> list[int]:
@@ -134,28 +152,86 @@ def _health(container: Container) -> str:
     return str(health.get("Status", "none")) if health else "none"
 
 
-def _wait_healthy(client: docker.DockerClient, config: LabConfig, timeout_s: float) -> None:
-    """Poll until the four containers are healthy; LabError naming the laggards otherwise."""
+def _has_healthcheck(container: Container) -> bool:
+    test = (container.attrs.get("Config", {}).get("Healthcheck") or {}).get("Test") or []
+    return bool(test) and test[0] != "NONE"
+
+
+def _wait_healthy(
+    client: docker.DockerClient, config: LabConfig, timeout_s: float, fresh: bool = True
+) -> dict[str, str]:
+    """Poll until every service's container is healthy (running, for one without a
+    healthcheck); LabError naming the laggards otherwise. Returns service -> container name.
+    On a ``fresh`` start a container that restarted already (restart policy) has failed."""
     deadline = time.monotonic() + timeout_s
     pending: dict[str, str] = {}
     while True:
         containers = _project_containers(client, config.prefix)
         found = {c.labels.get(SERVICE_LABEL, ""): c for c in containers}
         pending = {}
-        for service in SERVICES:
+        for service in config.services:
             container = found.get(service)
             if container is None:
                 pending[service] = "missing"
-            elif container.status in ("exited", "dead"):
-                raise LabError(f"{config.container_name(service)} exited during start-up")
+            elif container.status in ("exited", "dead", "restarting") or (
+                fresh and int(container.attrs.get("RestartCount") or 0)
+            ):
+                raise LabError(f"{container.name} exited during start-up")
+            elif not _has_healthcheck(container):
+                if container.status != "running":
+                    pending[service] = container.status
             elif _health(container) != "healthy":
                 pending[service] = _health(container)
         if not pending:
-            return
+            return {s: str(found[s].name) for s in config.services}
         if time.monotonic() >= deadline:
             state_text = ", ".join(f"{s}: {h}" for s, h in pending.items())
             raise LabError(f"not healthy within {timeout_s:.0f} s ({state_text})")
         time.sleep(POLL_S)
+
+
+def _existing_external_networks(client: docker.DockerClient, config: LabConfig) -> list[str]:
+    """The instance's external networks that exist already; LabError for one that ``lab up``
+    of this prefix did not create (it is neither used nor removed)."""
+    existing = []
+    for name in config.external_networks:
+        same = [n for n in client.networks.list(names=[name]) if n.name == name]
+        if not same:
+            continue
+        if not any((n.attrs.get("Labels") or {}).get(LABEL_PREFIX) == config.prefix
+                   for n in same):
+            raise LabError(f"network {name!r} exists and was not created by revivadiag lab "
+                           "up; remove it or pick another --prefix")
+        existing.append(name)
+    return existing
+
+
+def _create_external_networks(client: docker.DockerClient, config: LabConfig) -> list[str]:
+    """Create the instance's external networks that do not exist yet; returns their names."""
+    existing = set(_existing_external_networks(client, config))
+    created = []
+    for name in config.external_networks:
+        if name not in existing:
+            client.networks.create(name, driver="bridge",
+                                   labels={LABEL_LAB: "1", LABEL_PREFIX: config.prefix})
+            created.append(name)
+    return created
+
+
+def _remove_external_networks(
+    client: docker.DockerClient, config: LabConfig, only: list[str] | None = None
+) -> None:
+    """Remove the external networks ``lab up`` created for this prefix (never another's)."""
+    for name in config.external_networks if only is None else only:
+        for net in client.networks.list(names=[name]):
+            if net.name == name and (net.attrs.get("Labels") or {}).get(LABEL_PREFIX) \
+                    == config.prefix:
+                try:
+                    net.remove()
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError as exc:
+                    raise LabError(f"could not remove network {name!r}: {exc}") from exc
 
 
 def _log_tail(client: docker.DockerClient, prefix: str, scrub: Scrubber) -> str:
@@ -192,7 +268,7 @@ def up(
     removing whatever this call started).
     """
     client = client or connect()
-    missing = missing_images(client)
+    missing = missing_images(client, config.stack)
     if missing:
         raise LabError(f"images missing: {', '.join(missing)}; run `revivadiag lab build` first")
     running = _running_config(client, config.prefix)
@@ -202,21 +278,25 @@ def up(
                        "run `revivadiag lab down` first")
     if running is None:
         check_ports(config)
+    _existing_external_networks(client, config)
     previous = state.load_config(config.prefix)
     fresh = previous is None and running is None
     lab_secrets = state.ensure_secrets(config.prefix)
     state.save_config(config)
     started = time.monotonic()
+    networks: list[str] = []
     try:
+        networks = _create_external_networks(client, config)
         run_compose(config, lab_secrets, "up", "-d", "--no-build", "--remove-orphans")
-        _wait_healthy(client, config, timeout_s)
+        containers = _wait_healthy(client, config, timeout_s, fresh=running is None)
     except (LabError, docker.errors.APIError, requests.exceptions.RequestException) as exc:
         tail = _log_tail(client, config.prefix, Scrubber(lab_secrets.values()))
         reason = str(exc)
         if running is None:
             try:
                 _remove(config, lab_secrets, fresh=fresh)
-            except LabError as cleanup:
+                _remove_external_networks(client, config, networks)
+            except (LabError, docker.errors.APIError) as cleanup:
                 reason += f"; removing what was started also failed: {cleanup}"
             if previous is not None:
                 state.save_config(previous)
@@ -224,7 +304,7 @@ def up(
     return LabInstance(
         config=config,
         startup_s=time.monotonic() - started,
-        containers=config.container_names,
+        containers=containers,
         ports=config.published_ports,
     )
 
@@ -241,7 +321,7 @@ def _remove(config: LabConfig, lab_secrets: dict[str, str], fresh: bool) -> None
 
 
 def down(
-    prefix: str = "revivatech", volumes: bool = False, client: docker.DockerClient | None = None
+    prefix: str = DEFAULT_PREFIX, volumes: bool = False, client: docker.DockerClient | None = None
 ) -> bool:
     """Stop and remove the instance's containers and networks (and data volume with
     ``volumes=True``, which also deletes its stored secrets). False when nothing was there."""
@@ -259,6 +339,7 @@ def down(
     if volumes:
         args.insert(1, "--volumes")
     run_compose(config, lab_secrets, *args)
+    _remove_external_networks(client, config)
     if volumes:
         state.forget(prefix)
     return True
@@ -273,7 +354,7 @@ def _ports_text(container: Container) -> str:
     return ", ".join(parts)
 
 
-def status(prefix: str = "revivatech", client: docker.DockerClient | None = None) -> pd.DataFrame:
+def status(prefix: str = DEFAULT_PREFIX, client: docker.DockerClient | None = None) -> pd.DataFrame:
     """The ``lab_status`` frame: one row per lab container of ``prefix``."""
     check_prefix(prefix)
     client = client or connect()
@@ -290,6 +371,7 @@ def status(prefix: str = "revivatech", client: docker.DockerClient | None = None
         for c in _project_containers(client, prefix)
         if c.labels.get(LABEL_LAB) == "1"
     ]
-    order = {s: i for i, s in enumerate(("frontend", "backend", "database", "redis"))}
+    order = {s: i for i, s in enumerate(
+        (*SEED_STACK.host_ports, *SHOP_STACK.host_ports, *SHOP_STACK.services))}
     rows.sort(key=lambda r: order.get(str(r["service"]), 9))
     return schemas.to_frame("lab_status", rows)

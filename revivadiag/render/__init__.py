@@ -3,8 +3,8 @@
 >>> from revivadiag.render import graph_from_snapshot, draw_topology   # doctest: +SKIP
 >>> draw_topology(graph_from_snapshot(snap, policy=load_policy()))     # doctest: +SKIP
 
-Modules: ``topology`` (networkx graphs from a snapshot or a compose file), ``compose`` and
-``compose_vars`` (reading compose files), ``draw`` (matplotlib), ``tables`` (escaped HTML
+Modules: ``topology`` (networkx graphs from a snapshot or a compose file, read by
+:mod:`revivadiag.collect.compose`), ``draw`` (matplotlib), ``tables`` (escaped HTML
 tables), ``report`` (the HTML report and secret scrubbing). Names below are imported on
 first use, so importing one module does not pull in matplotlib or nbconvert.
 """

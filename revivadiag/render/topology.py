@@ -44,8 +44,8 @@ import pandas as pd
 
 from revivadiag import schemas
 from revivadiag.analyze.policy import verdict as policy_verdict
+from revivadiag.collect.compose import ComposeModel, ComposeSource, load_compose
 from revivadiag.collect.roles import Roles, infer_roles
-from revivadiag.render.compose import ComposeModel, ComposeSource, load_compose
 
 if TYPE_CHECKING:
     from revivadiag.analyze.policy import Policy
@@ -316,6 +316,7 @@ def graph_from_compose(
     env: Mapping[str, str] | None = None,
     policy: Policy | None = None,
     strict: bool = True,
+    project_directory: str | None = None,
 ) -> nx.MultiDiGraph:
     """The declared topology of a compose file (a path or an already-parsed mapping).
 
@@ -323,15 +324,19 @@ def graph_from_compose(
     ``project`` (``<project>_<key>`` unless the file sets ``name:``). With a policy, each
     expected edge gets a ``status`` judged from the file alone: a denied path between
     services that share a network is a ``violation``, as is an allowed one between services
-    that share none. Raises :class:`~revivadiag.errors.ComposeFileError` naming the problem.
+    that share none. The files are read by the Compose CLI where one is installed (see
+    :func:`revivadiag.collect.compose.load_compose`). Raises
+    :class:`~revivadiag.errors.ComposeFileError` naming the problem.
     """
-    model = load_compose(source, project=project, profiles=profiles, env=env, strict=strict)
+    model = load_compose(source, project=project, profiles=profiles, env=env, strict=strict,
+                         project_directory=project_directory)
     return graph_from_model(model, policy=policy)
 
 
 def graph_from_model(model: ComposeModel, policy: Policy | None = None) -> nx.MultiDiGraph:
     """The declared graph of a parsed compose model (see :func:`graph_from_compose`)."""
-    g = nx.MultiDiGraph(source="compose", project=model.project, path=model.origin)
+    g = nx.MultiDiGraph(source="compose", project=model.project, path=model.origin,
+                        reader=model.reader)
     for net in model.networks.values():
         g.add_node(
             network_node(net.name),

@@ -5,6 +5,11 @@ notebook ``diagnose.ipynb``, the report ``report.html`` and ``findings.json`` (p
 ``--junit FILE``), all scrubbed of the project's secret values. Exit 0 without an ``error``
 finding, 1 with one, 2 when the tool failed (the notebook and report are still written
 when a cell failed, and the cell is named).
+
+Bad input fails before the runbook starts, with exit 2 and nothing written: ``--out`` naming
+a file or a place that cannot be written, a ``--junit`` file that cannot be written, and a
+``-p compose_file`` that is missing, malformed, or rejected by Compose. Relative paths given
+as parameters are taken relative to the current directory (the notebook runs in ``--out``).
 """
 
 from __future__ import annotations
@@ -64,19 +69,29 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Execute the runbook and write its outputs; returns the exit code."""
-    from revivadiag.runbook import execute as ex
-    from revivadiag.runbook import output
+    from revivadiag.outpaths import check_output_dir, check_output_file
     from revivadiag.runbook.params import DiagnoseParams, defaults, parse_pairs
-    from revivadiag.runbook.secrets import project_secrets
 
     values = {**defaults(), **parse_pairs(args.parameter)}
     if args.docker_host:
         values["docker_host"] = args.docker_host
+    values.update(absolute_paths(values))
     params = DiagnoseParams.resolve(**values)
+    # input checks first, before the heavier imports and before the engine is asked anything
+    if args.out is not None:
+        check_output_dir(args.out)
+    if args.junit is not None:
+        check_output_file(args.junit)
+    check_compose_files(params.compose_files)
+
+    from revivadiag.runbook import execute as ex
+    from revivadiag.runbook import output
+    from revivadiag.runbook.secrets import project_secrets
+
     runbook = ex.runbook_path(args.runbook)
     project, secrets = project_secrets(params.project_or_none, params.docker_host_or_none)
     values["project"] = project
-    out_dir = args.out or default_out_dir(project)
+    out_dir = check_output_dir(args.out or default_out_dir(project))
     out_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
     print(f"revivadiag: diagnosing {project} with {runbook.name} ...", file=sys.stderr)
@@ -92,6 +107,37 @@ def run(args: argparse.Namespace) -> int:
         print(f"revivadiag: error: {describe(execution.error, runbook)}", file=sys.stderr)
         return EXIT_TOOL_FAILED
     return EXIT_ERRORS if written.error_count else EXIT_OK
+
+
+def check_compose_files(files: list[str]) -> None:
+    """Files given as ``-p compose_file`` must be compose files Compose accepts: a
+    :class:`~revivadiag.errors.ComposeFileError` naming the file and problem otherwise.
+
+    Read leniently (the variables the project was started with are not known here) and with
+    every profile, as the runbook's declared topology reads them later.
+    """
+    from revivadiag.collect.compose import load_compose
+
+    if files:
+        load_compose([Path(f) for f in files], strict=False, profiles=None)
+
+
+#: parameters that name files or folders (the notebook runs with ``--out`` as its directory)
+PATH_PARAMETERS = ("policy_file", "source_path")
+
+
+def absolute_paths(values: dict[str, Any]) -> dict[str, str]:
+    """Path parameters made absolute against the current directory (comma-separated
+    ``compose_file`` each on its own); empty values stay empty.
+
+    >>> absolute_paths({"policy_file": "/p.yml", "compose_file": "/a.yml, /b.yml", "x": 1})
+    {'policy_file': '/p.yml', 'compose_file': '/a.yml,/b.yml'}
+    """
+    out = {k: str(Path(v).absolute()) for k in PATH_PARAMETERS if (v := values.get(k))}
+    files = [f.strip() for f in str(values.get("compose_file") or "").split(",") if f.strip()]
+    if files:
+        out["compose_file"] = ",".join(str(Path(f).absolute()) for f in files)
+    return out
 
 
 def describe(error: RunbookError, runbook: Path) -> str:

@@ -21,11 +21,10 @@ import networkx as nx
 import pandas as pd
 
 from revivadiag.analyze.policy import Policy, load_policy
+from revivadiag.collect.compose import declared_project, model_from_dict
 from revivadiag.errors import ComposeFileError
 from revivadiag.render import draw, tables
-from revivadiag.render.compose import read_compose_data
-from revivadiag.render.compose_vars import infer_env
-from revivadiag.render.topology import graph_from_compose, graph_from_snapshot
+from revivadiag.render.topology import graph_from_model, graph_from_snapshot
 from revivadiag.runbook.params import DiagnoseParams
 from revivadiag.runbook.record import glue_diagnosis
 
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
     from revivadiag.analyze.diagnosis import Diagnosis
     from revivadiag.collect.snapshot import Snapshot
 
-CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
-WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
 SYSTEM_LABEL_PREFIXES = ("com.docker.compose.", "io.revivadiag.", "desktop.docker.io")
 
 
@@ -48,9 +45,8 @@ def take_snapshot(params: DiagnoseParams) -> Snapshot:
     the run's policy and compose file (``x-revivadiag`` declarations)."""
     from revivadiag.collect.take import snapshot
 
-    def compose(files: list[Path]) -> Mapping[str, Any] | None:
-        data, _, _ = read_compose_data([Path(p) for p in params.compose_files] or files)
-        return data
+    def compose(view: Any) -> Mapping[str, Any] | None:
+        return compose_data(view, params)
 
     return snapshot(
         project=params.project_or_none,
@@ -62,16 +58,18 @@ def take_snapshot(params: DiagnoseParams) -> Snapshot:
 
 
 def compose_data(snap: Any, params: DiagnoseParams) -> Mapping[str, Any] | None:
-    """The run's compose files (or those the containers' labels name) as one dict, or None
-    when there are none or they cannot be read."""
-    files = [Path(p) for p in params.compose_files] or compose_files_from_labels(snap.containers)
-    if not files:
-        return None
+    """The run's compose project (``compose_file``, else the files the containers' labels
+    name) as one normalised dict, or None when there is none. Files given as
+    ``compose_file`` must be readable (ComposeFileError); label-named ones that cannot be
+    read give None. ``snap`` needs ``project`` and the API frames only."""
+    given = [Path(p) for p in params.compose_files]
     try:
-        data, _, _ = read_compose_data(files)
+        doc = declared_project(snap, given or None)
     except ComposeFileError:
+        if given:
+            raise
         return None
-    return data
+    return None if doc is None else dict(doc.data)
 
 
 def roles_frame(snap: Any) -> pd.DataFrame:
@@ -106,17 +104,30 @@ def roles_table(snap: Any) -> Any:
 
 
 def overview_frame(snap: Any) -> pd.DataFrame:
-    """One row per container: service, state, health, networks and published ports."""
-    nets = snap.endpoints.groupby("container")["network"].agg(lambda s: ", ".join(sorted(s)))
-    ports = snap.ports.assign(
-        spec=lambda f: (
-            f["host_ip"] + ":" + f["host_port"].astype(str) + "->" + f["container_port"].astype(str)
-        )
-    )
-    published = ports.groupby("container")["spec"].agg(lambda s: ", ".join(sorted(s)))
+    """One row per container: service, state, health, networks and published ports.
+
+    A container with no network or no published port gets an empty string there (a project
+    that publishes nothing has an empty ``ports`` frame).
+    """
+    nets: dict[str, set[str]] = {}
+    for row in snap.endpoints[["container", "network"]].dropna().itertuples(index=False):
+        nets.setdefault(str(row.container), set()).add(str(row.network))
+    published: dict[str, set[str]] = {}
+    for r in snap.ports.to_dict("records"):
+        if pd.isna(r["host_port"]) or pd.isna(r["container_port"]):
+            continue
+        ip = "" if pd.isna(r["host_ip"]) else str(r["host_ip"])
+        spec = f"{ip}:{int(r['host_port'])}->{int(r['container_port'])}"
+        published.setdefault(str(r["container"]), set()).add(spec)
     frame = snap.containers[["name", "service", "state", "health"]].copy()
-    frame["networks"] = frame["name"].map(nets).fillna("")
-    frame["published"] = frame["name"].map(published).fillna("")
+    names = [str(n) for n in frame["name"]]
+    frame["networks"] = pd.Series(
+        [", ".join(sorted(nets.get(n, ()))) for n in names], index=frame.index, dtype="string"
+    )
+    frame["published"] = pd.Series(
+        [", ".join(sorted(published.get(n, ()))) for n in names], index=frame.index,
+        dtype="string",
+    )
     frame["labels"] = snap.containers["labels"].map(user_labels)
     return frame.sort_values(["service", "name"]).reset_index(drop=True)
 
@@ -182,64 +193,26 @@ def policy_of(params: DiagnoseParams) -> Policy:
 # ---------------------------------------------------------------- topology
 
 
-def compose_files_from_labels(containers: pd.DataFrame) -> list[Path]:
-    """The compose files the project was started from, as its containers' labels name them."""
-    for text in containers["labels"]:
-        try:
-            labels = json.loads(text or "{}")
-        except json.JSONDecodeError:
-            continue
-        files = [f for f in str(labels.get(CONFIG_FILES_LABEL, "")).split(",") if f]
-        if files:
-            base = Path(str(labels.get(WORKING_DIR_LABEL, "") or "."))
-            return [p if p.is_absolute() else base / p for p in map(Path, files)]
-    return []
-
-
-def live_facts(snap: Any) -> dict[str, Any]:
-    """What :func:`~revivadiag.render.compose_vars.infer_env` matches the templates against."""
-    return {
-        "container_names": dict(
-            zip(snap.containers["service"], snap.containers["name"], strict=True)
-        ),
-        "ports": [
-            (str(r["service"]), int(r["container_port"]), str(r["host_ip"]), int(r["host_port"]))
-            for r in snap.ports.dropna(subset=["host_port", "container_port"]).to_dict("records")
-        ],
-        "networks": list(snap.networks["name"]),
-    }
-
-
-def active_profiles(data: dict[str, Any], running: set[str]) -> list[str]:
-    """Compose profiles of the services that run (Compose records no profile label).
-
-    >>> active_profiles({"services": {"a": {"profiles": ["dev"]}, "b": {}}}, {"a"})
-    ['dev']
-    """
-    out: set[str] = set()
-    for name, spec in (data.get("services") or {}).items():
-        if name in running and isinstance(spec, dict):
-            out.update(str(p) for p in spec.get("profiles") or [])
-    return sorted(out)
-
-
 def declared_graph(
     snap: Any, params: DiagnoseParams, policy: Policy | None = None
 ) -> tuple[nx.MultiDiGraph | None, str]:
-    """(the declared topology, "") or (None, why not) when no compose file can be read."""
-    files = [Path(p) for p in params.compose_files] or compose_files_from_labels(snap.containers)
-    if not files:
-        return None, "no compose file given and none named by the containers' labels"
+    """(the declared topology, "") or (None, why not) when the files the containers' labels
+    name cannot be read. Files given as ``compose_file`` must be readable: their
+    :class:`~revivadiag.errors.ComposeFileError` is raised, never passed over.
+
+    See :func:`revivadiag.collect.compose.declared_project` for how the files are read.
+    """
+    given = [Path(p) for p in params.compose_files]
     try:
-        data, _, _ = read_compose_data(files)
-        env = infer_env(data, **live_facts(snap))
-        profiles = active_profiles(data, set(snap.containers["service"]))
-        graph = graph_from_compose(
-            files, project=snap.project, env=env, profiles=profiles, policy=policy, strict=False
-        )
+        doc = declared_project(snap, given or None)
     except ComposeFileError as exc:
+        if given:
+            raise
         return None, str(exc)
-    return graph, ""
+    if doc is None:
+        return None, "no compose file given and none named by the containers' labels"
+    return graph_from_model(model_from_dict(doc.data, origin=doc.origin, reader=doc.reader),
+                            policy=policy), ""
 
 
 def topology_figure(snap: Any, params: DiagnoseParams) -> Any:

@@ -186,7 +186,7 @@ def test_hostile_label_shows_as_text_in_chromium(current_run: Run) -> None:
     """In a real browser the label reads as text and no script runs (no dialog, no element)."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{CHROMIUM} missing (scripts/ensure-browser.sh installs it)")
+            pytest.fail(f"{CHROMIUM} missing (scripts/ensure-test-tools.sh installs it)")
         pytest.skip(f"{CHROMIUM} missing")
     from playwright.sync_api import sync_playwright
 

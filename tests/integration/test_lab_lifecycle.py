@@ -16,7 +16,14 @@ import pytest
 from revivadiag.errors import LabError, LabStartError, PortInUseError
 from revivadiag.lab import BuildReport, LabConfig, LabInstance, build_images, down, up
 from revivadiag.lab.compose import run_compose
-from revivadiag.lab.images import LABEL_HASH, base_hash, base_tag, service_hash, service_tag
+from revivadiag.lab.images import (
+    LABEL_HASH,
+    RECIPE_NAMES,
+    base_hash,
+    base_tag,
+    service_hash,
+    service_tag,
+)
 from revivadiag.lab.lifecycle import pick_free_ports
 from revivadiag.lab.state import instance_dir, read_secrets
 
@@ -44,7 +51,7 @@ def test_second_build_rebuilds_nothing(
 ) -> None:
     """Building again right after a build finds every image up to date."""
     again = build_images(client=engine)
-    assert (again.built, len(again.cached)) == ([], 5)
+    assert (again.built, len(again.cached)) == ([], 1 + len(RECIPE_NAMES))
 
 
 def test_service_images_carry_their_recipe_hash(
@@ -61,7 +68,8 @@ def test_cli_build_reports_all_cached(lab_images: BuildReport) -> None:
     """`revivadiag lab build` after a build prints that nothing was built."""
     proc = subprocess.run([*CLI, "lab", "build"], capture_output=True, text=True, timeout=120,
                           check=False)
-    assert (proc.returncode, proc.stdout.strip().splitlines()[-1].endswith("(0 built, 5 cached)")) \
+    assert (proc.returncode, proc.stdout.strip().splitlines()[-1].endswith(
+        f"(0 built, {1 + len(RECIPE_NAMES)} cached)")) \
         == (0, True)
 
 

@@ -139,7 +139,7 @@ def test_setns_from_a_scratch_container(engine: docker.DockerClient, stack: Stac
         ("timeout", (far,), "TIMEOUT"), ("unresolvable", ("",), "DNS_RESOLUTION_FAILED"),
     ]
     assert {r["method"] for r in rows} == {"setns"}
-    assert rows[5]["connect_ms"] >= 400 and rows[4]["connect_ms"] < 100
+    assert rows[5]["connect_ms"] >= 400 and rows[4]["connect_ms"] < rows[5]["connect_ms"]
 
 
 @pytest.mark.parametrize("method", ["sidecar", "exec"])

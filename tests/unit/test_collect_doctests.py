@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["inventory", "containers", "networks", "env", "credentials", "host_checks", "health",
-           "health_rules", "snapshot", "cli"]
+           "health_rules", "snapshot", "cli", "nginx_conf", "compose", "compose_cli",
+           "compose_spec", "compose_vars"]
 
 
 @pytest.mark.parametrize("name", MODULES)

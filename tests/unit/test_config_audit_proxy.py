@@ -9,13 +9,14 @@ from importlib import resources
 import pytest
 
 from revivadiag import schemas
-from revivadiag.analyze import nginx_conf, proxy_audit
+from revivadiag.analyze import proxy_audit
 from revivadiag.analyze.live import (
     FAKE_CLIENT_IP,
     FOREIGN_ORIGIN,
     HttpResult,
     LiveFacts,
 )
+from revivadiag.collect import nginx_conf
 from revivadiag.collect.proxy_config import nginx_conf_path
 
 FRONTEND = resources.files("revivadiag.lab").joinpath("images/frontend")
@@ -37,7 +38,7 @@ def _render(variant: str) -> dict[str, str]:
 def test_current_lab_config_has_no_keepalive_and_resolves_once() -> None:
     """Container name baked into proxy_pass: HTTP/1.0, no upstream, no resolver."""
     cfg = nginx_conf.parse_files(_render("current"))
-    assert {p.host for p in cfg.proxy_passes} == {"p_new_backend"}
+    assert {(p.host, p.port) for p in cfg.proxy_passes} == {("p_new_backend", 3011)}
     status, evidence = nginx_conf.keepalive_verdict(cfg)
     assert status == "fail" and "no upstream block" in evidence
     status, evidence = nginx_conf.resolution_verdict(cfg)
@@ -48,6 +49,7 @@ def test_target_lab_config_keeps_alive_and_needs_its_watcher() -> None:
     """Upstream with keepalive 32 over HTTP/1.1; a fixed IP is fine only with a watcher."""
     cfg = nginx_conf.parse_files(_render("target"))
     assert cfg.upstreams["backend"].keepalive == 32
+    assert {(p.host, p.port) for p in cfg.proxy_passes} == {("backend", 3011)}
     assert nginx_conf.keepalive_verdict(cfg)[0] == "pass"
     status, evidence = nginx_conf.resolution_verdict(cfg)
     assert status == "fail" and "fixed address at start" in evidence

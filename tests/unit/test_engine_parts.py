@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -62,13 +61,14 @@ def test_chunk_jobs_respects_the_limit() -> None:
     assert all(len(json.dumps(c)) <= 500 + 50 for c in chunks) and len(chunks) > 1
 
 
-@pytest.mark.skipif(shutil.which("python3") is None, reason="needs a python3 on PATH")
 def test_shipped_bootstrap_runs_in_a_plain_interpreter() -> None:
-    """The python3 -c program carries all of netprobe: it runs with nothing installed."""
-    job = {"kind": "tcp", "host": "127.0.0.1", "port": 9, "retries": 0}
-    argv = ship.probe_argv(json.dumps([job]), python=sys.executable)
-    out = subprocess.run([*argv[:1], "-I", *argv[1:]], capture_output=True, text=True,
-                         check=True, timeout=30).stdout
+    """The python3 -c program carries all of netprobe: it runs with nothing installed, and
+    takes its jobs (credentials included) on stdin, not in its argv."""
+    job = {"kind": "tcp", "host": "127.0.0.1", "port": 9, "retries": 0, "password": "pw-x9"}
+    argv = ship.probe_argv(python=sys.executable)
+    assert not any("pw-x9" in a for a in argv)
+    out = subprocess.run([*argv[:1], "-I", *argv[1:]], capture_output=True, check=True,
+                         timeout=30, input=ship.request_bytes([job], 4, 2)).stdout
     assert json.loads(out)[0]["outcome"] == "refused"
     assert set(ship.package_sources()) >= {"netprobe", "netprobe.dnswire", "netprobe.batch"}
 

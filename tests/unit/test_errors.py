@@ -16,6 +16,7 @@ from revivadiag import errors
         (errors.PortInUseError("127.0.0.1", 3010, "frontend"), "127.0.0.1:3010"),
         (errors.ParameterError("variant", "blue", "one of current, target"), "'blue'"),
         (errors.ComposeFileError("x.yml", "line 3: bad indent"), "x.yml"),
+        (errors.OutputPathError("/r/out", "it is a file"), "/r/out: it is a file"),
         (errors.RunbookError("diagnose", "NameError", cell=4), "cell 4"),
     ],
 )

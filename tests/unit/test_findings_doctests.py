@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["revivadiag.analyze.policy", "revivadiag.analyze.urls", "revivadiag.analyze.nginx_conf",
+MODULES = ["revivadiag.analyze.policy", "revivadiag.analyze.urls",
            "revivadiag.analyze.config_audit", "revivadiag.analyze.proxy_audit",
            "revivadiag.analyze.source_audit", "revivadiag.analyze.source_eval",
            "revivadiag.analyze.findings", "revivadiag.collect.connections"]

@@ -127,7 +127,7 @@ def test_http_samples_and_phases(server: str) -> None:
     samples = res["samples"]
     assert isinstance(samples, list) and len(samples) == 5 and res["errors"] == []
     for s in samples:
-        assert s["status"] == 200 and s["dns_ms"] < 1.0
+        assert s["status"] == 200 and 0 <= s["dns_ms"] <= s["connect_ms"]
         assert 0 < s["connect_ms"] <= s["first_byte_ms"] <= s["total_ms"]
 
 
@@ -140,8 +140,11 @@ def test_http_reused_connection(server: str) -> None:
 def test_http_measures_a_server_delay(server: str) -> None:
     """A 50 ms server delay shows in first_byte (within a few ms)."""
     res = run(f"{server}/slow", samples=3)
-    for s in res["samples"]:  # type: ignore[union-attr]
-        assert 49.0 <= s["first_byte_ms"] - s["connect_ms"] < 80.0
+    assert isinstance(res["samples"], list) and len(res["samples"]) == 3 and not res["errors"]
+    for s in res["samples"]:
+        # a lower bound only: how far above 50 ms a busy machine lands is the benchmark's
+        # business (benchmarks/fidelity.py), not a test's
+        assert s["first_byte_ms"] - s["connect_ms"] >= 49.0
 
 
 def test_http_read_until_close(server: str) -> None:

@@ -1,17 +1,26 @@
-"""Compose variables: interpolation, .env files, lenient mode, and inference from live facts."""
+"""Declared topology from compose files: variables, .env, lenient mode, inference from live
+facts, and the runbook's reading of the containers' labels."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from revivadiag.collect.compose import active_profiles, files_from_labels, load_compose
+from revivadiag.collect.compose_vars import (
+    infer_env,
+    interpolate,
+    merge_files,
+    read_dotenv,
+    read_files,
+    template_regex,
+)
 from revivadiag.errors import ComposeFileError
 from revivadiag.lab.compose import COMPOSE_DIR
-from revivadiag.render.compose import load_compose, read_compose_data
-from revivadiag.render.compose_vars import infer_env, interpolate, read_dotenv, template_regex
 from revivadiag.render.topology import edges_of, graph_from_compose, nodes_of
-from revivadiag.runbook.diagnose import active_profiles, compose_files_from_labels, user_labels
+from revivadiag.runbook.diagnose import user_labels
 
 CURRENT = [COMPOSE_DIR / "current.yml"]
 TARGET_DEV = [COMPOSE_DIR / "target.yml", COMPOSE_DIR / "target.development.yml"]
@@ -27,18 +36,16 @@ def test_interpolate(text: str, env: dict[str, str], result: str) -> None:
     assert interpolate(text, env, "f") == result
 
 
-def test_lenient_mode_empties_required_variables() -> None:
-    """strict=False turns a missing ${X:?} into an empty string instead of an error."""
-    assert interpolate({"p": ["127.0.0.1:${P:?}:80"]}, {}, "f", strict=False) == {
-        "p": ["127.0.0.1::80"]}
-    with pytest.raises(ComposeFileError, match="required variable P"):
-        interpolate("${P:?}", {}, "f")
+def test_required_variable_missing() -> None:
+    """A missing ${X:?} is an error naming the variable."""
+    with pytest.raises(ComposeFileError, match="required variable P is missing: say P"):
+        interpolate("${P:?say P}", {}, "f")
 
 
 def test_dotenv_beside_the_file(tmp_path: Path) -> None:
     """A .env beside the compose file supplies variables; the caller's env wins."""
     (tmp_path / ".env").write_text("# c\nexport PORT=8080\nNAME='web app'\nBAD LINE\n")
-    (tmp_path / "c.yml").write_text("services:\n  w:\n    ports: ['${PORT}:80']\n"
+    (tmp_path / "c.yml").write_text("services:\n  w:\n    image: x\n    ports: ['${PORT}:80']\n"
                                     "    container_name: ${NAME}\n")
     assert read_dotenv(tmp_path / ".env") == {"PORT": "8080", "NAME": "web app"}
     model = load_compose(tmp_path / "c.yml", env={"NAME": "override"})
@@ -56,7 +63,7 @@ def test_template_regex_repeated_variable() -> None:
 
 def test_infer_env_from_the_lab_files() -> None:
     """Prefix and host ports of a running lab are read off names, ports and networks."""
-    data, _, _ = read_compose_data(TARGET_DEV)
+    data = merge_files(read_files(TARGET_DEV))
     env = infer_env(
         data,
         container_names={"frontend": "demo_frontend", "backend": "demo_backend"},
@@ -68,7 +75,8 @@ def test_infer_env_from_the_lab_files() -> None:
 
 
 def test_lab_current_declared_graph() -> None:
-    """The current lab's file: one flat network, every denied path a declared violation."""
+    """The current lab's file (read by the Compose CLI where installed): one flat network,
+    every denied path a declared violation."""
     from revivadiag.analyze.policy import load_policy
 
     g = graph_from_compose(CURRENT, project="demo", env={"LAB_PREFIX": "demo"}, strict=False,
@@ -101,9 +109,10 @@ def test_compose_files_from_labels() -> None:
 
     labels = ('{"com.docker.compose.project.config_files": "a.yml,/abs/b.yml", '
               '"com.docker.compose.project.working_dir": "/srv/app"}')
-    frame = pd.DataFrame({"labels": ["{}", labels]})
-    assert compose_files_from_labels(frame) == [Path("/srv/app/a.yml"), Path("/abs/b.yml")]
-    assert compose_files_from_labels(pd.DataFrame({"labels": ["not json"]})) == []
+    frame = pd.DataFrame({"labels": ["{}", None, labels]})
+    assert files_from_labels(frame["labels"]) == ([Path("/srv/app/a.yml"), Path("/abs/b.yml")],
+                                                  Path("/srv/app"))
+    assert files_from_labels(["not json", "[1]"]) == ([], None)
 
 
 def test_active_profiles_and_user_labels() -> None:
@@ -112,3 +121,31 @@ def test_active_profiles_and_user_labels() -> None:
     assert active_profiles(data, {"a"}) == ["dev", "x"]
     assert user_labels('{"io.revivadiag.lab": "1", "b": "2", "a": "<1>"}') == "a=<1>; b=2"
     assert user_labels("broken") == ""
+
+
+def test_declared_project_of_a_running_lab_snapshot() -> None:
+    """The files named by the labels, read with the prefix and host ports inferred from the
+    live names and ports and the running services' profiles; unknown secrets stay unknown."""
+    from revivadiag import schemas
+    from revivadiag.collect.compose import declared_project
+    from revivadiag.collect.snapshot import Snapshot
+
+    labels = json.dumps({
+        "com.docker.compose.project.config_files": "target.yml,target.development.yml",
+        "com.docker.compose.project.working_dir": str(COMPOSE_DIR)})
+    snap = Snapshot.empty("demo")
+    snap.containers = schemas.to_frame("containers", [
+        {"name": f"demo_{s}", "service": s, "labels": labels}
+        for s in ("frontend", "backend", "database", "redis")])
+    snap.ports = schemas.to_frame("ports", [
+        {"container": "demo_frontend", "service": "frontend", "container_port": 3010,
+         "host_ip": "127.0.0.1", "host_port": 13010}])
+    snap.networks = schemas.to_frame("networks", [{"name": "demo_frontend_net"}])
+    doc = declared_project(snap)
+    assert doc is not None
+    services = doc.data["services"]
+    assert services["frontend"]["container_name"] == "demo_frontend"
+    assert services["frontend"]["ports"][0]["published"] == "13010"
+    assert services["backend"]["ports"][0]["published"] == "0"  # not published now: unknown
+    assert doc.data["networks"]["backend_net"]["name"] == "demo_backend_net"
+    assert services["backend"]["environment"]["DATABASE_PASSWORD"] == "***"

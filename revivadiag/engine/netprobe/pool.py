@@ -15,12 +15,15 @@ Replies on stdout: one line per target as soon as it is done, then a closing lin
     {"id": 1, "key": "...", "deadline": true}                (worker killed at its deadline)
     {"id": 1, "done": true}
 
-Up to ``workers`` workers are forked per request; each takes targets one after the other
-(a fork and its copy-on-write faults cost ~5 ms here, a ``setns`` well under one): it
-enters ``/proc/<pid>/ns/net`` with ``setns`` (libc via ctypes: Python 3.11 has no
-``os.setns``) and runs :func:`run_batch` on a fresh event loop, whose threads (HTTP and
-PostgreSQL jobs) are created after the ``setns`` and gone before the next target. A worker
-past its target's deadline is killed by its PID and replaced. Workers die with this server
+Up to ``workers`` workers are forked per request; each takes targets one after the other.
+For each target a worker forks a short-lived *prober* (a fork of this small interpreter
+costs a few ms here, a ``setns`` well under one), which enters ``/proc/<pid>/ns/net`` with
+``setns`` (libc via ctypes: Python 3.11 has no ``os.setns``), then — before it reads a byte
+the container controls — gives up root for good: no supplementary groups, uid and gid
+``nobody``, ``PR_SET_NO_NEW_PRIVS``. Only then does it run :func:`run_batch` on a fresh event
+loop and write its results to the worker. The worker, still root, never enters a container's
+namespace and only relays the prober's bytes. A worker past its target's deadline is killed
+by its PID and replaced; workers die with this server and probers with their worker
 (``PR_SET_PDEATHSIG``). Worker <-> server messages are length-prefixed JSON on pipes.
 """
 
@@ -43,6 +46,9 @@ from .batch import run_batch
 
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+#: the unprivileged identity a prober takes once inside the namespace (``nobody``)
+UNPRIVILEGED_ID = 65534
 _LEN = struct.Struct("!I")
 Reply = Callable[[dict[str, Any]], None]
 
@@ -59,16 +65,69 @@ def enter_netns(pid: int) -> None:
         os.close(fd)
 
 
-def probe(target: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-    """Enter the target's netns and run its jobs: the reply payload (never raises)."""
+def drop_privileges(uid: int = UNPRIVILEGED_ID, gid: int = UNPRIVILEGED_ID) -> None:
+    """Give up root for good: no groups, ``uid``/``gid`` (real, effective, saved), no new privs.
+
+    A no-op for a process that is not root. Raises OSError when any step fails (the prober
+    must then not probe).
+    """
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        if os.getresuid() != (uid, uid, uid):
+            raise OSError(0, "could not drop root")
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"PR_SET_NO_NEW_PRIVS: {os.strerror(err)}")
+
+
+def _probe_here(target: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """In the prober: enter the netns, drop root, run the jobs (never raises)."""
     try:
         enter_netns(int(target["pid"]))
+        parent = os.getppid()
+        drop_privileges()
+        # a change of uid clears the parent-death signal: arm it again
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            return {"error": "the worker ended before the probe started"}
         return {"results": run_batch(target["jobs"], int(request.get("concurrency", 64)),
                                      int(request.get("dns_concurrency", 8)))}
     except OSError as exc:
         return {"error": str(exc), "errno": exc.errno}
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def probe(target: dict[str, Any], request: dict[str, Any]) -> bytes:
+    """Run the target's jobs in a forked prober; its reply payload as JSON bytes."""
+    read_fd, write_fd = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # the worker died before the signal was armed
+                os._exit(1)
+            payload = json.dumps(_probe_here(target, request)).encode()
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(write_fd, view):]
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    if not chunks:
+        return json.dumps({"error": f"prober ended with status {status} and no reply"}).encode()
+    return b"".join(chunks)
 
 
 def write_frame(fd: int, payload: bytes) -> None:
@@ -100,7 +159,7 @@ def _worker(cmd_fd: int, out_fd: int, request: dict[str, Any]) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         asyncio.events._set_running_loop(None)  # a parent's running loop must not leak
         while (frame := read_frame(cmd_fd)) is not None:
-            write_frame(out_fd, json.dumps(probe(json.loads(frame), request)).encode())
+            write_frame(out_fd, probe(json.loads(frame), request))
     finally:
         os._exit(0)
 
@@ -217,9 +276,40 @@ def _pump(sel: selectors.BaseSelector, workers: dict[int, Worker], pending: list
             fire(worker, False)
 
 
+#: one job of each kind, all at this host's loopback discard port (closed or not, nothing
+#: leaves the machine): running them once loads every module a probe imports lazily
+WARM_UP_JOBS = [
+    {"kind": "tcp", "host": "127.0.0.1", "port": 9, "retries": 0, "timeout_s": 0.2},
+    {"kind": "http", "url": "http://127.0.0.1:9/", "samples": 1, "warmup": 0,
+     "timeout_s": 0.2, "retries": 0},
+    {"kind": "http", "url": "https://127.0.0.1:9/", "samples": 1, "warmup": 0,
+     "timeout_s": 0.2, "retries": 0},
+    {"kind": "postgres", "host": "127.0.0.1", "port": 9, "user": "-", "password": "",
+     "timeout_s": 0.2, "server": "127.0.0.1"},
+    {"kind": "redis", "host": "127.0.0.1", "port": 9, "password": "", "timeout_s": 0.2,
+     "server": "127.0.0.1"},
+]
+
+
+def warm_up() -> None:
+    """Import, while still root, what a prober would import once it is ``nobody``.
+
+    The interpreter's standard library and site-packages may be readable by root only (say,
+    under ``/root``); a prober that has dropped root could not import a module it needs
+    lazily (``concurrent.futures.thread`` for the default executor, psycopg's parts, the
+    ``idna`` codec), so every such module is loaded here, in the server, before any fork.
+    """
+    import concurrent.futures.thread  # noqa: F401  (asyncio's default executor)
+    import encodings.idna  # noqa: F401  (host names in sockets)
+
+    with suppress(Exception):
+        run_batch(WARM_UP_JOBS, 8, 2)
+
+
 def serve(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    """Answer requests, one per line, until stdin closes."""
+    """Load what probes need, then answer requests, one per line, until stdin closes."""
     src, out = stdin or sys.stdin, stdout or sys.stdout
+    warm_up()
 
     def reply(obj: dict[str, Any]) -> None:
         out.write(json.dumps(obj) + "\n")

@@ -1,0 +1,188 @@
+"""The user's own Compose CLI, asked to normalise a project: ``docker compose config --format
+json`` (the v2 plugin) or ``docker-compose config`` (v1, which prints YAML).
+
+Commands are argv lists run under a timeout (:func:`run_command`; tests inject another
+runner); a failure becomes a :class:`~revivadiag.errors.ComposeFileError` naming the file
+and Compose's own words, secret values masked.
+
+>>> v1 = ComposeCli(("/usr/bin/docker-compose",), "1.29.2")
+>>> v2 = ComposeCli(("docker", "compose"), "2.24.6")
+>>> str(v1), v1.json, str(v2), v2.json
+('docker-compose 1.29.2', False, 'docker compose 2.24.6', True)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from revivadiag.errors import ComposeFileError
+from revivadiag.redact import Scrubber
+
+#: Seconds one ``config`` (or ``version``) call of the Compose CLI may take.
+COMPOSE_TIMEOUT_S = 30.0
+#: Variables of the caller's environment kept when an explicit ``env`` replaces it.
+_BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "XDG_RUNTIME_DIR",
+             "XDG_CONFIG_HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT",
+             "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY")
+#: Variables that would make the CLI read other files or another project than the ones given.
+_DROPPED_ENV = ("COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PATH_SEPARATOR",
+                "COMPOSE_ENV_FILES")
+
+
+@dataclass(frozen=True)
+class ComposeCli:
+    """A Compose command line: ``("docker", "compose")`` or ``("docker-compose",)``."""
+
+    argv: tuple[str, ...]
+    version: str
+
+    @property
+    def json(self) -> bool:
+        """v2 prints ``config --format json``; v1 prints only YAML."""
+        return not self.version.startswith("1.")
+
+    def __str__(self) -> str:
+        """``docker compose 2.24.6`` or ``docker-compose 1.29.2``."""
+        return " ".join([Path(self.argv[0]).name, *self.argv[1:], self.version])
+
+
+#: ``runner(argv, env, cwd, timeout_s)``: how commands run (tests inject their own).
+Runner = Callable[[Sequence[str], Mapping[str, str], Path, float],
+                  "subprocess.CompletedProcess[str]"]
+
+
+def run_command(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
+                timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run argv (never a shell) with no stdin; output captured as text."""
+    return subprocess.run(
+        list(argv), env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout_s,
+        check=False, stdin=subprocess.DEVNULL,
+    )
+
+
+def find_compose_cli(search_path: str | None = None,
+                     runner: Runner = run_command) -> ComposeCli | None:
+    """The Compose CLI on ``search_path`` (default ``$PATH``): the ``docker compose`` plugin,
+    else ``docker-compose``; None when neither answers."""
+    env = {**os.environ, **({"PATH": search_path} if search_path is not None else {})}
+    candidates: list[tuple[str, ...]] = []
+    if docker := shutil.which("docker", path=search_path):
+        candidates.append((docker, "compose"))
+    if legacy := shutil.which("docker-compose", path=search_path):
+        candidates.append((legacy,))
+    key = tuple(candidates)
+    if runner is run_command and key in _FOUND:
+        return _FOUND[key]
+    found = _probe(candidates, env, runner)
+    if runner is run_command:
+        _FOUND[key] = found
+    return found
+
+
+#: executables found -> the CLI they gave (asking a CLI its version costs ~0.5 s)
+_FOUND: dict[tuple[tuple[str, ...], ...], ComposeCli | None] = {}
+
+
+def _probe(candidates: list[tuple[str, ...]], env: Mapping[str, str],
+           runner: Runner) -> ComposeCli | None:
+    for argv in candidates:
+        try:
+            proc = runner([*argv, "version", "--short"], env, Path.cwd(), COMPOSE_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        version = proc.stdout.strip().removeprefix("v")
+        if proc.returncode == 0 and re.match(r"^\d+\.", version):
+            return ComposeCli(argv, version)
+    return None
+
+
+def cli_environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The CLI's environment: the caller's (``env`` None) or the basics plus ``env``."""
+    base = dict(os.environ) if env is None else {
+        k: v for k, v in os.environ.items() if k in _BASE_ENV}
+    base.update(env or {})
+    for key in _DROPPED_ENV:
+        if env is None or key not in env:
+            base.pop(key, None)
+    return base
+
+
+def compose_config(
+    cli: ComposeCli,
+    files: Sequence[Path],
+    *,
+    project: str,
+    project_directory: Path,
+    profiles: Iterable[str],
+    environ: Mapping[str, str],
+    env_file: Path | None = None,
+    timeout_s: float = COMPOSE_TIMEOUT_S,
+    runner: Runner = run_command,
+    scrubber: Scrubber | None = None,
+) -> dict[str, Any]:
+    """What ``<cli> config`` prints for these files, parsed; ComposeFileError otherwise."""
+    argv = [*cli.argv]
+    for f in files:
+        argv += ["-f", str(f.absolute())]  # the CLI runs in the project directory
+    argv += ["--project-name", project, "--project-directory", str(project_directory)]
+    if env_file is not None:
+        argv += ["--env-file", str(env_file)]
+    for p in profiles:
+        argv += ["--profile", p]
+    argv += ["config", *(["--format", "json"] if cli.json else [])]
+    origin = ",".join(str(f) for f in files)
+    scrub = scrubber or Scrubber()
+    try:
+        proc = runner(argv, environ, project_directory, timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ComposeFileError(origin, f"{cli} config gave no answer in {timeout_s:g} s") from None
+    except OSError as exc:
+        raise ComposeFileError(origin, f"cannot run {cli}: {exc.strerror or exc}") from exc
+    if proc.returncode != 0:
+        problem = scrub.scrub(cli_problem(proc.stderr or proc.stdout))
+        raise ComposeFileError(file_named(problem, files) or origin,
+                               f"{cli} rejects it: {problem}")
+    try:
+        data = json.loads(proc.stdout) if cli.json else yaml.safe_load(proc.stdout)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ComposeFileError(origin, f"{cli} config printed something unreadable") from exc
+    if not isinstance(data, dict):
+        raise ComposeFileError(origin, f"{cli} config printed no project")
+    return data
+
+
+def cli_problem(text: str) -> str:
+    """The Compose CLI's complaint on one line, without its generic advice.
+
+    >>> cli_problem("The Compose file './a.yml' is invalid because:\\n'foo' does not match\\n"
+    ...             "\\nYou might be seeing this error because ...\\nFor more on ...")
+    "The Compose file './a.yml' is invalid because: 'foo' does not match"
+    """
+    lines: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith(("You might be seeing this error", "For more on the Compose file")):
+            break
+        if line and not line.lower().startswith("warn"):
+            lines.append(line)
+    joined = " ".join(lines) or text.strip() or "no error message"
+    return joined[:600]
+
+
+def file_named(message: str, files: Sequence[Path]) -> str:
+    """The given file a message names (its path or its name), or ""."""
+    for f in files:
+        names = (str(f), str(f.absolute()), f"'./{f.name}'", f'"./{f.name}"')
+        if any(n in message for n in names):
+            return str(f)
+    return ""
