@@ -109,9 +109,12 @@ def check_page(live: LiveFacts | None, internal_names: Iterable[str],
     """URLs the browser receives in the page at ``/`` (and its scripts)."""
     if live is None or live.page is None:
         return [row("page-api-url", "/", "skip", "live checks off")]
-    if live.page.status != 200:
-        why = live.page.error or f"HTTP {live.page.status}"
-        return [row("page-api-url", f"{live.base_url}/", "fail", f"page not served: {why}")]
+    if live.page.error:
+        return [row("page-api-url", f"{live.base_url}/", "fail",
+                    f"page not served: {live.page.error}")]
+    if live.page.status != 200:  # an API-only stack serves no page at /
+        return [row("page-api-url", f"{live.base_url}/", "skip",
+                    f"no page at / (HTTP {live.page.status}): no page URLs to check")]
     names, ports = list(internal_names), set(internal_ports)
     bad = [(w, u, p) for w, u in page_urls(live)
            if (p := urls.client_url_problems(u, names, ports))]

@@ -94,6 +94,9 @@ def test_page_not_served_and_live_off() -> None:
     down = LiveFacts("http://127.0.0.1:3010", page=HttpResult(error="ConnectError: refused"))
     assert ca.check_page(down, [])[0]["status"] == "fail"
     assert ca.check_page(None, [])[0]["status"] == "skip"
+    api_only = LiveFacts("http://127.0.0.1:3010", page=HttpResult(404, {}, "Not Found"))
+    rows = ca.check_page(api_only, [])
+    assert [r["status"] for r in rows] == ["skip"] and "HTTP 404" in rows[0]["evidence"]
 
 
 def test_mixed_content_only_in_production() -> None:
