@@ -56,6 +56,9 @@ _CLIENT_ENV_KEY = re.compile(r"(?P<key>\b(?:{})\w+)".format("|".join(CLIENT_ENV_
 _DOCKER_SCANNED = re.compile(r"^\s*(ENV|ARG)\s", re.I)
 _PKG_PROXY = re.compile(r"^\s*\"proxy\"\s*:")
 _KEY = re.compile(r"^\s*(?:export\s+|-\s+)?['\"]?(?P<key>[A-Za-z_][\w.]*)['\"]?\s*[:=]")
+#: a libpq / Go-style key=value connection string: "host=localhost port=5432 dbname=app"
+_DSN_HOST = re.compile(r"(?<![\w-])host=(?P<host>localhost|127\.0\.0\.1)(?![\w.])", re.I)
+_DSN_PORT = re.compile(r"(?<![\w-])port=(?P<port>\d{2,5})\b", re.I)
 
 
 @dataclass
@@ -152,6 +155,12 @@ def _line_candidates(rel: str, lang: str, side: str, raw: str, code: str, n: int
     for m in container_pattern(containers).finditer(code) if containers else ():
         if not any(s <= m.start() < e for s, e in taken):
             yield cand(m.start(), m.end(), m[0], None)
+    dsn = _DSN_HOST.search(code)
+    dsn_port = _DSN_PORT.search(code) if dsn else None
+    if dsn and dsn_port and not any(s <= dsn.start("host") < e for s, e in taken):
+        yield cand(dsn.start("host"), dsn.end("host"), dsn["host"], int(dsn_port["port"]),
+                   joined=True, extra={"host_key": "host", "role_hint": "database"})
+        taken.append((dsn.start(), dsn.end()))
     has_host = "host" in code.lower()
     hm = ((_ENV_HOST.match(code) if has_host and lang in ("env", "yaml", "toml", "conf") else None)
           or (_HOST_VALUE.search(code) if has_host else None))

@@ -169,6 +169,10 @@ def test_broken_compose_file_is_a_reported_skip(tmp_path: Path) -> None:
         ("src/a.ts", "fetch('http://api:8000/x')", ["backend_url"]),
         ("server/a.ts", "fetch('http://api:8000/x')", []),
         (".env", "API_INTERNAL_URL=http://api:8000", []),
+        # libpq / Go key=value connection strings
+        ("cmd/main.go", 'sql.Open("postgres", "host=localhost port=5432 dbname=app")',
+         ["database_port"]),
+        ("cmd/main.go", 'sql.Open("postgres", "host=db port=5432 dbname=app")', []),
     ],
 )
 def test_rules(path: str, line: str, kinds: list[str]) -> None:
