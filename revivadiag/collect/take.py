@@ -33,7 +33,7 @@ from revivadiag.collect.networks import parse_endpoints, parse_networks
 from revivadiag.collect.reachability import collect_reachability
 from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta
 from revivadiag.engine.client import connect, describe
-from revivadiag.engine.probe import ProbeEngine
+from revivadiag.engine.probe import ProbeEngine, prestart
 from revivadiag.errors import EngineError, ParameterError, RevivadiagError
 from revivadiag.redact import Scrubber, redact_url
 from revivadiag.schemas import empty_frame
@@ -81,12 +81,16 @@ def snapshot(
     progress: bool = False,
     *,
     health_config: HealthConfig | None = None,
+    full: bool = False,
 ) -> Snapshot:
     """Every frame of ``project`` (default: the only compose project, else ``revivatech``).
 
     ``docker_host`` (or DOCKER_HOST) may be unix://, tcp:// or ssh://. ``samples`` is the
     number of HTTP samples per latency path; ``method`` the probe method (auto, setns,
-    sidecar, exec). Raises EngineUnreachable, ProjectNotFound or ParameterError.
+    sidecar, exec). ``full``: every container asks every name and connects to every target
+    port itself, instead of one container per set of networks standing for the others (the
+    rows say which: ``measured_on``, ``inferred``). Raises EngineUnreachable,
+    ProjectNotFound or ParameterError.
     """
     if method not in METHODS:
         raise ParameterError("method", method, f"expected one of {', '.join(METHODS)}")
@@ -99,9 +103,10 @@ def snapshot(
         with timer.step("connect"):
             client = connect(docker_host)
             info = describe(client, docker_host)
+            prestart(method, info.is_local)  # the setns fork server starts during inventory
         try:
             snap = _collect(client, project, samples, method, info.is_local, health_config,
-                            timer)
+                            timer, full)
         finally:
             client.close()
     finally:
@@ -115,7 +120,8 @@ def snapshot(
 
 
 def _collect(client: docker.DockerClient, project: str | None, samples: int, method: str,
-             local: bool, health_config: HealthConfig | None, timer: _Timer) -> Snapshot:
+             local: bool, health_config: HealthConfig | None, timer: _Timer,
+             full: bool = False) -> Snapshot:
     with timer.step("inventory"):
         inv = gather(client, project)
     scrubber = project_secrets(inv.containers)
@@ -134,7 +140,8 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
     with ProbeEngine(client, method=method) as prober:
         for name in ("dns", "reachability", "latency"):
             with timer.step(name):
-                frames[name] = _probe_frame(name, prober, frames, samples, meta, timer.probed)
+                frames[name] = _probe_frame(name, prober, frames, samples, meta, timer.probed,
+                                            full)
         with timer.step("health"):
             frames["health"] = collect_health(inv, prober, config=health_config,
                                               local_engine=local, scrubber=scrubber)
@@ -145,15 +152,16 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
 
 
 def _probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame], samples: int,
-                 meta: SnapshotMeta, progress: Callable[[int], None]) -> pd.DataFrame:
+                 meta: SnapshotMeta, progress: Callable[[int], None],
+                 full: bool = False) -> pd.DataFrame:
     """One probe frame; a collector that fails as a whole gives an empty frame and a note."""
     containers, endpoints, ports = frames["containers"], frames["endpoints"], frames["ports"]
     try:
         if name == "dns":
-            return collect_dns(prober, containers, endpoints, progress=progress)
+            return collect_dns(prober, containers, endpoints, progress=progress, full=full)
         if name == "reachability":
             return collect_reachability(prober, containers, endpoints, ports=ports,
-                                        progress=progress)
+                                        progress=progress, full=full)
         return collect_latency(prober, containers, ports, samples=samples)
     except (EngineError, ParameterError):
         raise  # the engine went away, or the method asked for cannot work here

@@ -217,25 +217,3 @@ def test_collectors_on_the_stack(engine: docker.DockerClient, stack: Stack, meth
     assert not stopped.empty and set(stopped.error_type) == {"CONTAINER_NOT_FOUND"}
     web_from_cli = dns[(dns.source == cli) & (dns["query"] == "web")].iloc[0]
     assert list(web_from_cli.answers) == [stack.ips["web"]]
-
-
-def test_one_run_sweep_equals_the_two_collectors(engine: docker.DockerClient,
-                                                 stack: Stack) -> None:
-    """collect_sweep gives the rows collect_dns and collect_reachability give."""
-    from revivadiag.collect.reachability import collect_sweep
-
-    containers, endpoints = frames(engine, stack)
-    with ProbeEngine(engine) as first:
-        dns = collect_dns(first, containers, endpoints)
-        reach = collect_reachability(first, containers, endpoints)
-    with ProbeEngine(engine) as second:
-        dns2, reach2 = collect_sweep(second, containers, endpoints)
-    validate("dns", dns2)
-    validate("reachability", reach2)
-
-    def key(frame: object, cols: list[str]) -> list[tuple[object, ...]]:
-        return sorted(map(tuple, frame[cols].astype(str).values.tolist()))  # type: ignore[index]
-
-    assert key(dns2, ["source", "query", "rcode"]) == key(dns, ["source", "query", "rcode"])
-    cols = ["source", "target", "target_port", "outcome", "error_type"]
-    assert key(reach2, cols) == key(reach, cols)
