@@ -138,7 +138,7 @@ def stop_kernel(manager: Any) -> None:
 def kernel_messages(text: str) -> list[str]:
     """The lines of a kernel's output worth showing (:data:`KERNEL_NOISE` left out).
 
-    >>> kernel_messages("[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel\nboom\n")
+    >>> kernel_messages("[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel\\nboom\\n")
     ['boom']
     """
     return [line for line in text.splitlines()
