@@ -310,6 +310,28 @@ def to_frame(name: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def repeat_rows(name: str, bases: Iterable[Mapping[str, Any]], take: list[int],
+                per_row: Mapping[str, list[Any]]) -> pd.DataFrame:
+    """Frame ``name`` whose row ``i`` is ``bases[take[i]]`` with ``per_row[col][i]`` set:
+    the same as :func:`to_frame` of those rows, built column-wise (a frame where many rows
+    share most of their values, e.g. sources carried over from an equivalent container).
+
+    >>> f = repeat_rows("networks", [{"name": "n", "driver": "bridge"}], [0, 0],
+    ...                 {"network_id": ["a", "b"]})
+    >>> f[["network_id", "name"]].values.tolist()
+    [['a', 'n'], ['b', 'n']]
+    """
+    sch = schema(name)
+    base = to_frame(name, bases)
+    df = base.take(take).reset_index(drop=True) if take else base.iloc[0:0].copy()
+    for name_, values in per_row.items():
+        df[name_] = _cast(pd.Series(values, dtype=object), sch.dtypes[name_])
+    for column in sch.columns:
+        if column.dtype == LIST:  # no list object shared between rows
+            df[column.name] = pd.Series([list(v) for v in df[column.name]], dtype=object)
+    return df
+
+
 def _cast(series: pd.Series, dtype: str) -> pd.Series:
     if dtype == TS:
         return pd.to_datetime(series, utc=True, errors="coerce").astype(TS)

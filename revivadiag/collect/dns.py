@@ -44,7 +44,7 @@ import pandas as pd
 
 from revivadiag.engine.base import Progress
 from revivadiag.engine.jobs import DOCKER_DNS, Job, Result
-from revivadiag.schemas import to_frame
+from revivadiag.schemas import repeat_rows
 
 BUILTIN_NETWORKS = frozenset({"bridge", "host", "none"})
 #: cache key "network set" of forwarded answers: the upstream's, the same from any network
@@ -278,19 +278,58 @@ def shared_answers(plan: DnsPlan, results: Mapping[str, Sequence[Result]],
     return out
 
 
-def dns_rows(view: NetworkView, plan: DnsPlan, results: Mapping[str, Sequence[Result]],
-             cache: Mapping[tuple[NetKey, str], Result]) -> list[dict[str, Any]]:
+@dataclass
+class Expansion:
+    """Rows as references to a few distinct ``bases`` (one per prober x name x how it was
+    answered), with what differs per source: equivalent sources share their base rows."""
+
+    bases: list[dict[str, Any]] = field(default_factory=list)
+    take: list[int] = field(default_factory=list)
+    per_row: dict[str, list[Any]] = field(default_factory=dict)
+
+    def add(self, base: int, **values: Any) -> None:
+        self.take.append(base)
+        for key, value in values.items():
+            self.per_row.setdefault(key, []).append(value)
+
+    def extend(self, bases: list[int], **values: list[Any]) -> None:
+        """Many rows at once: ``values`` hold one list per column, as long as ``bases``."""
+        self.take.extend(bases)
+        for key, column in values.items():
+            self.per_row.setdefault(key, []).extend(column)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row as a dict (list values copied)."""
+        out = []
+        for i, base in enumerate(self.take):
+            row = {**self.bases[base], **{k: v[i] for k, v in self.per_row.items()}}
+            row.update({k: list(v) for k, v in row.items() if isinstance(v, list)})
+            out.append(row)
+        return out
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """The frame (schema ``name``), built column-wise: the bases once, then repeated."""
+        return repeat_rows(name, self.bases, self.take, self.per_row)
+
+
+def dns_expansion(view: NetworkView, plan: DnsPlan, results: Mapping[str, Sequence[Result]],
+                  cache: Mapping[tuple[NetKey, str], Result]) -> Expansion:
     """One row per source container x project name; a container that did not ask (not its
     network set's representative) gets the answers of the one that did."""
-    rows: list[dict[str, Any]] = []
+    out = Expansion()
     shared_jobs = {(cid, i) for cid, i in plan.shared.values()}
     asked_by: dict[str, dict[str, tuple[int, Result]]] = {
         cid: {str(j["name"]): (i, r) for i, (j, r) in enumerate(
             zip(jobs, results.get(cid, []), strict=False))}
         for cid, jobs in plan.batches.items()}
-    memo: dict[tuple[int, bool, str], dict[str, Any]] = {}
-    for source in view.members:
-        prober = source if source.container_id in plan.batches else view.prober(source)
+    askers = {str(r.get("asked_from") or "") for r in cache.values()}
+    memo: dict[tuple[int, bool, str], int] = {}
+    templates: dict[tuple[str, str, NetKey], tuple[list[int], list[bool]]] = {}
+
+    def template(source: Member, prober: Member) -> tuple[list[int], list[bool]]:
+        """Base rows and ``inferred`` of ``source``'s rows, in name order."""
+        take: list[int] = []
+        inferred: list[bool] = []
         asked = asked_by.get(prober.container_id, {})
         for name, kind in view.names.items():
             hit = asked.get(name)
@@ -307,11 +346,30 @@ def dns_rows(view: NetworkView, plan: DnsPlan, results: Mapping[str, Sequence[Re
             key = (id(result), from_cache, asker)
             base = memo.get(key)
             if base is None:  # equal rows of equivalent sources share the work
-                base = memo[key] = dns_row(source, name, kind, result, from_cache, asker)
-            where = base["measured_on"]
-            rows.append({**base, "source": source.name, "source_service": source.service,
-                         "answers": list(base["answers"]), "inferred": where != source.name})
-    return rows
+                base = memo[key] = len(out.bases)
+                out.bases.append(dns_row(source, name, kind, result, from_cache, asker))
+            take.append(base)
+            inferred.append(out.bases[base]["measured_on"] != source.name)
+        return take, inferred
+
+    for source in view.members:
+        prober = source if source.container_id in plan.batches else view.prober(source)
+        # rows depend on the source itself only where it asked (or is named as asker)
+        own = source.name if (prober is source or source.name in askers) else ""
+        key = (prober.container_id, own, source.netkey)
+        found = templates.get(key)
+        if found is None:
+            found = templates[key] = template(source, prober)
+        take, inferred = found
+        out.extend(take, source=[source.name] * len(take),
+                   source_service=[source.service] * len(take), inferred=inferred)
+    return out
+
+
+def dns_rows(view: NetworkView, plan: DnsPlan, results: Mapping[str, Sequence[Result]],
+             cache: Mapping[tuple[NetKey, str], Result]) -> list[dict[str, Any]]:
+    """The rows of :func:`dns_expansion` as dicts."""
+    return dns_expansion(view, plan, results, cache).rows()
 
 
 def dns_row(source: Member, name: str, kind: str, result: Mapping[str, Any],
@@ -368,4 +426,4 @@ def collect_dns(engine: Any, containers: pd.DataFrame, endpoints: pd.DataFrame,
     results = resolve_shared(engine, view, plan, progress)
     for key, res in known_answers(view, plan, results).items():
         engine.name_cache.setdefault(key, res)
-    return to_frame("dns", dns_rows(view, plan, results, engine.name_cache))
+    return dns_expansion(view, plan, results, engine.name_cache).frame("dns")

@@ -45,6 +45,7 @@ import pandas as pd
 from revivadiag.collect.dns import (
     NOT_ASKED,
     DnsPlan,
+    Expansion,
     Member,
     NetKey,
     NetworkView,
@@ -55,7 +56,6 @@ from revivadiag.collect.dns import (
 )
 from revivadiag.engine.base import Progress
 from revivadiag.engine.jobs import DOCKER_DNS, Job, Result
-from revivadiag.schemas import to_frame
 
 DEFAULT_TIMEOUT_S = 0.5
 #: an isolation probe: a bridge answers (or refuses) in well under 1 ms, a dropped path never
@@ -114,10 +114,16 @@ class Cell:
 
 @dataclass
 class SweepPlan:
-    """TCP jobs per source container, the matrix cells, and the L3 probes."""
+    """TCP jobs per source container, the matrix rows, and the L3 probes.
+
+    ``rows`` holds, per source in order, the *measured* cell answering each of its
+    (target, port): the source's own cell, or that of the container standing for it (a
+    carried-over row; no Cell object is made for it, the matrix is n² and the plan stays
+    about linear). :attr:`cells` gives one Cell per row, carried ones with ``via`` set.
+    """
 
     batches: dict[str, list[Job]] = field(default_factory=dict)
-    cells: list[Cell] = field(default_factory=list)
+    rows: list[tuple[Member, list[Cell]]] = field(default_factory=list)
     l3_jobs: dict[L3Key, tuple[str, int, str]] = field(default_factory=dict)
     full: bool = False
 
@@ -126,14 +132,23 @@ class SweepPlan:
         jobs.append(job)
         return member.container_id, len(jobs) - 1
 
+    @property
+    def cells(self) -> list[Cell]:
+        """Every (source, target, port), in row order; carried-over ones name their ``via``."""
+        return [cell if cell.source is source else
+                Cell(source, cell.target, cell.port, note=cell.note, via=cell)
+                for source, cells in self.rows for cell in cells]
+
     def counts(self) -> dict[str, int]:
         """Cells, connects planned (sweep and L3) and cells carried over or decided by a
         name lookup alone (no connect of their own)."""
         connects = sum(1 for jobs in self.batches.values() for j in jobs if j["kind"] == "tcp")
-        carried = sum(1 for c in self.cells if c.via is not None)
-        lookup_only = sum(1 for c in self.cells if c.via is None and c.job is None
-                          and not (self.full and c.l3))
-        return {"cells": len(self.cells), "connects": connects, "carried_over": carried,
+        cells = sum(len(c) for _, c in self.rows)
+        carried = sum(1 for source, c in self.rows for cell in c if cell.source is not source)
+        lookup_only = sum(1 for source, c in self.rows for cell in c
+                          if cell.source is source and cell.job is None
+                          and not (self.full and cell.l3))
+        return {"cells": cells, "connects": connects, "carried_over": carried,
                 "lookup_only": lookup_only, "inferred": carried + lookup_only,
                 "namespaces": len(self.batches)}
 
@@ -170,23 +185,32 @@ def plan_sweep(view: NetworkView, ports: Mapping[str, list[int]],
     (by address on each of the target's networks when the name does not resolve there)."""
     plan = SweepPlan(full=full)
     project_ips = {ip for m in view.members for ip in m.ips.values() if ip}
-    measured: dict[tuple[str, str, int], Cell] = {}
-    carried: list[tuple[Cell, Member]] = []
-    for source in view.members:
-        for target in view.members:
-            if target is source:
-                continue
-            by = view.connector(source, target, full)
+    measured: dict[tuple[str, str], list[Cell]] = {}
+
+    def own(source: Member, target: Member) -> list[Cell]:
+        key = (source.container_id, target.container_id)
+        cells = measured.get(key)
+        if cells is None:
+            cells = measured[key] = []
             for port in ports.get(target.name, []):
                 cell = Cell(source, target, port)
-                plan.cells.append(cell)
-                if by is source:
-                    _plan_cell(plan, view, cell, cache, timeout_s, project_ips)
-                    measured[(source.container_id, target.container_id, port)] = cell
-                else:
-                    carried.append((cell, by))
-    for cell, by in carried:
-        cell.via = measured[(by.container_id, cell.target.container_id, cell.port)]
+                _plan_cell(plan, view, cell, cache, timeout_s, project_ips)
+                cells.append(cell)
+        return cells
+
+    targets = [t for t in view.members if ports.get(t.name)]
+    for source in view.members:
+        # NetworkView.connector's choice, made once per source: the representative, or
+        # for a connect to the representative itself the second container of the set
+        members = view.reps.get(source.netkey) or []
+        rep = alt = source
+        if not full and source.running and members:
+            rep, alt = members[0], (members[1] if len(members) > 1 else source)
+        row: list[Cell] = []
+        for target in targets:
+            if target is not source:
+                row.extend(own(alt if target is rep else rep, target))
+        plan.rows.append((source, row))
     return plan
 
 
@@ -299,22 +323,31 @@ def collect_reachability(engine: Any, containers: pd.DataFrame, endpoints: pd.Da
     slow = {cid for cid, _, _ in plan.l3_jobs.values()}
     results = (engine.run(slow_first(plan.batches, slow), progress, known=view.known())
                if plan.batches else {})
-    return to_frame("reachability", sweep_rows(plan, results, engine.name_cache))
+    return sweep_expansion(plan, results, engine.name_cache).frame("reachability")
+
+
+def sweep_expansion(plan: SweepPlan, results: Mapping[str, Sequence[Result]],
+                    cache: Mapping[tuple[NetKey, str], Result]) -> Expansion:
+    """:func:`cell_row` of every measured cell once; a carried-over row refers to its
+    measured cell's row with its own source."""
+    out = Expansion()
+    index: dict[int, int] = {}
+    for source, cells in plan.rows:
+        take = []
+        inferred = []
+        for cell in cells:
+            base = index.get(id(cell))
+            if base is None:
+                base = index[id(cell)] = len(out.bases)
+                out.bases.append(cell_row(cell, plan, results, cache))
+            take.append(base)
+            inferred.append(cell.source is not source or bool(out.bases[base]["inferred"]))
+        out.extend(take, source=[source.name] * len(take),
+                   source_service=[source.service] * len(take), inferred=inferred)
+    return out
 
 
 def sweep_rows(plan: SweepPlan, results: Mapping[str, Sequence[Result]],
                cache: Mapping[tuple[NetKey, str], Result]) -> list[dict[str, Any]]:
-    """:func:`cell_row` of every cell; a carried-over cell copies its measured cell's row."""
-    measured: dict[int, dict[str, Any]] = {}
-    rows = []
-    for cell in plan.cells:
-        if cell.via is None:
-            row = measured[id(cell)] = cell_row(cell, plan, results, cache)
-        else:
-            base = measured.get(id(cell.via))
-            if base is None:
-                base = measured[id(cell.via)] = cell_row(cell.via, plan, results, cache)
-            row = {**base, "source": cell.source.name, "source_service": cell.source.service,
-                   "inferred": True}
-        rows.append(row)
-    return rows
+    """:func:`cell_row` of every cell (carried-over cells copy their measured cell's row)."""
+    return sweep_expansion(plan, results, cache).rows()

@@ -195,3 +195,23 @@ def test_open_rows_take_the_uncontended_connect_time() -> None:
     assert l3 and all(plan.batches[cid][i]["quiet_samples"] == 0
                       for cid, i, _ in plan.l3_jobs.values())
     assert {j["quiet_samples"] for j in jobs if j["retries"]} == {reachability.QUIET_SAMPLES}
+
+
+def test_column_wise_frames_equal_row_by_row_frames() -> None:
+    """The frames built from shared base rows are the frames of the full row dicts."""
+    v = view()
+    plan = dns.plan_dns(v, {})
+    results = resolver(plan.batches, v)
+    cache: dict[Any, Any] = {**dns.shared_answers(plan, results, v), **plan.skipped,
+                             **dns.known_answers(v, plan, results)}
+    exp = dns.dns_expansion(v, plan, results, cache)
+    assert len(exp.bases) < len(exp.take)
+    pd.testing.assert_frame_equal(exp.frame("dns"), to_frame("dns", exp.rows()))
+    frame = exp.frame("dns")
+    validate("dns", frame)
+    assert frame.answers.map(id).is_unique  # no list shared between rows
+    splan = reachability.plan_sweep(v, reachability.target_ports(CONTAINERS), cache, 0.5)
+    sres = resolver(splan.batches, v)
+    sexp = reachability.sweep_expansion(splan, sres, cache)
+    pd.testing.assert_frame_equal(sexp.frame("reachability"),
+                                  to_frame("reachability", sexp.rows()))
