@@ -14,16 +14,16 @@ otherwise; the machine is shared, so each section also records the load average)
     (``busybox httpd`` on 8080, from the lab's base image, see ``synthetic_stack.py``).
     ``scaling``: at each size, ``revivadiag.snapshot()`` in a fresh process: one warm-up
     snapshot (its wall kept as ``first_in_process``), then ``--runs`` timed ones: wall, its
-    steps, peak RSS of that process and of its probe helpers, rows, inferred rows,
-    connects and lookups made. ``like_for_like`` (at ``--compare-size``):
-    the same plan run by the ``setns``, ``exec`` and ``sidecar`` methods, in the default
-    mode (one prober per set of networks) and in full mode (every cell connected from its
-    own source, nothing inferred), beside the per-pair ``docker exec <source> nc -w 1``
-    baseline (8 threads). The baseline connects by service name where the name resolves on
-    the source's networks and to the target's address otherwise (a name Docker does not
-    know would be forwarded to the host's DNS server, which is not ours): every pair is
-    connected, as full mode does. It is timed on a random sample of pairs
-    (``--exec-sample``) and extrapolated to the matrix.
+    steps, CPU seconds (that process and its probe helpers: less sensitive to a busy machine
+    than the wall), peak RSS of that process, rows, inferred rows, connects and lookups.
+    ``like_for_like`` (at ``--compare-size``): the same plan run by the ``setns``, ``exec``
+    and ``sidecar`` methods, in the default mode (one prober per set of networks) and in
+    full mode (every cell connected from its own source, nothing inferred), beside the
+    per-pair ``docker exec <source> nc -w 1`` baseline (8 threads). The baseline connects
+    by service name where the name resolves on the source's networks and to the target's
+    address otherwise (a name Docker does not know would be forwarded to the host's DNS
+    server, which is not ours): every pair is connected, as full mode does. It is timed on
+    a random sample of pairs (``--exec-sample``) and extrapolated to the matrix.
 ``lab``
     An isolated copy of the lab (variant current): snapshot wall; topology edge times
     (uncontended ``connect_ms`` against the sweep's ``sweep_connect_ms``); ``revivadiag
@@ -124,7 +124,7 @@ def startup(runs: int) -> dict[str, Any]:
 # in a child process (fresh imports, its own peak RSS)
 
 CHILD = r"""
-import collections, json, resource, sys, time
+import collections, json, os, resource, sys, time
 from revivadiag.engine import probe as P
 import revivadiag
 
@@ -152,17 +152,25 @@ args = json.loads(sys.argv[1])
 snapshot = revivadiag.snapshot  # imported here, not inside the timing
 out = []
 first = None
+def cpu():
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 for i in range(args["warmup"] + args["runs"]):
     counts.clear()
+    cpu0 = cpu()
     started = time.perf_counter()
     snap = snapshot(project=args["project"], method=args["method"], full=args["full"],
                     samples=args.get("samples", 20))
     wall = time.perf_counter() - started
+    cpu_s = cpu() - cpu0
     if i < args["warmup"]:
         first = first or round(wall, 4)
         continue
     reach, dns = snap.reachability, snap.dns
-    out.append({"wall_s": round(wall, 4), "steps": snap.meta.duration_s,
+    out.append({"wall_s": round(wall, 4), "cpu_s": round(cpu_s, 4),
+                "load": round(os.getloadavg()[0], 2), "steps": snap.meta.duration_s,
                 "method": snap.meta.method, "counts": dict(counts),
                 "reachability_rows": len(reach), "reachability_inferred": int(reach.inferred.sum()),
                 "dns_rows": len(dns), "dns_inferred": int(dns.inferred.sum()),
@@ -172,9 +180,7 @@ for i in range(args["warmup"] + args["runs"]):
                                                   "outcome"]].astype(str).values.tolist()))
                           if args.get("matrix") else None})
 self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-kids_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"runs": out, "first_s": first, "peak_rss_mb": round(self_kb / 1024, 1),
-                  "helpers_peak_rss_mb": round(kids_kb / 1024, 1)}))
+print(json.dumps({"runs": out, "first_s": first, "peak_rss_mb": round(self_kb / 1024, 1)}))
 """
 
 
@@ -207,9 +213,9 @@ def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
             "reachability_inferred": last["reachability_inferred"],
             "dns_rows": last["dns_rows"], "dns_inferred": last["dns_inferred"],
             "outcomes": last["outcomes"],
+            "cpu_s": [r["cpu_s"] for r in runs], "cpu_median_s": median([r["cpu_s"] for r in runs]),
             "peak_rss_mb": max(rep["peak_rss_mb"] for rep in reports),
-            "helpers_peak_rss_mb": max(rep["helpers_peak_rss_mb"] for rep in reports),
-            "load": load()}
+            "load": median([r["load"] for r in runs])}
 
 
 # ------------------------------------------------------------------ synthetic stack
@@ -228,8 +234,8 @@ def scaling(stack: Any, client: Any, sizes: list[int], args: argparse.Namespace
             f"({time.perf_counter() - t0:.1f}s to create)")
         reports = [snapshot_child(stack.project, runs=args.runs)]
         out[str(size)] = figures = summarize(reports)
-        say(f"  snapshot: median {figures['median_s']} s {figures['wall_s']}, peak RSS "
-            f"{figures['peak_rss_mb']} MB (+ helpers {figures['helpers_peak_rss_mb']} MB), "
+        say(f"  snapshot: median {figures['median_s']} s {figures['wall_s']} (CPU "
+            f"{figures['cpu_median_s']} s), peak RSS {figures['peak_rss_mb']} MB, "
             f"steps {figures['steps_median_s']}, counts {figures['counts']}, load "
             f"{figures['load']}")
         if size == args.compare_size:
