@@ -61,12 +61,25 @@ def kernel_runs_this_python(argv: list[str]) -> bool:
     )
 
 
+def spec_manager() -> Any:
+    """A kernel spec manager over Jupyter's kernel directories plus IPython's legacy one,
+    found without importing IPython (which jupyter_client's default does, ~0.3 s here: the
+    kernel imports it anyway, this process need not)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_core.paths import jupyter_path
+
+    ipython_dir = os.environ.get("IPYTHONDIR") or os.path.join(os.path.expanduser("~"),
+                                                               ".ipython")
+    return KernelSpecManager(kernel_dirs=[*jupyter_path("kernels"),
+                                          os.path.join(ipython_dir, "kernels")])
+
+
 def ensure_kernel() -> str:
     """A kernel name whose spec runs ``sys.executable``: ``python3`` when it already does,
     else a ``revivadiag`` spec installed into this environment (or the user's) once."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from jupyter_client.kernelspec import NoSuchKernel
 
-    manager = KernelSpecManager()
+    manager = spec_manager()
     for name in ("python3", KERNEL_NAME):
         try:
             if kernel_runs_this_python(manager.get_kernel_spec(name).argv):
@@ -122,7 +135,8 @@ def start_kernel(kernel_name: str, cwd: Path | None, log: IO[bytes]) -> Any:
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
-    manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc")
+    manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc",
+                                 kernel_spec_manager=spec_manager())
     run_sync(manager.start_kernel)(cwd=str(cwd or Path.cwd()), stdout=log, stderr=log)
     return manager
 
