@@ -93,8 +93,9 @@ def rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
         noise = len(d["stderr_other_than_revivadiag"])
         out.append(("`revivadiag diagnose` on the lab",
                     f"{seconds(d['median_s'])} median of {len(d['wall_s'])}: kernel start "
-                    f"{seconds(b['kernel_start'])}, cells {seconds(b['cells_total'])}, the rest "
-                    f"{seconds(rest)}; other stderr lines: {noise}", "< 5 s"))
+                    f"and papermill {seconds(b['kernel_start'])}, cells "
+                    f"{seconds(b['cells_total'])}, the rest {seconds(rest)}; other stderr "
+                    f"lines: {noise}", "< 5 s"))
     if "topology_edges" in lab:
         e = lab["topology_edges"]
         out.append(("topology edge connect time (lab, open paths)",
