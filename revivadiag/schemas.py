@@ -328,7 +328,8 @@ def repeat_rows(name: str, bases: Iterable[Mapping[str, Any]], take: list[int],
         df[name_] = _cast(pd.Series(values, dtype=object), sch.dtypes[name_])
     for column in sch.columns:
         if column.dtype == LIST:  # no list object shared between rows
-            df[column.name] = pd.Series([list(v) for v in df[column.name]], dtype=object)
+            df[column.name] = pd.Series(list(map(list, df[column.name].tolist())),
+                                        dtype=object)
     return df
 
 

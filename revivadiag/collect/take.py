@@ -179,7 +179,12 @@ def scrub_columns(
     out = frame.copy()
     for col in columns:
         if col in out.columns:
-            out[col] = out[col].map(lambda v: scrubber.scrub(v) if isinstance(v, str) else v)
+            # each distinct value once: rows carried over from an equivalent container repeat
+            values = out[col].dropna().unique()
+            if all(isinstance(v, str) for v in values):
+                out[col] = out[col].map({v: scrubber.scrub(v) for v in values})
+            else:
+                out[col] = out[col].map(lambda v: scrubber.scrub(v) if isinstance(v, str) else v)
             out[col] = out[col].astype(frame[col].dtype)
     out.attrs = {key: scrub_columns(extra, (*columns, "error"), scrubber)
                  if isinstance(extra, pd.DataFrame) else extra
@@ -194,7 +199,7 @@ def methods_used(frames: dict[str, pd.DataFrame]) -> str:
         frame = frames.get(name)
         if frame is None or "method" not in frame.columns:
             continue
-        for value in frame["method"].dropna():
+        for value in frame["method"].dropna().unique():
             if value in ("setns", "sidecar", "exec"):
                 seen.setdefault(str(value), None)
     return ",".join(seen)

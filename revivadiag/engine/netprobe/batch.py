@@ -25,8 +25,9 @@ Result = dict[str, Any]
 JOB_KINDS = ("dns", "tcp", "http", "postgres", "redis")
 DEFAULT_CONCURRENCY = 64
 DEFAULT_DNS_CONCURRENCY = 16
-#: at most this many quiet connects per job (see :func:`quiet_samples`)
+#: at most this many quiet connects per job, this many in flight (see :func:`quiet_samples`)
 MAX_QUIET_SAMPLES = 20
+QUIET_IN_FLIGHT = 4
 
 
 async def run_job(job: Job, ctx: Context) -> Result:
@@ -69,21 +70,30 @@ async def run_batch_async(jobs: Sequence[Job], concurrency: int = DEFAULT_CONCUR
     return results
 
 
-async def quiet_samples(jobs: Sequence[Job], results: Sequence[Result]) -> None:
+async def quiet_samples(jobs: Sequence[Job], results: Sequence[Result],
+                        in_flight: int = QUIET_IN_FLIGHT) -> None:
     """For each open ``tcp`` job asking for ``quiet_samples``: that many more connects to the
-    same address, one at a time once every job of the batch is done (a connect timed while
-    the batch runs hundreds at once is inflated many times over), as ``quiet_ms``."""
+    same address, one after the other, once every job of the batch is done and with at most
+    ``in_flight`` connects at once (a connect timed while the batch runs hundreds at once is
+    inflated many times over), as ``quiet_ms``."""
+    gate = asyncio.Semaphore(max(1, in_flight))
+
+    async def repeat(job: Job, res: Result, count: int) -> None:
+        times = []
+        async with gate:
+            for _ in range(min(count, MAX_QUIET_SAMPLES)):
+                outcome, ms, _, _ = await connect_once(str(res["ip"]), int(res["port"]),
+                                                       float(job.get("timeout_s", 0.5)))
+                if outcome == OPEN:
+                    times.append(round(ms, 3))
+        res["quiet_ms"] = times
+
+    pending = []
     for job, res in zip(jobs, results, strict=True):
         count = int(job.get("quiet_samples") or 0) if job.get("kind") == "tcp" else 0
-        if count <= 0 or res.get("outcome") != OPEN or not res.get("ip"):
-            continue
-        times = []
-        for _ in range(min(count, MAX_QUIET_SAMPLES)):
-            outcome, ms, _, _ = await connect_once(str(res["ip"]), int(res["port"]),
-                                                   float(job.get("timeout_s", 0.5)))
-            if outcome == OPEN:
-                times.append(round(ms, 3))
-        res["quiet_ms"] = times
+        if count > 0 and res.get("outcome") == OPEN and res.get("ip"):
+            pending.append(repeat(job, res, count))
+    await asyncio.gather(*pending)
 
 
 def run_batch(jobs: Sequence[Job], concurrency: int = DEFAULT_CONCURRENCY,
