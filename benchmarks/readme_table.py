@@ -36,10 +36,10 @@ def seconds(value: Any) -> str:
 
 
 def counts_text(fig: dict[str, Any]) -> str:
-    """'12 namespaces, 27 connects, 46 lookups, 195 of 210 cells inferred'."""
+    """'12 namespace batches, 27 connects, 46 lookups, 195 of 210 cells inferred'."""
     c = fig.get("counts", {})
     lookups = int(c.get("lookups", 0)) + int(c.get("lookups_forwarded", 0))
-    return (f"{c.get('namespaces', 0)} namespaces, {c.get('connects', 0):,} connects, "
+    return (f"{c.get('namespaces', 0)} namespace batches, {c.get('connects', 0):,} connects, "
             f"{lookups:,} lookups, {fig.get('reachability_inferred', 0):,} of "
             f"{fig.get('reachability_rows', 0):,} cells inferred")
 
@@ -49,19 +49,21 @@ def rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     syn = (res.get("synthetic") or {}).get("scaling") or {}
     nets = (res.get("synthetic") or {}).get("networks", 4)
-    if COMPARE in syn:
-        fig = syn[COMPARE]
-        out.append((f"snapshot of 60 containers on {nets} networks "
+    compare = next((n for n, f in syn.items() if "like_for_like" in f), COMPARE)
+    if compare in syn:
+        fig = syn[compare]
+        out.append((f"snapshot of {compare} containers on {nets} networks "
                     f"({fig['reachability_rows']:,} source × target ports)",
-                    f"{seconds(fig['median_s'])} median of {len(fig['wall_s'])} "
-                    f"(load {fig['load']})", "< 1 s"))
+                    f"{seconds(fig['median_s'])} median of {len(fig['wall_s'])}, CPU "
+                    f"{seconds(fig.get('cpu_median_s'))} (load {fig['load']})", "< 1 s (60)"))
     growth = [(n, syn[n]) for n in sorted(syn, key=int)]
     if growth:
-        out.append(("snapshot time by containers (peak RSS)",
-                    ", ".join(f"{n}: {seconds(f['median_s'])} ({f['peak_rss_mb']:.0f} MB)"
+        out.append(("snapshot by containers: wall median / CPU / peak RSS",
+                    "; ".join(f"{n}: {seconds(f['median_s'])} / "
+                              f"{seconds(f.get('cpu_median_s'))} / {f['peak_rss_mb']:.0f} MB"
                               for n, f in growth),
                     "120 < 1.5 s, 240 < 3 s"))
-    lfl = (syn.get(COMPARE) or {}).get("like_for_like") or {}
+    lfl = (syn.get(compare) or {}).get("like_for_like") or {}
     if lfl:
         base = lfl["baseline"]
         for name, label in (("setns", "setns, one prober per network set"),
@@ -73,7 +75,7 @@ def rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
             if name in lfl:
                 fig = lfl[name]
                 ratio = lfl["ratios"].get(f"baseline_over_{name}")
-                out.append((f"60 containers by {label}",
+                out.append((f"{compare} containers by {label}",
                             f"{seconds(fig['median_s'])}, {ratio}× the baseline; "
                             f"{counts_text(fig)}", "—"))
         bc = base["counts_matrix"]
