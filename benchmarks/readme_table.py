@@ -55,7 +55,8 @@ def rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
         out.append((f"snapshot of {compare} containers on {nets} networks "
                     f"({fig['reachability_rows']:,} source × target ports)",
                     f"{seconds(fig['median_s'])} median of {len(fig['wall_s'])}, CPU "
-                    f"{seconds(fig.get('cpu_median_s'))} (load {fig['load']})", "< 1 s (60)"))
+                    f"{seconds(fig.get('cpu_median_s'))} (load {fig['load']}); "
+                    f"{counts_text(fig)}", "< 1 s (60)"))
     growth = [(n, syn[n]) for n in sorted(syn, key=int)]
     if growth:
         out.append(("snapshot by containers: wall median / CPU / peak RSS",
