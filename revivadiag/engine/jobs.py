@@ -18,8 +18,9 @@ Job kinds and their result fields:
           ``server`` (Docker's resolver; "" for the system's) first, once per batch;
           ``prefer_ips`` picks among its answers; ``retry_on`` lists the error types that
           are retried (with exponential backoff + jitter, ``backoff_s``). With
-          ``"quiet_samples": N`` an open connect is repeated N times once the whole batch is
-          done, a few at a time: ``quiet_ms`` (list of float) are those uncontended times.
+          ``"quiet_samples": N`` an open connect is repeated N times (after a warm-up one)
+          once the whole batch is done, a few at a time: ``quiet_ms`` (list of float) are
+          those uncontended times.
 
 ``http``  ``{"kind": "http", "url": "http://backend:3011/api/health", "samples": 20,
           "warmup": 3, "timeout_s": 2.0, "headers": {...}, "new_connection": true,

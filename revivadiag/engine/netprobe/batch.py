@@ -73,18 +73,18 @@ async def run_batch_async(jobs: Sequence[Job], concurrency: int = DEFAULT_CONCUR
 async def quiet_samples(jobs: Sequence[Job], results: Sequence[Result],
                         in_flight: int = QUIET_IN_FLIGHT) -> None:
     """For each open ``tcp`` job asking for ``quiet_samples``: that many more connects to the
-    same address, one after the other, once every job of the batch is done and with at most
-    ``in_flight`` connects at once (a connect timed while the batch runs hundreds at once is
-    inflated many times over), as ``quiet_ms``."""
+    same address (after one warm-up connect, not kept), one after the other, once every job
+    of the batch is done, at most ``in_flight`` at once: a connect timed while the batch runs
+    hundreds at once is inflated many times over. The times go to ``quiet_ms``."""
     gate = asyncio.Semaphore(max(1, in_flight))
 
     async def repeat(job: Job, res: Result, count: int) -> None:
         times = []
         async with gate:
-            for _ in range(min(count, MAX_QUIET_SAMPLES)):
+            for i in range(1 + min(count, MAX_QUIET_SAMPLES)):
                 outcome, ms, _, _ = await connect_once(str(res["ip"]), int(res["port"]),
                                                        float(job.get("timeout_s", 0.5)))
-                if outcome == OPEN:
+                if outcome == OPEN and i > 0:  # the first one is a warm-up, not kept
                     times.append(round(ms, 3))
         res["quiet_ms"] = times
 
