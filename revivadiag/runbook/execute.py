@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -109,6 +110,8 @@ KERNEL_NOISE = ("KeyboardInterrupt caught in kernel", "running over TCP without 
 #: modules jsonschema imports for format checks nbformat never makes: ``rfc3987_syntax``
 #: compiles ~40 lark grammars on import (1-3 s here) for the ``iri`` formats
 UNUSED_FORMAT_MODULES = ("rfc3987_syntax",)
+#: seconds a kernel gets to exit after the shutdown request before it is killed
+SHUTDOWN_WAIT_S = 5.0
 
 
 @dataclass
@@ -141,12 +144,36 @@ def start_kernel(kernel_name: str, cwd: Path | None, log: IO[bytes]) -> Any:
     return manager
 
 
-def stop_kernel(manager: Any) -> None:
-    """Shut the kernel down (politely; killed if it lingers) and remove its IPC files."""
+def stop_kernel(manager: Any) -> threading.Thread:
+    """Ask the kernel to shut down (it runs its exit hooks) and reap it in a thread, so the
+    caller writes its outputs meanwhile; a kernel still there after
+    :data:`SHUTDOWN_WAIT_S` is killed. The thread is not a daemon: this process does not
+    exit before the kernel did."""
     from jupyter_core.utils import run_sync
 
     with contextlib.suppress(Exception):
-        run_sync(manager.shutdown_kernel)()
+        run_sync(manager.request_shutdown)()
+    process = getattr(manager.provisioner, "process", None)
+    with contextlib.suppress(Exception):
+        manager._close_control_socket()
+
+    def reap() -> None:
+        if process is not None:
+            try:
+                process.wait(timeout=SHUTDOWN_WAIT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for cleanup in (manager.cleanup_connection_file, manager.cleanup_ipc_files):
+            with contextlib.suppress(Exception):
+                cleanup()
+        if getattr(manager, "_created_context", False):
+            with contextlib.suppress(Exception):
+                manager.context.destroy(linger=100)
+
+    reaper = threading.Thread(target=reap, name="revivadiag-kernel-reaper")
+    reaper.start()
+    return reaper
 
 
 def kernel_messages(text: str) -> list[str]:
