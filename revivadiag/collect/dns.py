@@ -20,7 +20,9 @@ of user-defined networks alike: the view of names is per network, not per contai
 default one *representative* per network set (the first running container by name) asks the
 names, and the other containers of that set get its answers carried over: their rows say
 ``measured_on`` (the representative) and ``inferred`` (true). ``full=True`` asks from every
-container (each row then says ``measured_on`` = its own source). Legacy ``links`` aliases,
+container (each row then says ``measured_on`` = its own source). A container attached to
+no user-defined network (default bridge, ``network_mode: host`` or ``container:...``) is
+always measured itself. Legacy ``links`` aliases,
 the one per-container resolver entry Docker has, are not project names and are not asked.
 
 >>> view = NetworkView.from_rows(
@@ -143,13 +145,21 @@ class NetworkView:
         members = self.reps.get(key)
         return members[0] if members else None
 
+    def peers(self, source: Member) -> list[Member]:
+        """The running containers equivalent to ``source`` (itself included), by name: those
+        attached to exactly its user-defined networks. A container on none (default bridge,
+        ``network_mode: host`` or ``container:...``) is equivalent to no other: the API
+        does not show whose namespace it shares."""
+        return self.reps.get(source.netkey, []) if source.netkey else []
+
     def prober(self, source: Member, full: bool = False) -> Member:
         """The container whose namespace answers for ``source``'s name lookups: ``source``
         itself in full mode or when it is not running, else its network set's representative.
         """
         if full or not source.running:
             return source
-        return self.representative(source.netkey) or source
+        peers = self.peers(source)
+        return peers[0] if peers else source
 
     def connector(self, source: Member, target: Member, full: bool = False) -> Member:
         """The container whose connect to ``target`` stands for ``source``'s: ``source`` in
@@ -158,8 +168,7 @@ class NetworkView:
         cannot stand for a connect to itself)."""
         if full or not source.running:
             return source
-        members = self.reps.get(source.netkey) or [source]
-        for member in members:
+        for member in self.peers(source) or [source]:
             if member is not target:
                 return member
         return source
@@ -168,7 +177,7 @@ class NetworkView:
         """The running containers that probe at all (every running one in full mode)."""
         if full:
             return [m for m in self.members if m.running]
-        return [m for ms in self.reps.values() for m in ms[:2]]
+        return [m for key, ms in self.reps.items() for m in (ms[:2] if key else ms)]
 
 
 def _int(value: Any) -> int:
@@ -186,7 +195,7 @@ def forwarded_key(source: Member, name: str) -> tuple[NetKey, str]:
     """Cache key of the answer ``source`` gets for a name Docker forwards upstream: shared by
     every container with a user-defined network (containers without one have no 127.0.0.11
     and get their own key)."""
-    return (UPSTREAM if source.netkey else source.netkey, name)
+    return (UPSTREAM if source.netkey else frozenset({source.container_id}), name)
 
 
 @dataclass

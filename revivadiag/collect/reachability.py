@@ -202,7 +202,7 @@ def plan_sweep(view: NetworkView, ports: Mapping[str, list[int]],
     for source in view.members:
         # NetworkView.connector's choice, made once per source: the representative, or
         # for a connect to the representative itself the second container of the set
-        members = view.reps.get(source.netkey) or []
+        members = view.peers(source)
         rep = alt = source
         if not full and source.running and members:
             rep, alt = members[0], (members[1] if len(members) > 1 else source)
@@ -232,12 +232,14 @@ def _plan_cell(plan: SweepPlan, view: NetworkView, cell: Cell,
     if ours:  # Docker forwarded the name and it came back as one of our addresses
         cell.job = plan.add(source, tcp_job(ours[0], cell.port, timeout_s))
         return
-    # full: this cell's own L3 probe from its source; else one per (network set, network)
-    prober = source if plan.full else view.representative(source.netkey)
+    # full: this cell's own L3 probe; else one per (network set, network), made by the
+    # source measuring for its set (only those plan their cells)
+    prober = source
     for net, ip in sorted(target.ips.items()):
         key: L3Key = ((source.netkey, net, source.container_id, target.container_id, cell.port)
-                      if plan.full else (source.netkey, net))
-        if ip and prober is not None and key not in plan.l3_jobs:
+                      if plan.full else (source.netkey, net) if source.netkey
+                      else (source.netkey, net, source.container_id))
+        if ip and key not in plan.l3_jobs:
             cid, index = plan.add(prober, tcp_job(ip, cell.port, min(timeout_s, L3_TIMEOUT_S),
                                                   retries=0, quiet=0))
             plan.l3_jobs[key] = (cid, index, f"{prober.name} -> {ip}:{cell.port}")

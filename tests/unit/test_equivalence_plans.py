@@ -215,3 +215,32 @@ def test_column_wise_frames_equal_row_by_row_frames() -> None:
     sexp = reachability.sweep_expansion(splan, sres, cache)
     pd.testing.assert_frame_equal(sexp.frame("reachability"),
                                   to_frame("reachability", sexp.rows()))
+
+
+def test_containers_on_no_user_network_are_measured_each_by_itself() -> None:
+    """Two containers on the default bridge only (one could be host-mode or share another's
+    namespace: the API does not say whose) are never carried over from each other."""
+    containers = to_frame("containers", [
+        *CONTAINERS.to_dict("records"),
+        *({"container_id": c * 64, "name": f"p_{s}_1", "service": s, "state": "running",
+           "exposed_ports": []} for c, s in (("g", "solo1"), ("h", "solo2")))])
+    endpoints = to_frame("endpoints", [
+        *ENDPOINTS.to_dict("records"),
+        *({"container": f"p_{s}_1", "service": s, "network": "bridge", "ipv4": ip,
+           "aliases": [], "dns_names": []} for s, ip in (("solo1", "172.17.0.2"),
+                                                         ("solo2", "172.17.0.3")))])
+    v = dns.NetworkView.from_frames(containers, endpoints)
+    solo1, solo2 = v.by_name["p_solo1_1"], v.by_name["p_solo2_1"]
+    assert v.prober(solo2) is solo2 and v.connector(solo2, v.by_name["p_db_1"]) is solo2
+    assert {"p_solo1_1", "p_solo2_1"} <= {m.name for m in v.probers()}
+    plan = dns.plan_dns(v, {})
+    results = resolver(plan.batches, v)
+    cache = {**dns.shared_answers(plan, results, v), **plan.skipped}
+    rows = to_frame("dns", dns.dns_rows(v, plan, results, cache))
+    for solo in ("p_solo1_1", "p_solo2_1"):
+        assert set(rows[rows.source == solo].measured_on) <= {solo, ""}
+    sweep_plan = reachability.plan_sweep(v, reachability.target_ports(containers), {}, 0.5)
+    l3_by = {cid for cid, _, _ in sweep_plan.l3_jobs.values()}
+    assert {solo1.container_id, solo2.container_id} <= l3_by
+    assert not [c for c in sweep_plan.cells
+                if c.source in (solo1, solo2) and c.via is not None]
