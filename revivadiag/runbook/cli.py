@@ -65,7 +65,6 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute the runbook and write its outputs; returns the exit code."""
     from revivadiag.runbook import execute as ex
-    from revivadiag.runbook import output
     from revivadiag.runbook.params import DiagnoseParams, defaults, parse_pairs
     from revivadiag.runbook.secrets import project_secrets
 
@@ -81,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     print(f"revivadiag: diagnosing {project} with {runbook.name} ...", file=sys.stderr)
     execution = ex.execute(runbook, values, kernel_name=args.kernel, cwd=out_dir)
+    from revivadiag.runbook import output  # pandas and nbconvert: loaded while the kernel ran
+
     written = output.write_outputs(
         out_dir, execution, values, secrets, started=started, runbook=runbook, junit=args.junit
     )

@@ -193,10 +193,13 @@ _REPORT_SELECTORS = ("img:not([alt])", ".jp-Notebook div.jp-Cell-inputWrapper",
 
 def _preload_report_modules() -> None:
     """While the kernel boots and runs the cells (this process only waits on it), load what
-    writing the outputs needs right after: nbconvert and its selectors (about a second)."""
+    writing the outputs needs right after: nbconvert and its selectors, pandas and the
+    report's modules (a second or more)."""
     with contextlib.suppress(Exception):
         import nbconvert.exporters.html  # noqa: F401
         import soupsieve
+
+        import revivadiag.runbook.output  # noqa: F401  (pandas, the report's modules)
 
         for selector in _REPORT_SELECTORS:
             soupsieve.compile(selector)
