@@ -464,9 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     previous: dict[str, Any] = (json.loads(args.out.read_text(encoding="utf-8"))
                                 if args.out.is_file() else {})
     figures: dict[str, Any] = {k: v for k, v in previous.items() if k != "targets_met"}
-    figures.update(cpus=len(os.sched_getaffinity(0)),
-                   measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                   command=" ".join(["benchmarks/bench_snapshot.py", *(argv or sys.argv[1:])]))
+    stamp = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+             "command": " ".join(["benchmarks/bench_snapshot.py", *(argv or sys.argv[1:])])}
+    figures.update(cpus=len(os.sched_getaffinity(0)), **stamp)
     lab_prefix = f"rdb{secrets.token_hex(4)}"
     interrupted = False
     try:
@@ -484,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if not args.skip_lab:
             down(lab_prefix, volumes=True, client=client)
+    for section in ("startup", "synthetic", "lab"):
+        if not getattr(args, f"skip_{section}") and isinstance(figures.get(section), dict):
+            figures[section]["run"] = stamp  # which run measured this section
     figures["targets_met"] = verdicts(figures)
     if not interrupted:
         args.out.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")

@@ -124,8 +124,16 @@ def table(res: dict[str, Any]) -> str:
     head = [f"| figure ({res.get('cpus', '?')} cores, `benchmarks/bench_snapshot.py`) "
             "| measured | target |", "|---|---|---|"]
     body = [f"| {a} | {b} | {c} |" for a, b, c in rows(res)]
-    note = (f"\nMeasured {res.get('measured_at', '?')} with `{res.get('command', '?')}`; "
-            "every figure is in `benchmarks/results.json`.")
+    runs: dict[tuple[str, str], list[str]] = {}
+    for section in ("startup", "synthetic", "lab"):
+        run = (res.get(section) or {}).get("run") or {}
+        if run:
+            runs.setdefault((run["measured_at"], run["command"]), []).append(section)
+    if not runs:
+        runs[(res.get("measured_at", "?"), res.get("command", "?"))] = []
+    said = "; ".join(f"{', '.join(sections) or 'all'} measured {when} with `{command}`"
+                     for (when, command), sections in runs.items())
+    note = f"\n{said[0].upper()}{said[1:]}; every figure is in `benchmarks/results.json`."
     return "\n".join(head + body) + "\n" + note
 
 
