@@ -33,6 +33,8 @@ class SyntheticStack:
     services: dict[str, str] = field(default_factory=dict)
     network_of: dict[str, str] = field(default_factory=dict)
     networks: list[str] = field(default_factory=list)
+    #: service -> its address on its network
+    ips: dict[str, str] = field(default_factory=dict)
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every (source service, target service), source != target."""
@@ -46,17 +48,28 @@ def create(client: docker.DockerClient, image: str, containers: int, networks: i
            stack: SyntheticStack | None = None) -> SyntheticStack:
     """Create and start the stack (fills ``stack`` as it goes, so a failure can be undone)."""
     stack = stack or SyntheticStack(project=f"rdb{secrets.token_hex(4)}", image=image)
-    for k in range(networks):
+    return grow(client, stack, containers, networks)
+
+
+def grow(client: docker.DockerClient, stack: SyntheticStack, containers: int,
+         networks: int) -> SyntheticStack:
+    """Add networks and containers until the stack has ``containers`` (service ``svcNNN``
+    on network ``i % networks``); what exists stays."""
+    for k in range(len(stack.networks), networks):
         net = client.networks.create(f"{stack.project}_net{k}", driver="bridge",
                                      labels={PROJECT_LABEL: stack.project, BENCH_LABEL: "1"})
         stack.networks.append(str(net.id))
-    names = [f"svc{i:02d}" for i in range(containers)]
-    for i, service in enumerate(names):
+    names = [f"svc{i:03d}" for i in range(len(stack.services), containers)]
+    for i, service in enumerate(names, start=len(stack.services)):
         stack.network_of[service] = f"{stack.project}_net{i % networks}"
     with ThreadPoolExecutor(max_workers=CREATE_THREADS) as pool:
         for service, cid in zip(names, pool.map(lambda s: _start(client, stack, s), names),
                                 strict=True):
             stack.services[service] = cid
+    for service in names:
+        info = client.api.inspect_container(stack.services[service])
+        nets = info["NetworkSettings"]["Networks"]
+        stack.ips[service] = str(nets[stack.network_of[service]]["IPAddress"])
     return stack
 
 

@@ -144,6 +144,11 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("error", STR, "what went wrong, short (empty when it resolved)"),
             ("from_cache", BOOL, "a name Docker forwards upstream is asked once per run; true "
                                  "on the rows that reuse that answer"),
+            ("measured_on", STR, "container whose namespace asked: the source itself, another "
+                                 "container on the same networks whose answer is carried over, "
+                                 "or empty when nothing was asked (NOT_ASKED)"),
+            ("inferred", BOOL, "true when this source did not ask itself (measured_on differs): "
+                               "Docker answers every container on the same networks alike"),
         ),
         _s(
             "reachability",
@@ -156,11 +161,21 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("target_ip", STR, "address connected to (empty when unresolvable)"),
             ("target_port", INT, "TCP port inside the target"),
             ("outcome", STR, "open, refused, timeout, unresolvable, error"),
-            ("connect_ms", FLOAT, "time to connect or to fail"),
+            ("connect_ms", FLOAT, "time to connect (open: median of a few connects made one "
+                                  "at a time after the sweep) or to fail"),
             ("attempts", INT, "tries made (retries with backoff on transient errors)"),
             ("error_type", STR, "a NetworkErrorType, empty when open"),
             ("error", STR, "the underlying error, short"),
             ("method", STR, "setns, sidecar or exec"),
+            ("sweep_connect_ms", FLOAT, "the connect's time during the concurrent sweep "
+                                        "(inflated by the load of the sweep itself)"),
+            ("measured_on", STR, "container the connect was made from: the source itself, or "
+                                 "another container on the same networks whose result is "
+                                 "carried over; for a name that did not resolve, the container "
+                                 "that asked it (empty: not asked)"),
+            ("inferred", BOOL, "true when no connect was made from this source to this target "
+                               "port: carried over from measured_on (same networks, so Docker "
+                               "isolates them alike) or decided by the name lookup"),
         ),
         _s(
             "latency",
@@ -316,6 +331,29 @@ def to_frame(name: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     for col in sch.columns:
         df[col.name] = _cast(df[col.name], col.dtype)
     return df.reset_index(drop=True)
+
+
+def repeat_rows(name: str, bases: Iterable[Mapping[str, Any]], take: list[int],
+                per_row: Mapping[str, list[Any]]) -> pd.DataFrame:
+    """Frame ``name`` whose row ``i`` is ``bases[take[i]]`` with ``per_row[col][i]`` set:
+    the same as :func:`to_frame` of those rows, built column-wise (a frame where many rows
+    share most of their values, e.g. sources carried over from an equivalent container).
+
+    >>> f = repeat_rows("networks", [{"name": "n", "driver": "bridge"}], [0, 0],
+    ...                 {"network_id": ["a", "b"]})
+    >>> f[["network_id", "name"]].values.tolist()
+    [['a', 'n'], ['b', 'n']]
+    """
+    sch = schema(name)
+    base = to_frame(name, bases)
+    df = base.take(take).reset_index(drop=True) if take else base.iloc[0:0].copy()
+    for name_, values in per_row.items():
+        df[name_] = _cast(pd.Series(values, dtype=object), sch.dtypes[name_])
+    for column in sch.columns:
+        if column.dtype == LIST:  # no list object shared between rows
+            df[column.name] = pd.Series(list(map(list, df[column.name].tolist())),
+                                        dtype=object)
+    return df
 
 
 def _cast(series: pd.Series, dtype: str) -> pd.Series:

@@ -2,7 +2,7 @@
 
     revivadiag snapshot [--project P] [--out DIR] [--format parquet|csv] [--json -|FILE]
                         [--docker-host URL] [--method auto|setns|sidecar|exec] [--samples N]
-                        [--progress]
+                        [--progress] [--full]
 
 ``--json -`` prints exactly one JSON object on stdout (frame name -> list of records) and
 nothing else; the progress bar goes to stderr, shown when stderr is a terminal or with
@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="HTTP samples per latency path (default 20)")
     p.add_argument("--progress", action="store_true", help="show the progress bar on stderr "
                                                             "even when it is not a terminal")
+    p.add_argument("--full", action="store_true", help="probe from every container itself "
+                   "(default: one container per set of networks stands for the others; the rows "
+                   "say which in measured_on / inferred)")
     p.set_defaults(func=run)
 
 
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(Path(args.json_out))
     progress = bool(args.progress) or sys.stderr.isatty()
     snap = snapshot(project=args.project, docker_host=args.docker_host, samples=args.samples,
-                    method=args.method, progress=progress)
+                    method=args.method, progress=progress, full=args.full)
     if args.out is not None:
         snap.write(args.out, format=args.format)
         print(f"snapshot of {snap.project!r} written to {args.out}", file=sys.stderr)

@@ -15,6 +15,16 @@ here answers about 60 forwarded queries a second and drops the rest, so with 60 
 on 4 networks, 360 lookups took 5-6 s where 90 take well under one. A container that is
 not running gets rows with ``CONTAINER_NOT_FOUND``.
 
+Equivalent containers. Docker's resolver answers every container attached to the same set
+of user-defined networks alike: the view of names is per network, not per container. So by
+default one *representative* per network set (the first running container by name) asks the
+names, and the other containers of that set get its answers carried over: their rows say
+``measured_on`` (the representative) and ``inferred`` (true). ``full=True`` asks from every
+container (each row then says ``measured_on`` = its own source). A container attached to
+no user-defined network (default bridge, ``network_mode: host`` or ``container:...``) is
+always measured itself. Legacy ``links`` aliases,
+the one per-container resolver entry Docker has, are not project names and are not asked.
+
 >>> view = NetworkView.from_rows(
 ...     [{"container_id": "a1", "name": "p_web_1", "service": "web", "state": "running"},
 ...      {"container_id": "b2", "name": "p_db_1", "service": "db", "state": "running"}],
@@ -36,7 +46,7 @@ import pandas as pd
 
 from revivadiag.engine.base import Progress
 from revivadiag.engine.jobs import DOCKER_DNS, Job, Result
-from revivadiag.schemas import to_frame
+from revivadiag.schemas import repeat_rows
 
 BUILTIN_NETWORKS = frozenset({"bridge", "host", "none"})
 #: cache key "network set" of forwarded answers: the upstream's, the same from any network
@@ -135,6 +145,40 @@ class NetworkView:
         members = self.reps.get(key)
         return members[0] if members else None
 
+    def peers(self, source: Member) -> list[Member]:
+        """The running containers equivalent to ``source`` (itself included), by name: those
+        attached to exactly its user-defined networks. A container on none (default bridge,
+        ``network_mode: host`` or ``container:...``) is equivalent to no other: the API
+        does not show whose namespace it shares."""
+        return self.reps.get(source.netkey, []) if source.netkey else []
+
+    def prober(self, source: Member, full: bool = False) -> Member:
+        """The container whose namespace answers for ``source``'s name lookups: ``source``
+        itself in full mode or when it is not running, else its network set's representative.
+        """
+        if full or not source.running:
+            return source
+        peers = self.peers(source)
+        return peers[0] if peers else source
+
+    def connector(self, source: Member, target: Member, full: bool = False) -> Member:
+        """The container whose connect to ``target`` stands for ``source``'s: ``source`` in
+        full mode or when not running; else its network set's representative, or — when the
+        target *is* that representative — the second container of the set (the representative
+        cannot stand for a connect to itself)."""
+        if full or not source.running:
+            return source
+        for member in self.peers(source) or [source]:
+            if member is not target:
+                return member
+        return source
+
+    def probers(self, full: bool = False) -> list[Member]:
+        """The running containers that probe at all (every running one in full mode)."""
+        if full:
+            return [m for m in self.members if m.running]
+        return [m for key, ms in self.reps.items() for m in (ms[:2] if key else ms)]
+
 
 def _int(value: Any) -> int:
     try:
@@ -151,7 +195,7 @@ def forwarded_key(source: Member, name: str) -> tuple[NetKey, str]:
     """Cache key of the answer ``source`` gets for a name Docker forwards upstream: shared by
     every container with a user-defined network (containers without one have no 127.0.0.11
     and get their own key)."""
-    return (UPSTREAM if source.netkey else source.netkey, name)
+    return (UPSTREAM if source.netkey else frozenset({source.container_id}), name)
 
 
 @dataclass
@@ -211,12 +255,17 @@ def slow_first(batches: Mapping[str, list[Job]], slow: set[str]) -> dict[str, li
     return {k: batches[k] for k in sorted(batches, key=lambda k: k not in slow)}
 
 
-def plan_dns(view: NetworkView, cache: Mapping[tuple[NetKey, str], Result]) -> DnsPlan:
-    """Per-container queries of known names; one query of each forwarded one (within the
-    run's budget of forwarded lookups)."""
+def plan_dns(view: NetworkView, cache: Mapping[tuple[NetKey, str], Result],
+             full: bool = False) -> DnsPlan:
+    """Queries of known names from each network set's representative (from every container
+    with ``full``); one query of each forwarded name (within the run's budget of forwarded
+    lookups). A stopped container gets its jobs too: the engine answers CONTAINER_NOT_FOUND.
+    """
     plan = DnsPlan(budget=forwarded_budget(cache))
     forwarded: list[tuple[Member, str]] = []
     for source in view.members:
+        if view.prober(source, full) is not source:
+            continue  # carried over from its representative (dns_rows)
         for name in view.names:
             if not source.running or view.knows(source, name):
                 plan.add(source, name, shared=False)
@@ -238,40 +287,116 @@ def shared_answers(plan: DnsPlan, results: Mapping[str, Sequence[Result]],
     return out
 
 
-def dns_rows(view: NetworkView, plan: DnsPlan, results: Mapping[str, Sequence[Result]],
-             cache: Mapping[tuple[NetKey, str], Result]) -> list[dict[str, Any]]:
-    """One row per source container x project name."""
-    rows: list[dict[str, Any]] = []
+@dataclass
+class Expansion:
+    """Rows as references to a few distinct ``bases`` (one per prober x name x how it was
+    answered), with what differs per source: equivalent sources share their base rows."""
+
+    bases: list[dict[str, Any]] = field(default_factory=list)
+    take: list[int] = field(default_factory=list)
+    per_row: dict[str, list[Any]] = field(default_factory=dict)
+
+    def add(self, base: int, **values: Any) -> None:
+        self.take.append(base)
+        for key, value in values.items():
+            self.per_row.setdefault(key, []).append(value)
+
+    def extend(self, bases: list[int], **values: list[Any]) -> None:
+        """Many rows at once: ``values`` hold one list per column, as long as ``bases``."""
+        self.take.extend(bases)
+        for key, column in values.items():
+            self.per_row.setdefault(key, []).extend(column)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row as a dict (list values copied)."""
+        out = []
+        for i, base in enumerate(self.take):
+            row = {**self.bases[base], **{k: v[i] for k, v in self.per_row.items()}}
+            row.update({k: list(v) for k, v in row.items() if isinstance(v, list)})
+            out.append(row)
+        return out
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """The frame (schema ``name``), built column-wise: the bases once, then repeated."""
+        return repeat_rows(name, self.bases, self.take, self.per_row)
+
+
+def dns_expansion(view: NetworkView, plan: DnsPlan, results: Mapping[str, Sequence[Result]],
+                  cache: Mapping[tuple[NetKey, str], Result]) -> Expansion:
+    """One row per source container x project name; a container that did not ask (not its
+    network set's representative) gets the answers of the one that did."""
+    out = Expansion()
     shared_jobs = {(cid, i) for cid, i in plan.shared.values()}
-    for source in view.members:
-        asked = {str(j["name"]): (i, r) for i, (j, r) in enumerate(
-            zip(plan.batches.get(source.container_id, []), results.get(source.container_id, []),
-                strict=False))}
+    asked_by: dict[str, dict[str, tuple[int, Result]]] = {
+        cid: {str(j["name"]): (i, r) for i, (j, r) in enumerate(
+            zip(jobs, results.get(cid, []), strict=False))}
+        for cid, jobs in plan.batches.items()}
+    askers = {str(r.get("asked_from") or "") for r in cache.values()}
+    memo: dict[tuple[int, bool, str], int] = {}
+    templates: dict[tuple[str, str, NetKey], tuple[list[int], list[bool]]] = {}
+
+    def template(source: Member, prober: Member) -> tuple[list[int], list[bool]]:
+        """Base rows and ``inferred`` of ``source``'s rows, in name order."""
+        take: list[int] = []
+        inferred: list[bool] = []
+        asked = asked_by.get(prober.container_id, {})
         for name, kind in view.names.items():
             hit = asked.get(name)
-            if hit is not None and (source.container_id, hit[0]) not in shared_jobs:
-                rows.append(dns_row(source, name, kind, hit[1], from_cache=False))
+            local = hit is not None and (prober.container_id, hit[0]) not in shared_jobs
+            cached = None if hit is not None else cache.get(forwarded_key(source, name))
+            if hit is not None:
+                result, asker = hit[1], prober.name
+            elif cached is not None:
+                result, asker = cached, str(cached.get("asked_from") or "")
+            else:
                 continue
-            cached = cache.get(forwarded_key(source, name))
-            if hit is not None or cached is not None:
-                result = hit[1] if hit is not None else cached
-                assert result is not None
-                mine = hit is not None
-                rows.append(dns_row(source, name, kind, result, from_cache=not mine))
-    return rows
+            # from_cache: a forwarded (upstream) answer that another container asked for
+            from_cache = not local and asker != source.name
+            key = (id(result), from_cache, asker)
+            base = memo.get(key)
+            if base is None:  # equal rows of equivalent sources share the work
+                base = memo[key] = len(out.bases)
+                out.bases.append(dns_row(source, name, kind, result, from_cache, asker))
+            take.append(base)
+            inferred.append(out.bases[base]["measured_on"] != source.name)
+        return take, inferred
+
+    for source in view.members:
+        prober = source if source.container_id in plan.batches else view.prober(source)
+        # rows depend on the source itself only where it asked (or is named as asker)
+        own = source.name if (prober is source or source.name in askers) else ""
+        key = (prober.container_id, own, source.netkey)
+        found = templates.get(key)
+        if found is None:
+            found = templates[key] = template(source, prober)
+        take, inferred = found
+        out.extend(take, source=[source.name] * len(take),
+                   source_service=[source.service] * len(take), inferred=inferred)
+    return out
+
+
+def dns_rows(view: NetworkView, plan: DnsPlan, results: Mapping[str, Sequence[Result]],
+             cache: Mapping[tuple[NetKey, str], Result]) -> list[dict[str, Any]]:
+    """The rows of :func:`dns_expansion` as dicts."""
+    return dns_expansion(view, plan, results, cache).rows()
 
 
 def dns_row(source: Member, name: str, kind: str, result: Mapping[str, Any],
-            from_cache: bool) -> dict[str, Any]:
-    """A ``dns`` row from one query result."""
+            from_cache: bool, measured_on: str | None = None) -> dict[str, Any]:
+    """A ``dns`` row from one query result, asked from ``measured_on`` (default: the source;
+    empty: not asked at all)."""
     error = str(result.get("error") or "")
     if from_cache and result.get("asked_from"):
         error = (error + "; " if error else "") + f"answer of {result['asked_from']} reused"
+    where = source.name if measured_on is None else measured_on
+    if result.get("rcode") == NOT_ASKED:
+        where = ""
     return {"source": source.name, "source_service": source.service, "query": name,
             "query_kind": kind, "answers": list(result.get("answers") or []),
             "rcode": result.get("rcode", ""), "latency_ms": result.get("latency_ms"),
             "method": result.get("method", ""), "error_type": result.get("error_type", ""),
-            "error": error, "from_cache": from_cache}
+            "error": error, "from_cache": from_cache, "measured_on": where,
+            "inferred": where != source.name}
 
 
 def resolve_shared(engine: Any, view: NetworkView, plan: DnsPlan,
@@ -302,11 +427,12 @@ def known_answers(view: NetworkView, plan: DnsPlan, results: Mapping[str, Sequen
 
 
 def collect_dns(engine: Any, containers: pd.DataFrame, endpoints: pd.DataFrame,
-                progress: Progress | None = None) -> pd.DataFrame:
-    """The ``dns`` frame (see the module docstring); ``engine`` is a ProbeEngine."""
+                progress: Progress | None = None, full: bool = False) -> pd.DataFrame:
+    """The ``dns`` frame (see the module docstring); ``engine`` is a ProbeEngine. ``full``:
+    every container asks every name itself (nothing carried over from an equivalent one)."""
     view = NetworkView.from_frames(containers, endpoints)
-    plan = plan_dns(view, engine.name_cache)
+    plan = plan_dns(view, engine.name_cache, full)
     results = resolve_shared(engine, view, plan, progress)
     for key, res in known_answers(view, plan, results).items():
         engine.name_cache.setdefault(key, res)
-    return to_frame("dns", dns_rows(view, plan, results, engine.name_cache))
+    return dns_expansion(view, plan, results, engine.name_cache).frame("dns")

@@ -18,6 +18,7 @@ present.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,8 @@ SERVICE_LABEL = "com.docker.compose.service"
 NUMBER_LABEL = "com.docker.compose.container-number"
 #: the project used when several run and none was asked for (the seed's stack)
 DEFAULT_PROJECT = seed.PROJECT
+#: container inspects in flight (docker-py's connection pool holds 10)
+INSPECT_THREADS = 8
 
 Inspect = dict[str, Any]
 
@@ -109,13 +112,25 @@ def list_project(
 def inspect_containers(
     client: docker.DockerClient, summaries: Iterable[Mapping[str, Any]], inv: RawInventory
 ) -> None:
-    """Inspect each listed container into ``inv``; one that vanished goes to ``inv.vanished``."""
-    for summary in sorted(summaries, key=_summary_name):
-        inv.api_calls += 1
+    """Inspect each listed container into ``inv``; one that vanished goes to ``inv.vanished``.
+    Up to :data:`INSPECT_THREADS` inspects are in flight (each is a round trip to the engine)."""
+    ordered = sorted(summaries, key=_summary_name)
+
+    def one(summary: Mapping[str, Any]) -> Inspect | None:
         try:
-            inv.containers.append(_call(client, client.api.inspect_container, summary["Id"]))
+            found: Inspect = _call(client, client.api.inspect_container, summary["Id"])
         except docker.errors.NotFound:
+            return None
+        return found
+
+    with ThreadPoolExecutor(max_workers=INSPECT_THREADS) as pool:
+        found = list(pool.map(one, ordered))
+    for summary, inspect in zip(ordered, found, strict=True):
+        inv.api_calls += 1
+        if inspect is None:
             inv.vanished.append(dict(summary))
+        else:
+            inv.containers.append(inspect)
 
 
 def network_ids(containers: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -39,7 +39,7 @@ from revivadiag.collect.roles import Roles, infer_roles
 from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta
 from revivadiag.collect.stack import collect_roles
 from revivadiag.engine.client import connect, describe
-from revivadiag.engine.probe import ProbeEngine
+from revivadiag.engine.probe import ProbeEngine, prestart
 from revivadiag.errors import EngineError, ParameterError, RevivadiagError
 from revivadiag.redact import Scrubber, redact_url
 from revivadiag.schemas import empty_frame
@@ -94,6 +94,7 @@ def snapshot(
     health_config: HealthConfig | None = None,
     policy: Any = None,
     compose: ComposeSource = None,
+    full: bool = False,
 ) -> Snapshot:
     """Every frame of ``project`` (default: the only compose project, else the seed's).
 
@@ -102,8 +103,10 @@ def snapshot(
     sidecar, exec). ``policy`` (a :class:`~revivadiag.analyze.policy.Policy`, optional) may
     assign roles to services; ``compose`` is the normalised compose dict (``docker compose
     config --format json``) or a loader given the files the containers' labels name, for
-    ``x-revivadiag`` role declarations. Raises EngineUnreachable, ProjectNotFound or
-    ParameterError.
+    ``x-revivadiag`` role declarations. ``full``: every container asks every name and
+    connects to every target port itself, instead of one container per set of networks
+    standing for the others (the rows say which: ``measured_on``, ``inferred``). Raises
+    EngineUnreachable, ProjectNotFound or ParameterError.
     """
     if method not in METHODS:
         raise ParameterError("method", method, f"expected one of {', '.join(METHODS)}")
@@ -116,9 +119,10 @@ def snapshot(
         with timer.step("connect"):
             client = connect(docker_host)
             info = describe(client, docker_host)
+            prestart(method, info.is_local)  # the setns fork server starts during inventory
         try:
             snap = _collect(client, project, samples, method, info.is_local, health_config,
-                            timer, _policy_roles(policy), compose)
+                            timer, _policy_roles(policy), compose, full)
         finally:
             client.close()
     finally:
@@ -149,7 +153,8 @@ def _compose_data(inv: RawInventory, frames: Mapping[str, pd.DataFrame],
 
 def _collect(client: docker.DockerClient, project: str | None, samples: int, method: str,
              local: bool, health_config: HealthConfig | None, timer: _Timer,
-             policy_roles: Mapping[str, Sequence[str]], compose: ComposeSource) -> Snapshot:
+             policy_roles: Mapping[str, Sequence[str]], compose: ComposeSource,
+             full: bool = False) -> Snapshot:
     with timer.step("inventory"):
         inv = gather(client, project)
     scrubber = project_secrets(inv.containers)
@@ -173,7 +178,8 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
     with ProbeEngine(client, method=method) as prober:
         for name in ("dns", "reachability", "latency"):
             with timer.step(name):
-                frames[name] = _probe_frame(name, prober, frames, samples, meta, timer.probed)
+                frames[name] = _probe_frame(name, prober, frames, samples, meta, timer.probed,
+                                            full)
         roles = Roles(frames["roles"])
         with timer.step("health"):
             frames["health"] = collect_health(inv, prober, roles=roles, config=health_config,
@@ -201,7 +207,8 @@ def _roles_frame(client: docker.DockerClient, inv: RawInventory,
 
 
 def _probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame], samples: int,
-                 meta: SnapshotMeta, progress: Callable[[int], None]) -> pd.DataFrame:
+                 meta: SnapshotMeta, progress: Callable[[int], None],
+                 full: bool = False) -> pd.DataFrame:
     """One probe frame; a collector that fails as a whole gives an empty frame and a note.
 
     Latency learns the HTTP paths that answer: they are written back into ``frames["roles"]``.
@@ -209,12 +216,12 @@ def _probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame]
     containers, endpoints, ports = frames["containers"], frames["endpoints"], frames["ports"]
     try:
         if name == "dns":
-            return collect_dns(prober, containers, endpoints, progress=progress)
+            return collect_dns(prober, containers, endpoints, progress=progress, full=full)
         if name == "reachability":
             learned = {str(r["service"]): [int(p) for p in r["ports"]]
                        for r in frames["roles"].to_dict("records")}
             return collect_reachability(prober, containers, endpoints, ports=ports,
-                                        progress=progress, learned=learned)
+                                        progress=progress, learned=learned, full=full)
         run = measure_latency(prober, containers, ports, samples, roles=Roles(frames["roles"]))
         if run.paths is not None:
             frames["roles"] = with_paths(frames["roles"], {
@@ -247,7 +254,12 @@ def scrub_columns(
     out = frame.copy()
     for col in columns:
         if col in out.columns:
-            out[col] = out[col].map(lambda v: scrubber.scrub(v) if isinstance(v, str) else v)
+            # each distinct value once: rows carried over from an equivalent container repeat
+            values = out[col].dropna().unique()
+            if all(isinstance(v, str) for v in values):
+                out[col] = out[col].map({v: scrubber.scrub(v) for v in values})
+            else:
+                out[col] = out[col].map(lambda v: scrubber.scrub(v) if isinstance(v, str) else v)
             out[col] = out[col].astype(frame[col].dtype)
     out.attrs = {key: scrub_columns(extra, (*columns, "error"), scrubber)
                  if isinstance(extra, pd.DataFrame) else extra
@@ -262,7 +274,7 @@ def methods_used(frames: dict[str, pd.DataFrame]) -> str:
         frame = frames.get(name)
         if frame is None or "method" not in frame.columns:
             continue
-        for value in frame["method"].dropna():
+        for value in frame["method"].dropna().unique():
             if value in ("setns", "sidecar", "exec"):
                 seen.setdefault(str(value), None)
     return ",".join(seen)

@@ -55,6 +55,10 @@ def connect(docker_host: str | None = None, timeout_s: float = 10.0) -> docker.D
         kwargs["use_ssh_client"] = True
     try:
         client = docker.DockerClient(**kwargs)
+        if urlsplit(address).scheme in ("unix", "npipe"):
+            # no HTTP proxy, netrc or CA bundle applies to a local socket: skip requests'
+            # look-up of them in the environment on every call
+            client.api.trust_env = False
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
         raise EngineUnreachable(address, _short(exc)) from exc

@@ -17,7 +17,10 @@ Job kinds and their result fields:
           ``attempts``, ``ip``, ``error_type``, ``error``.  A host name is resolved at
           ``server`` (Docker's resolver; "" for the system's) first, once per batch;
           ``prefer_ips`` picks among its answers; ``retry_on`` lists the error types that
-          are retried (with exponential backoff + jitter, ``backoff_s``).
+          are retried (with exponential backoff + jitter, ``backoff_s``). With
+          ``"quiet_samples": N`` an open connect is repeated N times (after a warm-up one)
+          once the whole batch is done, a few at a time: ``quiet_ms`` (list of float) are
+          those uncontended times.
 
 ``http``  ``{"kind": "http", "url": "http://api:8000/api/health", "samples": 20,
           "warmup": 3, "timeout_s": 2.0, "headers": {...}, "new_connection": true,

@@ -217,6 +217,21 @@ class ProbeEngine:
                     self.breaker.record(key, row.get("outcome") == "open")
 
 
+def prestart(method: str = "auto", local: bool = True) -> bool:
+    """Start the setns fork server ahead of the first :class:`ProbeEngine` when that engine
+    will use setns (``method`` auto or setns, a ``local`` engine, root here): its start-up
+    then overlaps with the caller's API work. True when one was started."""
+    if method not in ("auto", "setns"):
+        return False
+    cls = method_class("setns")
+    if cls.unavailable_reason(None, Settings(local=local)) is not None:
+        return False
+    from revivadiag.engine import setns
+
+    setns.prestart()
+    return True
+
+
 def pid_belongs_to(pid: int, container_id: str) -> bool:
     """True when host process ``pid`` runs in the container ``container_id`` (its cgroup
     path names the full id), so a pid from a frame is still valid."""

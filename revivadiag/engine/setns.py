@@ -13,6 +13,7 @@ restarted on next use.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import json
 import os
@@ -107,6 +108,25 @@ class ForkServer:
             self.proc.stdout.close()
 
 
+#: a fork server started ahead of need (:func:`prestart`), taken by the next SetnsMethod
+_SPARE: list[ForkServer] = []
+
+
+def prestart() -> None:
+    """Start a fork server now, for the next :class:`SetnsMethod` to take: its interpreter
+    start overlaps with the caller's API work instead of delaying the first probe run. One
+    that nobody takes is closed at exit."""
+    if not any(server.alive() for server in _SPARE):
+        _SPARE.clear()
+        _SPARE.append(ForkServer())
+
+
+@atexit.register
+def _close_spare() -> None:
+    while _SPARE:
+        _SPARE.pop().close()
+
+
 class SetnsMethod(ProbeMethod):
     """Forked workers inside the containers' network namespaces."""
 
@@ -164,7 +184,10 @@ class SetnsMethod(ProbeMethod):
 
     def _server(self) -> ForkServer:
         if self.server is None or not self.server.alive():
-            self.server = ForkServer()
+            spare = _SPARE.pop() if _SPARE else None
+            self.server = spare if spare is not None and spare.alive() else ForkServer()
+            if spare is not None and spare is not self.server:
+                spare.close()
         return self.server
 
     def _restart(self) -> None:

@@ -56,8 +56,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show.set_defaults(func=_status)
 
 
+def _say(text: str) -> None:
+    """Progress of a build, on stderr as it happens."""
+    print(f"revivadiag: lab build: {text}", file=sys.stderr, flush=True)
+
+
 def _build(args: argparse.Namespace) -> int:
-    report = build_images(force=args.force, from_registry=args.from_registry)
+    report = build_images(force=args.force, from_registry=args.from_registry,
+                          progress=_say)
     print(report.summary())
     return 0
 

@@ -25,10 +25,12 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,13 +181,48 @@ def _drop_superseded(client: docker.DockerClient, old_id: str | None, tag: str) 
         client.images.remove(old_id)
 
 
-def _run(argv: list[str], image: str, env: dict[str, str] | None = None) -> None:
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, env=env, check=False
-    )
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise ImageBuildError(image, f"{argv[0]} {argv[1]} exited {proc.returncode}:\n{tail}")
+#: a line of a build tool's output worth showing as progress: mmdebstrap's phases
+#: (``I: ...``), the classic builder's steps (``Step 3/9 : RUN ...``)
+PROGRESS_LINE = re.compile(r"^(I: |Step \d+/\d+ : )")
+Progress = Callable[[str], None]
+
+
+def progress_text(line: str, image: str, elapsed_s: float) -> str | None:
+    """What to show for one output line of a build step (None: nothing).
+
+    >>> progress_text("I: downloading packages with apt...", "base", 12.34)
+    'base [ 12s] I: downloading packages with apt...'
+    >>> progress_text("Get:1 http://mirror.invalid ...", "base", 1.0) is None
+    True
+    """
+    line = line.rstrip()
+    if not PROGRESS_LINE.match(line):
+        return None
+    return f"{image} [{elapsed_s:3.0f}s] {line[:120]}"
+
+
+def _run(argv: list[str], image: str, env: dict[str, str] | None = None,
+         progress: Progress | None = None) -> None:
+    """Run one build step; with ``progress``, its phases are reported as they happen."""
+    started = time.monotonic()
+    tail: list[str] = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=env, errors="replace") as proc:
+        assert proc.stdout is not None
+        timer = threading.Timer(BUILD_TIMEOUT_S, proc.kill)
+        timer.start()
+        try:
+            for line in proc.stdout:
+                tail = [*tail[-14:], line.rstrip()]
+                shown = progress_text(line, image, time.monotonic() - started)
+                if progress is not None and shown is not None:
+                    progress(shown)
+            returncode = proc.wait()
+        finally:
+            timer.cancel()
+    if returncode != 0:
+        raise ImageBuildError(image, f"{argv[0]} {argv[1]} exited {returncode}:\n"
+                              + "\n".join(tail))
 
 
 def _classic_builder_env() -> dict[str, str]:
@@ -194,28 +231,33 @@ def _classic_builder_env() -> dict[str, str]:
     return env
 
 
-def _build_base_mmdebstrap(tag: str) -> None:
+def _build_base_mmdebstrap(tag: str, progress: Progress | None = None) -> None:
     packages = read_packages((RECIPES / "base" / "packages.txt").read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix="revivadiag-base-") as tmp:
         tar = str(Path(tmp) / "base.tar")
         _run(
             ["mmdebstrap", *MMDEBSTRAP_OPTIONS, f"--include={','.join(packages)}", SUITE, tar],
             tag,
+            progress=progress,
         )
+        if progress is not None:
+            progress(f"{tag} docker import")
         changes = [arg for change in IMPORT_CHANGES for arg in ("--change", change)]
         _run(["docker", "import", *changes, tar, tag], tag)
 
 
-def _build_base_registry(tag: str) -> None:
+def _build_base_registry(tag: str, progress: Progress | None = None) -> None:
     _run(
         ["docker", "build", "-f", str(RECIPES / "base" / "Dockerfile.registry"), "-t", tag,
          str(RECIPES / "base")],
         tag,
         env=_classic_builder_env(),
+        progress=progress,
     )
 
 
-def _build_service(service: str, base: str, recipe_hash: str, no_cache: bool = False) -> None:
+def _build_service(service: str, base: str, recipe_hash: str, no_cache: bool = False,
+                   progress: Progress | None = None) -> None:
     tag = service_tag(service)
     _run(
         ["docker", "build", *(["--no-cache"] if no_cache else []),
@@ -224,6 +266,7 @@ def _build_service(service: str, base: str, recipe_hash: str, no_cache: bool = F
          "-t", tag, str(RECIPES / service)],
         tag,
         env=_classic_builder_env(),
+        progress=progress,
     )
 
 
@@ -243,13 +286,15 @@ def _build_lock() -> Iterator[None]:
 def build_images(
     force: bool = False, from_registry: bool = False, client: docker.DockerClient | None = None,
     rebuild: Collection[str] = (),
+    progress: Progress | None = None,
 ) -> BuildReport:
     """Build the base and every service image; skip those whose recipe hash matches.
 
     ``rebuild`` names service recipes (e.g. ``"shop-api"``) to build again from scratch
-    (``--no-cache``) whatever their hash, leaving the shared base alone.
-    Raises EngineUnreachable when no engine answers, ImageBuildError when a step fails,
-    ParameterError for an unknown recipe in ``rebuild``.
+    (``--no-cache``) whatever their hash, leaving the shared base alone. ``progress`` is told
+    each step as it happens (which image, mmdebstrap's phases, the builder's steps), so a
+    ~70 s base build is not silent. Raises EngineUnreachable when no engine answers,
+    ImageBuildError when a step fails, ParameterError for an unknown recipe in ``rebuild``.
     """
     unknown = sorted(set(rebuild) - set(RECIPE_NAMES))
     if unknown:
@@ -264,7 +309,10 @@ def build_images(
         build_base = force or not _has_image(client, btag)
         old_base = _image_id(client, btag)
         if build_base:
-            (_build_base_registry if from_registry else _build_base_mmdebstrap)(btag)
+            if progress is not None:
+                progress(f"{btag}: building ({'docker build' if from_registry else 'mmdebstrap'}"
+                         ", about a minute)")
+            (_build_base_registry if from_registry else _build_base_mmdebstrap)(btag, progress)
         report.images.append(ImageResult(btag, build_base, time.monotonic() - t0, bhash))
         for service in RECIPE_NAMES:
             shash = service_hash(service, bhash)
@@ -273,7 +321,10 @@ def build_images(
                      or _image_hash(client, service_tag(service)) != shash)
             if build:
                 old = _image_id(client, service_tag(service))
-                _build_service(service, btag, shash, no_cache=service in rebuild)
+                if progress is not None:
+                    progress(f"{service_tag(service)}: building")
+                _build_service(service, btag, shash, no_cache=service in rebuild,
+                               progress=progress)
                 _drop_superseded(client, old, service_tag(service))
             report.images.append(
                 ImageResult(service_tag(service), build, time.monotonic() - t0, shash)

@@ -85,7 +85,6 @@ def run(args: argparse.Namespace) -> int:
     check_compose_files(params.compose_files)
 
     from revivadiag.runbook import execute as ex
-    from revivadiag.runbook import output
     from revivadiag.runbook.secrets import project_secrets
 
     runbook = ex.runbook_path(args.runbook)
@@ -96,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     print(f"revivadiag: diagnosing {project} with {runbook.name} ...", file=sys.stderr)
     execution = ex.execute(runbook, values, kernel_name=args.kernel, cwd=out_dir)
+    from revivadiag.runbook import output  # pandas and nbconvert: loaded while the kernel ran
+
     written = output.write_outputs(
         out_dir, execution, values, secrets, started=started, runbook=runbook, junit=args.junit
     )

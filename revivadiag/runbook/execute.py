@@ -2,22 +2,27 @@
 
 :func:`ensure_kernel` makes sure a Jupyter kernel spec starts ``sys.executable`` (so the
 notebook sees the same revivadiag, in a fresh ``.venv`` too). :func:`execute` runs the
-notebook into a private temporary directory (papermill saves after every cell, and raw
-outputs must not touch the output directory before they are scrubbed) and returns the
+notebook into a private temporary directory (raw outputs must not touch the output
+directory before they are scrubbed) and returns the
 executed notebook plus, when a cell failed, a :class:`~revivadiag.errors.RunbookError`
-naming the cell.
+naming the cell. The kernel talks over IPC and its own noise (the interrupt that precedes
+every shutdown) stays off stderr; the kernel is started before papermill is imported, so
+the two overlap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from revivadiag.errors import RunbookError
 
@@ -57,12 +62,25 @@ def kernel_runs_this_python(argv: list[str]) -> bool:
     )
 
 
+def spec_manager() -> Any:
+    """A kernel spec manager over Jupyter's kernel directories plus IPython's legacy one,
+    found without importing IPython (which jupyter_client's default does, ~0.3 s here: the
+    kernel imports it anyway, this process need not)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_core.paths import jupyter_path
+
+    ipython_dir = os.environ.get("IPYTHONDIR") or os.path.join(os.path.expanduser("~"),
+                                                               ".ipython")
+    return KernelSpecManager(kernel_dirs=[*jupyter_path("kernels"),
+                                          os.path.join(ipython_dir, "kernels")])
+
+
 def ensure_kernel() -> str:
     """A kernel name whose spec runs ``sys.executable``: ``python3`` when it already does,
     else a ``revivadiag`` spec installed into this environment (or the user's) once."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from jupyter_client.kernelspec import NoSuchKernel
 
-    manager = KernelSpecManager()
+    manager = spec_manager()
     for name in ("python3", KERNEL_NAME):
         try:
             if kernel_runs_this_python(manager.get_kernel_spec(name).argv):
@@ -84,6 +102,18 @@ def install_kernel() -> str:
     return KERNEL_NAME
 
 
+#: lines of the kernel's own output that say nothing about the run: the interrupt
+#: jupyter_client sends before every shutdown, and (older ipykernels on TCP) the warning
+#: about unencrypted TCP; everything else the kernel prints is passed on to stderr
+KERNEL_NOISE = ("KeyboardInterrupt caught in kernel", "running over TCP without encryption",
+                "Use IPC transport or launch with kernel manager-provisioned")
+#: modules jsonschema imports for format checks nbformat never makes: ``rfc3987_syntax``
+#: compiles ~40 lark grammars on import (1-3 s here) for the ``iri`` formats
+UNUSED_FORMAT_MODULES = ("rfc3987_syntax",)
+#: seconds a kernel gets to exit after the shutdown request before it is killed
+SHUTDOWN_WAIT_S = 5.0
+
+
 @dataclass
 class Execution:
     """An executed notebook (raw: not yet scrubbed) and the error that stopped it, if any."""
@@ -94,6 +124,87 @@ class Execution:
     kernel_name: str
 
 
+def skip_unused_format_checkers() -> None:
+    """Make :data:`UNUSED_FORMAT_MODULES` unimportable (jsonschema then leaves their format
+    checks out) unless something imported them already."""
+    for name in UNUSED_FORMAT_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
+def start_kernel(kernel_name: str, cwd: Path | None, log: IO[bytes]) -> Any:
+    """Start kernel ``kernel_name`` now, over IPC (no TCP port, no warning about one), its
+    stdout/stderr into ``log``; returns its (async) kernel manager. It boots while the
+    caller imports papermill and prepares the notebook."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc",
+                                 kernel_spec_manager=spec_manager())
+    run_sync(manager.start_kernel)(cwd=str(cwd or Path.cwd()), stdout=log, stderr=log)
+    return manager
+
+
+def stop_kernel(manager: Any) -> threading.Thread:
+    """Ask the kernel to shut down (it runs its exit hooks) and reap it in a thread, so the
+    caller writes its outputs meanwhile; a kernel still there after
+    :data:`SHUTDOWN_WAIT_S` is killed. The thread is not a daemon: this process does not
+    exit before the kernel did."""
+    from jupyter_core.utils import run_sync
+
+    with contextlib.suppress(Exception):
+        run_sync(manager.request_shutdown)()
+    process = getattr(manager.provisioner, "process", None)
+    with contextlib.suppress(Exception):
+        manager._close_control_socket()
+
+    def reap() -> None:
+        if process is not None:
+            try:
+                process.wait(timeout=SHUTDOWN_WAIT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for cleanup in (manager.cleanup_connection_file, manager.cleanup_ipc_files):
+            with contextlib.suppress(Exception):
+                cleanup()
+        if getattr(manager, "_created_context", False):
+            with contextlib.suppress(Exception):
+                manager.context.destroy(linger=100)
+
+    reaper = threading.Thread(target=reap, name="revivadiag-kernel-reaper")
+    reaper.start()
+    return reaper
+
+
+def kernel_messages(text: str) -> list[str]:
+    """The lines of a kernel's output worth showing (:data:`KERNEL_NOISE` left out).
+
+    >>> kernel_messages("[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel\\nboom\\n")
+    ['boom']
+    """
+    return [line for line in text.splitlines()
+            if line.strip() and not any(noise in line for noise in KERNEL_NOISE)]
+
+
+#: CSS selectors nbconvert's HTML exporter compiles (soupsieve) on its first export
+_REPORT_SELECTORS = ("img:not([alt])", ".jp-Notebook div.jp-Cell-inputWrapper",
+                     ".jp-Notebook div.jp-OutputArea-output")
+
+
+def _preload_report_modules() -> None:
+    """While the kernel boots and runs the cells (this process only waits on it), load what
+    writing the outputs needs right after: nbconvert and its selectors, pandas and the
+    report's modules (a second or more)."""
+    with contextlib.suppress(Exception):
+        import nbconvert.exporters.html  # noqa: F401
+        import soupsieve
+
+        import revivadiag.runbook.output  # noqa: F401  (pandas, the report's modules)
+
+        for selector in _REPORT_SELECTORS:
+            soupsieve.compile(selector)
+
+
 def execute(
     runbook: Path,
     parameters: Mapping[str, Any],
@@ -102,28 +213,44 @@ def execute(
     cwd: Path | None = None,
     cell_timeout_s: int = CELL_TIMEOUT_S,
 ) -> Execution:
-    """Run ``runbook`` with ``parameters``; a failing cell gives ``Execution.error``."""
-    import nbformat
-    import papermill as pm
+    """Run ``runbook`` with ``parameters``; a failing cell gives ``Execution.error``.
 
+    The kernel starts first and boots while papermill is imported; its own output goes to
+    a log whose lines other than :data:`KERNEL_NOISE` are passed on to stderr afterwards.
+    """
+    skip_unused_format_checkers()
     kernel = kernel_name or ensure_kernel()
     started = time.perf_counter()
     failure: Exception | None = None
     with tempfile.TemporaryDirectory(prefix="revivadiag-run-") as tmp:
         output = Path(tmp) / runbook.name
-        try:
-            pm.execute_notebook(
-                str(runbook),
-                str(output),
-                parameters=dict(parameters),
-                kernel_name=kernel,
-                progress_bar=False,
-                cwd=str(cwd) if cwd else None,
-                execution_timeout=cell_timeout_s,
-                start_timeout=120,
-            )
-        except Exception as exc:  # a failed cell, or a kernel that died, hung or never started
-            failure = exc
+        log_path = Path(tmp) / "kernel.log"
+        with log_path.open("wb") as log:
+            manager = start_kernel(kernel, cwd, log)
+            threading.Thread(target=_preload_report_modules, daemon=True).start()
+            try:
+                import nbformat
+                import papermill as pm
+
+                pm.execute_notebook(
+                    str(runbook),
+                    str(output),
+                    parameters=dict(parameters),
+                    kernel_name=kernel,
+                    progress_bar=False,
+                    cwd=str(cwd) if cwd else None,
+                    execution_timeout=cell_timeout_s,
+                    start_timeout=120,
+                    km=manager,
+                    # the notebook is saved once at the end (also when a cell failed)
+                    request_save_on_cell_execute=False,
+                )
+            except Exception as exc:  # a failed cell, or a kernel that died, hung or never started
+                failure = exc
+            finally:
+                stop_kernel(manager)
+        for line in kernel_messages(log_path.read_text(encoding="utf-8", errors="replace")):
+            print(f"revivadiag: kernel: {line}", file=sys.stderr)
         if not output.exists():
             raise RunbookError(runbook.stem, f"papermill wrote no notebook: {failure}")
         notebook = nbformat.read(str(output), as_version=4)  # type: ignore[no-untyped-call]

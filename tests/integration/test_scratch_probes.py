@@ -219,23 +219,29 @@ def test_collectors_on_the_stack(engine: docker.DockerClient, stack: Stack, meth
     assert list(web_from_cli.answers) == [stack.ips["web"]]
 
 
-def test_one_run_sweep_equals_the_two_collectors(engine: docker.DockerClient,
-                                                 stack: Stack) -> None:
-    """collect_sweep gives the rows collect_dns and collect_reachability give."""
-    from revivadiag.collect.reachability import collect_sweep
-
+def test_carried_over_rows_equal_full_measurement(engine: docker.DockerClient,
+                                                  stack: Stack) -> None:
+    """What one container per network set measures for the others is what each of them
+    finds itself: the default and the full frames agree cell by cell, and say which rows
+    were measured where."""
     containers, endpoints = frames(engine, stack)
     with ProbeEngine(engine) as first:
         dns = collect_dns(first, containers, endpoints)
         reach = collect_reachability(first, containers, endpoints)
     with ProbeEngine(engine) as second:
-        dns2, reach2 = collect_sweep(second, containers, endpoints)
-    validate("dns", dns2)
-    validate("reachability", reach2)
+        dns_full = collect_dns(second, containers, endpoints, full=True)
+        reach_full = collect_reachability(second, containers, endpoints, full=True)
 
     def key(frame: object, cols: list[str]) -> list[tuple[object, ...]]:
         return sorted(map(tuple, frame[cols].astype(str).values.tolist()))  # type: ignore[index]
 
-    assert key(dns2, ["source", "query", "rcode"]) == key(dns, ["source", "query", "rcode"])
     cols = ["source", "target", "target_port", "outcome", "error_type"]
-    assert key(reach2, cols) == key(reach, cols)
+    assert key(reach_full, cols) == key(reach, cols)
+    assert key(dns_full, ["source", "query", "rcode"]) == key(dns, ["source", "query", "rcode"])
+    running = reach_full[reach_full.error_type != "CONTAINER_NOT_FOUND"]
+    assert not running.empty and (running.measured_on == running.source).all()
+    assert not running.inferred.any()
+    carried = reach[reach.inferred & (reach.outcome == "open")]
+    assert not carried.empty and (carried.measured_on != carried.source).all()
+    opened = reach[reach.outcome == "open"]
+    assert opened.connect_ms.notna().all() and opened.sweep_connect_ms.notna().all()

@@ -242,18 +242,6 @@ def test_forwarded_queries_go_first() -> None:
     assert set(list(plan.ordered())[:2]) == askers
 
 
-def test_merge_and_split_batches() -> None:
-    """Two plans share one run per container; the results go back to each plan."""
-    first = {"a": [{"n": 1}, {"n": 2}], "b": [{"n": 3}]}
-    second = {"a": [{"n": 4}], "c": [{"n": 5}]}
-    merged, offsets = reachability.merge_batches(first, second)
-    assert merged == {"a": [{"n": 1}, {"n": 2}, {"n": 4}], "b": [{"n": 3}], "c": [{"n": 5}]}
-    results = {cid: [dict(job, done=True) for job in jobs] for cid, jobs in merged.items()}
-    one, two = reachability.split_results(results, first, offsets)
-    assert [r["n"] for r in one["a"]] == [1, 2] and one["c"] == []
-    assert two == {"a": [{"n": 4, "done": True}], "c": [{"n": 5, "done": True}]}
-
-
 def test_forwarded_lookups_stay_within_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the budget a forwarded name is not asked: its rows say NOT_ASKED, method api,
     and the reachability sweep reports the pair unresolvable without asking again."""

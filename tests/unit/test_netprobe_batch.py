@@ -142,3 +142,26 @@ def test_scrub_and_resp() -> None:
     """The password never survives in a text; RESP framing is byte-exact."""
     assert services.scrub("auth failed for s3cret!", "s3cret!") == "auth failed for ***"
     assert services.resp_command("PING") == b"*1\r\n$4\r\nPING\r\n"
+
+
+def test_open_connects_are_repeated_quietly_after_the_batch() -> None:
+    """``quiet_samples``: an open connect is repeated that many times after the batch
+    (loopback listener); a refused one, or a job without the field, gets no repeats."""
+    import socket
+
+    from revivadiag.engine.netprobe.batch import run_batch as run
+
+    with socket.socket() as listener, socket.socket() as closed:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: refused
+        port, dead = listener.getsockname()[1], closed.getsockname()[1]
+        jobs = [{"kind": "tcp", "host": "127.0.0.1", "port": port, "server": "",
+                 "retries": 0, "quiet_samples": 3},
+                {"kind": "tcp", "host": "127.0.0.1", "port": dead, "server": "",
+                 "retries": 0, "quiet_samples": 3},
+                {"kind": "tcp", "host": "127.0.0.1", "port": port, "server": "", "retries": 0}]
+        results = run(jobs, 8, 2)
+    assert [r["outcome"] for r in results] == ["open", "refused", "open"]
+    assert len(results[0]["quiet_ms"]) == 3 and all(t >= 0 for t in results[0]["quiet_ms"])
+    assert "quiet_ms" not in results[1] and "quiet_ms" not in results[2]

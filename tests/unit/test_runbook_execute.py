@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from revivadiag.errors import RunbookError
 from revivadiag.runbook.execute import (
     ensure_kernel,
     execute,
+    kernel_messages,
     kernel_runs_this_python,
     runbook_path,
     source_cell_index,
@@ -90,3 +92,32 @@ def test_failed_cell_is_named_by_its_index_in_the_runbook(tmp_path: Path) -> Non
     assert "ValueError: broken on purpose" in run.error.reason
     assert "raise ValueError" in run.error.reason
     assert run.notebook.cells  # the executed notebook is returned for the report
+
+
+@pytest.mark.slow
+def test_no_kernel_noise_on_stderr(tmp_path: Path) -> None:
+    """A run says nothing on stderr about the kernel's shutdown interrupt or its transport;
+    what a kernel prints to its own stderr (here: on purpose) is still passed on."""
+    nb = write(
+        tmp_path / "quiet.ipynb",
+        new_code_cell("n = 1", metadata={"tags": ["parameters"]}),
+        new_code_cell("import sys\nprint('kernel says hello', file=sys.__stderr__, flush=True)"),
+    )
+    code = ("import sys\nfrom pathlib import Path\n"
+            "from revivadiag.runbook.execute import execute\n"
+            f"run = execute(Path({str(nb)!r}), {{'n': 2}})\n"
+            "sys.exit(0 if run.error is None else 3)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "KeyboardInterrupt" not in done.stderr and "TCP" not in done.stderr
+    assert "revivadiag: kernel: kernel says hello" in done.stderr
+    assert done.stdout == ""
+
+
+def test_kernel_messages_drop_only_the_noise() -> None:
+    """The interrupt and TCP warnings go; any other line stays, in order."""
+    text = ("[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel\n"
+            "[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All ...\n"
+            "Traceback (most recent call last):\n  boom\n")
+    assert kernel_messages(text) == ["Traceback (most recent call last):", "  boom"]

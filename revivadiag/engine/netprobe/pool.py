@@ -38,7 +38,7 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import Any, TextIO
 
@@ -276,34 +276,46 @@ def _pump(sel: selectors.BaseSelector, workers: dict[int, Worker], pending: list
             fire(worker, False)
 
 
-#: one job of each kind, all at this host's loopback discard port (closed or not, nothing
-#: leaves the machine): running them once loads every module a probe imports lazily
-WARM_UP_JOBS = [
-    {"kind": "tcp", "host": "127.0.0.1", "port": 9, "retries": 0, "timeout_s": 0.2},
-    {"kind": "http", "url": "http://127.0.0.1:9/", "samples": 1, "warmup": 0,
-     "timeout_s": 0.2, "retries": 0},
-    {"kind": "http", "url": "https://127.0.0.1:9/", "samples": 1, "warmup": 0,
-     "timeout_s": 0.2, "retries": 0},
-    {"kind": "postgres", "host": "127.0.0.1", "port": 9, "user": "-", "password": "",
-     "timeout_s": 0.2, "server": "127.0.0.1"},
-    {"kind": "redis", "host": "127.0.0.1", "port": 9, "password": "", "timeout_s": 0.2,
-     "server": "127.0.0.1"},
-]
+#: jobs per kind, all at this host's loopback discard port (closed or not, nothing leaves
+#: the machine): running them once loads every module a probe of that kind imports lazily
+WARM_UP_JOBS: dict[str, list[dict[str, Any]]] = {
+    "tcp": [{"kind": "tcp", "host": "127.0.0.1", "port": 9, "retries": 0, "timeout_s": 0.2}],
+    "http": [{"kind": "http", "url": "http://127.0.0.1:9/", "samples": 1, "warmup": 0,
+              "timeout_s": 0.2, "retries": 0},
+             {"kind": "http", "url": "https://127.0.0.1:9/", "samples": 1, "warmup": 0,
+              "timeout_s": 0.2, "retries": 0}],
+    "postgres": [{"kind": "postgres", "host": "127.0.0.1", "port": 9, "user": "-",
+                  "password": "", "timeout_s": 0.2, "server": "127.0.0.1"}],
+    "redis": [{"kind": "redis", "host": "127.0.0.1", "port": 9, "password": "",
+               "timeout_s": 0.2, "server": "127.0.0.1"}],
+}
+_WARMED: set[str] = set()
 
 
-def warm_up() -> None:
+def warm_up(kinds: Iterable[str] = ("tcp",)) -> None:
     """Import, while still root, what a prober would import once it is ``nobody``.
 
     The interpreter's standard library and site-packages may be readable by root only (say,
     under ``/root``); a prober that has dropped root could not import a module it needs
     lazily (``concurrent.futures.thread`` for the default executor, psycopg's parts, the
-    ``idna`` codec), so every such module is loaded here, in the server, before any fork.
+    ``idna`` codec), so such modules are loaded here, in the server, before any fork: the
+    cheap ones at start, those of ``http``/``postgres``/``redis`` jobs (TLS, psycopg) before
+    the first request that has such a job.
     """
     import concurrent.futures.thread  # noqa: F401  (asyncio's default executor)
     import encodings.idna  # noqa: F401  (host names in sockets)
 
-    with suppress(Exception):
-        run_batch(WARM_UP_JOBS, 8, 2)
+    todo = sorted({k for k in kinds if k in WARM_UP_JOBS} - _WARMED)
+    if todo:
+        with suppress(Exception):
+            run_batch([job for kind in todo for job in WARM_UP_JOBS[kind]], 8, 2)
+        _WARMED.update(todo)
+
+
+def kinds_of(request: dict[str, Any]) -> set[str]:
+    """The job kinds a request holds."""
+    return {str(job.get("kind")) for target in request.get("targets", [])
+            for job in target.get("jobs", [])}
 
 
 def serve(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
@@ -317,5 +329,7 @@ def serve(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
 
     for line in src:
         if line.strip():
-            run_request(json.loads(line), reply)
+            request = json.loads(line)
+            warm_up(kinds_of(request))
+            run_request(request, reply)
     return 0
