@@ -74,7 +74,10 @@ def test_sidecar_carries_no_secret(engine: docker.DockerClient, lab_target: LabI
         texts = []
         for c in engine.api.containers(all=True, filters={"label": LABEL}):
             if c["Names"] and c["Names"][0].lstrip("/").startswith(f"rdprobe-{frontend.id[:12]}"):
-                texts.append(repr(engine.api.inspect_container(c["Id"])))
+                try:
+                    texts.append(repr(engine.api.inspect_container(c["Id"])))
+                except docker.errors.NotFound:
+                    continue  # it finished and was removed between the list and the look
         return texts
 
     seen, results = _while_probing(engine, "sidecar", frontend.id,
