@@ -158,3 +158,23 @@ def _call(client: docker.DockerClient, fn: Any, *args: Any, **kwargs: Any) -> An
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, OSError) as exc:
         address = str(getattr(client.api, "base_url", "")) or "the engine"
         raise EngineUnreachable(address, str(exc).splitlines()[0][:300]) from exc
+
+
+def read_project_secrets(
+    project: str | None, docker_host: str | None = None
+) -> tuple[str, set[str]]:
+    """(the project chosen, its secret values): one container list and one inspect each.
+
+    The values (:func:`revivadiag.redact.secret_values`) stay in memory, to scrub what a run
+    writes. Raises EngineUnreachable or ProjectNotFound, which is how ``revivadiag diagnose``
+    fails fast (exit 2) before it starts a kernel.
+    """
+    from revivadiag.engine.client import connect
+    from revivadiag.redact import secret_values
+
+    client = connect(docker_host)
+    try:
+        inventory = gather(client, project)
+    finally:
+        client.close()
+    return inventory.project, secret_values(inventory.containers)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from revivadiag.collect.containers import parse_containers, parse_ports
 from revivadiag.collect.dns import collect_dns
-from revivadiag.collect.env import parse_env, project_secrets
+from revivadiag.collect.env import parse_env
 from revivadiag.collect.health import HealthConfig, all_credentials, collect_health, members
 from revivadiag.collect.inventory import RawInventory, gather
 from revivadiag.collect.latency import measure_latency
@@ -41,7 +41,7 @@ from revivadiag.collect.stack import collect_roles
 from revivadiag.engine.client import connect, describe
 from revivadiag.engine.probe import ProbeEngine
 from revivadiag.errors import EngineError, ParameterError, RevivadiagError
-from revivadiag.redact import Scrubber, redact_url
+from revivadiag.redact import Scrubber, project_scrubber, redact_url
 from revivadiag.schemas import empty_frame
 
 METHODS = ("auto", "setns", "sidecar", "exec")
@@ -152,7 +152,7 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
              policy_roles: Mapping[str, Sequence[str]], compose: ComposeSource) -> Snapshot:
     with timer.step("inventory"):
         inv = gather(client, project)
-    scrubber = project_secrets(inv.containers)
+    scrubber = project_scrubber(inv.containers)
     with timer.step("api_frames"):
         frames: dict[str, pd.DataFrame] = {
             "containers": parse_containers(inv.containers, inv.vanished, inv.project),
