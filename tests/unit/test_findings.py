@@ -153,7 +153,7 @@ def test_diagnose_an_empty_snapshot_without_live_checks() -> None:
 
 def test_proxy_target_follows_the_roles() -> None:
     """The proxy and backend services, ports and path come from the roles, not names."""
-    from revivadiag.analyze.diagnosis import proxy_target
+    from revivadiag.collect.live import proxy_target
     from revivadiag.collect.roles import Roles
     from revivadiag.errors import ServiceNotFound
 
