@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from revivadiag._lazy import lazy_exports
 from revivadiag.errors import (
-    ContainerNotFound,
     CredentialsError,
     EngineError,
     EngineUnreachable,
@@ -27,7 +26,6 @@ from revivadiag.errors import (
     NetworkErrorType,
     NotFoundError,
     ParameterError,
-    ProbeError,
     ProjectNotFound,
     RevivadiagError,
     ServiceNotFound,
@@ -54,7 +52,6 @@ _LAZY = {
 }
 
 __all__ = [
-    "ContainerNotFound",
     "CredentialsError",
     "Diagnosis",
     "EngineError",
@@ -64,7 +61,6 @@ __all__ = [
     "NetworkErrorType",
     "NotFoundError",
     "ParameterError",
-    "ProbeError",
     "ProjectNotFound",
     "RevivadiagError",
     "ServiceNotFound",
