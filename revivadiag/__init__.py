@@ -34,15 +34,15 @@ from revivadiag.errors import (
 if TYPE_CHECKING:
     from revivadiag.analyze.diagnosis import Diagnosis, diagnose
     from revivadiag.collect.health_rules import HealthConfig
+    from revivadiag.collect.pipeline import snapshot
     from revivadiag.collect.snapshot import Snapshot, SnapshotMeta
-    from revivadiag.collect.take import snapshot
     from revivadiag.render.draw import draw_topology
 
 __version__ = "0.1.0"
 
 #: public name -> module that defines it (imported on first access)
 _LAZY = {
-    "snapshot": "revivadiag.collect.take",
+    "snapshot": "revivadiag.collect.pipeline",
     "Snapshot": "revivadiag.collect.snapshot",
     "SnapshotMeta": "revivadiag.collect.snapshot",
     "HealthConfig": "revivadiag.collect.health_rules",

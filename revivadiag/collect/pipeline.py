@@ -1,4 +1,6 @@
-"""``revivadiag.snapshot()``: one call that collects every frame of a compose project.
+"""The collection pipeline: ``revivadiag.snapshot()``, one call that collects every frame of
+a compose project into a :class:`~revivadiag.collect.snapshot.Snapshot` (that module holds
+the value itself, its metadata and its files; this one the steps that fill it).
 
 Steps, each timed into ``meta.duration_s``: connect (version negotiated; an engine that does
 not answer is :class:`~revivadiag.errors.EngineUnreachable`), inventory (one API pass, see
