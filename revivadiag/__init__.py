@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from revivadiag._lazy import lazy_exports
 from revivadiag.errors import (
-    ContainerNotFound,
     CredentialsError,
     EngineError,
     EngineUnreachable,
@@ -27,7 +26,6 @@ from revivadiag.errors import (
     NetworkErrorType,
     NotFoundError,
     ParameterError,
-    ProbeError,
     ProjectNotFound,
     RevivadiagError,
     ServiceNotFound,
@@ -36,15 +34,15 @@ from revivadiag.errors import (
 if TYPE_CHECKING:
     from revivadiag.analyze.diagnosis import Diagnosis, diagnose
     from revivadiag.collect.health_rules import HealthConfig
+    from revivadiag.collect.pipeline import snapshot
     from revivadiag.collect.snapshot import Snapshot, SnapshotMeta
-    from revivadiag.collect.take import snapshot
     from revivadiag.render.draw import draw_topology
 
 __version__ = "0.1.0"
 
 #: public name -> module that defines it (imported on first access)
 _LAZY = {
-    "snapshot": "revivadiag.collect.take",
+    "snapshot": "revivadiag.collect.pipeline",
     "Snapshot": "revivadiag.collect.snapshot",
     "SnapshotMeta": "revivadiag.collect.snapshot",
     "HealthConfig": "revivadiag.collect.health_rules",
@@ -54,7 +52,6 @@ _LAZY = {
 }
 
 __all__ = [
-    "ContainerNotFound",
     "CredentialsError",
     "Diagnosis",
     "EngineError",
@@ -64,7 +61,6 @@ __all__ = [
     "NetworkErrorType",
     "NotFoundError",
     "ParameterError",
-    "ProbeError",
     "ProjectNotFound",
     "RevivadiagError",
     "ServiceNotFound",

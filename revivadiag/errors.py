@@ -7,8 +7,7 @@ The tree::
      │    └── EngineUnreachable      no engine answers at the socket / DOCKER_HOST
      ├── NotFoundError
      │    ├── ProjectNotFound        no container carries that compose project label
-     │    ├── ServiceNotFound        the project has no such service
-     │    └── ContainerNotFound      a container vanished or never existed
+     │    └── ServiceNotFound        the project has no such service
      ├── InputError                  bad input; nothing was changed
      │    ├── ComposeFileError       a compose file that does not parse or validate
      │    ├── PolicyError            a malformed policy file
@@ -20,18 +19,16 @@ The tree::
      │    ├── ImageBuildError
      │    ├── PortInUseError
      │    └── LabStartError
-     ├── ProbeError                  a probe failed; carries a NetworkErrorType
      └── RunbookError                a runbook step or its notebook failed
 
-Failed probes are usually *rows* (with an ``error_type`` column), not exceptions:
-``ProbeError`` is raised only where a single probe was asked for directly.
+Failed probes are *rows* (with an ``error_type`` column, one of :class:`NetworkErrorType`),
+not exceptions.
 Third-party exceptions are translated where they enter (``raise X(...) from exc``).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 
 
 class NetworkErrorType(enum.StrEnum):
@@ -93,14 +90,6 @@ class ServiceNotFound(NotFoundError):
         self.known = sorted(known or [])
         hint = f"; known services: {', '.join(self.known)}" if self.known else ""
         super().__init__(f"unknown service {service!r}{hint}")
-
-
-class ContainerNotFound(NotFoundError):
-    """A container vanished (or never existed)."""
-
-    def __init__(self, container: str) -> None:
-        self.container = container
-        super().__init__(f"container {container!r} not found")
 
 
 class InputError(RevivadiagError):
@@ -196,29 +185,6 @@ class LabStartError(LabError):
         self.reason = reason
         self.log_tail = log_tail
         super().__init__(f"lab {prefix!r} did not start: {reason}")
-
-
-@dataclass
-class ProbeFailure:
-    """Structured description of one failed probe (what a row's error columns hold)."""
-
-    error_type: NetworkErrorType
-    message: str
-    target: str = ""
-    attempts: int = 1
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-class ProbeError(RevivadiagError):
-    """A single probe failed; ``failure.error_type`` is one of the seed's six types."""
-
-    def __init__(self, failure: ProbeFailure) -> None:
-        self.failure = failure
-        super().__init__(f"{failure.error_type}: {failure.target}: {failure.message}")
-
-    @property
-    def error_type(self) -> NetworkErrorType:
-        return self.failure.error_type
 
 
 class RunbookError(RevivadiagError):

@@ -2,7 +2,7 @@
 
 Static checks read snapshot frames (``containers``, ``env``, ``ports``, ``dns``,
 ``endpoints``, ``reachability``); live checks (:mod:`proxy_audit`) judge what
-:func:`revivadiag.analyze.live.gather` observed through the proxy. All judging is pure.
+:func:`revivadiag.collect.live.gather` observed through the proxy. All judging is pure.
 
 >>> import pandas as pd
 >>> from revivadiag import schemas
@@ -24,9 +24,9 @@ import pandas as pd
 from revivadiag import schemas, seed
 from revivadiag.analyze import proxy_audit, urls
 from revivadiag.analyze.checks import Row, row
-from revivadiag.analyze.live import LiveFacts
 from revivadiag.analyze.policy import Policy
 from revivadiag.analyze.source_audit import code_part
+from revivadiag.collect.live_facts import LiveFacts
 from revivadiag.errors import ParameterError
 from revivadiag.redact import redact_url
 

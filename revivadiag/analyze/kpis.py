@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from revivadiag import schemas
-from revivadiag.collect.connections import ReuseMeasurement
+from revivadiag.collect.live_facts import ReuseMeasurement
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The proxy's checks: keep-alive, re-resolution, WebSocket, forwarded headers, CORS, rate limit.
 
-Pure judgement of what :func:`revivadiag.analyze.live.gather` and
+Pure judgement of what :func:`revivadiag.collect.live.gather` and
 :func:`revivadiag.collect.proxy_config.read_nginx_config` observed.
 
->>> from revivadiag.analyze.live import HttpResult, LiveFacts
+>>> from revivadiag.collect.live_facts import HttpResult, LiveFacts
 >>> facts = LiveFacts("http://127.0.0.1:8080", burst={"200": 50})
 >>> check_rate_limit(facts)[0]["status"]
 'fail'
@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from revivadiag.analyze.checks import Row, row
-from revivadiag.analyze.live import FAKE_CLIENT_IP, FOREIGN_ORIGIN, LiveFacts
 from revivadiag.collect import nginx_conf
+from revivadiag.collect.live_facts import FAKE_CLIENT_IP, FOREIGN_ORIGIN, LiveFacts
 from revivadiag.collect.proxy_config import expand_variables, nginx_variables
 
 #: environment variables and labels by which a deployment declares that something outside

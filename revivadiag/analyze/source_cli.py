@@ -28,7 +28,7 @@ from revivadiag.analyze import source_eval
 from revivadiag.analyze.source_audit import AuditResult, SourceFinding, audit_tree
 from revivadiag.analyze.source_files import MAX_FILE_BYTES, MAX_FILES, Limits, Skip
 from revivadiag.analyze.source_stack import Stack, stack_from_containers
-from revivadiag.errors import EngineError, ParameterError, ProjectNotFound
+from revivadiag.errors import ParameterError
 
 WIDTHS = {"where": 44, "kind": 14, "match": 40}
 EXIT_INCOMPLETE = 3
@@ -61,35 +61,13 @@ def register(subparsers: Any) -> None:
 
 
 def running_stack(project: str, docker_host: str | None = None) -> Stack:
-    """Services and ports of the running compose project ``project`` (Docker API).
-
-    Raises EngineUnreachable when no engine answers, EngineError when it refuses the request,
-    ProjectNotFound when no container carries the project's label.
+    """Services and ports of the running compose project ``project`` (read by
+    :func:`revivadiag.collect.inventory.read_project`, which raises EngineUnreachable,
+    EngineError or ProjectNotFound).
     """
-    import docker  # the engine is needed only here
+    from revivadiag.collect.inventory import read_project  # the engine is needed only here
 
-    from revivadiag.engine.client import connect, engine_address
-
-    client = connect(docker_host)
-    try:
-        summaries = client.api.containers(
-            all=True, filters={"label": f"com.docker.compose.project={project}"})
-        inspects = []
-        for summary in summaries:
-            try:
-                inspects.append(client.api.inspect_container(summary["Id"]))
-            except docker.errors.NotFound:
-                continue  # removed while we looked: not part of the stack any more
-        if not inspects:
-            projects = {(c.get("Labels") or {}).get("com.docker.compose.project", "")
-                        for c in client.api.containers(all=True)}
-            raise ProjectNotFound(project, sorted(p for p in projects if p))
-        return stack_from_containers(inspects)
-    except docker.errors.APIError as exc:
-        raise EngineError(f"the engine at {engine_address(docker_host)} refused to list "
-                          f"containers: {exc.explanation or exc}") from exc
-    finally:
-        client.close()
+    return stack_from_containers(read_project(project, docker_host).containers)
 
 
 def _clip(text: str, width: int) -> str:

@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from revivadiag.collect.take import METHODS, snapshot
+from revivadiag.collect.pipeline import METHODS, snapshot
 from revivadiag.outpaths import check_output_dir, check_output_file
 
 FORMATS = ("parquet", "csv")

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 import pandas as pd
 
+from revivadiag.collect.live_facts import ReuseMeasurement
 from revivadiag.errors import ParameterError, ServiceNotFound
 
 TCP_STATES = {
@@ -70,19 +71,6 @@ class ReuseTarget:
     backend_ips: frozenset[str]
     backend_port: int
     url: str
-
-
-@dataclass(frozen=True)
-class ReuseMeasurement:
-    """The outcome: requests sent and answered, new connections and the reuse percentage."""
-
-    requests: int
-    answered: int
-    new_connections: int | None
-    reuse_pct: float | None
-    url: str
-    method: str
-    detail: str
 
 
 # ---------------------------------------------------------------- pure parsing

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from revivadiag.collect.inventory import NUMBER_LABEL, PROJECT_LABEL, SERVICE_LABEL
-from revivadiag.redact import MASK, is_sensitive_key, redact_url
+from revivadiag.redact import MASK, is_sensitive_label, redact_url
 from revivadiag.schemas import to_frame
 
 Row = dict[str, Any]
@@ -59,14 +59,9 @@ def redact_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in sorted((labels or {}).items()):
         text = "" if value is None else str(value)
-        secret = is_sensitive_key(_as_env_key(key))
+        secret = is_sensitive_label(key)
         out[key] = (MASK if text else "") if secret else redact_url(text)
     return out
-
-
-def _as_env_key(label_key: str) -> str:
-    """``com.example.api-token`` -> ``com_example_api_token``, so the env-key rules apply."""
-    return label_key.replace(".", "_").replace("-", "_")
 
 
 def compose_identity(

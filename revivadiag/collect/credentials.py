@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
 
-from revivadiag.redact import Scrubber
+from revivadiag.redact import Scrubber, url_parts
 
 Env = Mapping[str, str]
 
@@ -45,27 +44,16 @@ class Credentials:
         return scrubber
 
 
-def _url_parts(url: str) -> tuple[str, str, str]:
-    """(user, password, path name) of a URL; empty strings when absent or malformed."""
-    try:
-        parts = urlsplit(url.strip())
-        user = unquote(parts.username or "")
-        password = unquote(parts.password or "")
-    except ValueError:
-        return "", "", ""
-    return user, password, parts.path.lstrip("/")
-
-
 def _first(*values: str) -> str:
     return next((v for v in values if v), "")
 
 
 def credentials_from_env(backend: Env, database: Env, redis: Env) -> Credentials:
     """Credentials from the raw environments of the backend, database and redis containers."""
-    url_user, url_password, url_db = _url_parts(backend.get("DATABASE_URL", ""))
+    url_user, url_password, url_db = url_parts(backend.get("DATABASE_URL", ""))
     redis_url_password = _first(
-        _url_parts(backend.get("REDIS_INTERNAL_URL", ""))[1],
-        _url_parts(backend.get("REDIS_URL", ""))[1],
+        url_parts(backend.get("REDIS_INTERNAL_URL", ""))[1],
+        url_parts(backend.get("REDIS_URL", ""))[1],
     )
     return Credentials(
         db_user=_first(url_user, backend.get("DATABASE_USER", ""),

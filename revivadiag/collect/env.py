@@ -4,11 +4,9 @@ A value is masked (``***``) when its key looks like a secret (``*_PASSWORD``, ``
 tokens, keys: :func:`revivadiag.redact.is_sensitive_key`); a URL keeps everything but its
 password. Any other value that contains a secret seen elsewhere in the project (say
 ``REDIS_ARGS=--requirepass <the REDIS_PASSWORD>``) has it masked too, via a
-:class:`~revivadiag.redact.Scrubber` built by :func:`project_secrets`. Either way the row's
-``is_sensitive`` is true.
+:class:`~revivadiag.redact.Scrubber` built by :func:`revivadiag.redact.project_scrubber`.
+Either way the row's ``is_sensitive`` is true.
 
->>> split_env("A=b=c")
-('A', 'b=c')
 >>> parse_env_rows("db", "database", ["POSTGRES_PASSWORD=hunter22", "TZ=UTC"])[0]["value"]
 '***'
 """
@@ -17,47 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import pandas as pd
 
 from revivadiag.collect.containers import compose_identity, container_name
-from revivadiag.redact import Scrubber, is_sensitive_key, redact_env
+from revivadiag.redact import Scrubber, project_scrubber, redact_env, split_env
 from revivadiag.schemas import to_frame
 
 Row = dict[str, Any]
-
-
-def split_env(item: str) -> tuple[str, str]:
-    """``KEY=VALUE`` -> (KEY, VALUE); a bare ``KEY`` has an empty value."""
-    key, _, value = item.partition("=")
-    return key, value
-
-
-def raw_env(inspect: Mapping[str, Any]) -> dict[str, str]:
-    """The unredacted environment of a container inspect dict (memory only: holds secrets)."""
-    return dict(split_env(str(item)) for item in ((inspect.get("Config") or {}).get("Env") or []))
-
-
-def url_password(value: str) -> str:
-    """The password of a ``scheme://user:password@host`` value, else ''."""
-    if "://" not in value or "@" not in value:
-        return ""
-    try:
-        return urlsplit(value.strip()).password or ""
-    except ValueError:
-        return ""
-
-
-def project_secrets(inspects: Iterable[Mapping[str, Any]]) -> Scrubber:
-    """A Scrubber that knows every secret value found in the containers' environments."""
-    scrubber = Scrubber()
-    for inspect in inspects:
-        for key, value in raw_env(inspect).items():
-            if is_sensitive_key(key):
-                scrubber.add(value)
-            scrubber.add(url_password(value))
-    return scrubber
 
 
 def parse_env_rows(
@@ -81,9 +46,9 @@ def parse_env(
     project: str | None = None,
     scrubber: Scrubber | None = None,
 ) -> pd.DataFrame:
-    """The ``env`` frame of every container (``scrubber`` defaults to :func:`project_secrets`)."""
+    """The ``env`` frame of every container (``scrubber`` defaults to ``project_scrubber``)."""
     inspects = list(inspects)
-    scrubber = project_secrets(inspects) if scrubber is None else scrubber
+    scrubber = project_scrubber(inspects) if scrubber is None else scrubber
     rows: list[Row] = []
     for inspect in inspects:
         _, service, _ = compose_identity(inspect, project)

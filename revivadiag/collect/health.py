@@ -43,13 +43,12 @@ from revivadiag import seed
 from revivadiag.collect import health_rules as hr
 from revivadiag.collect.containers import compose_identity, container_name, parse_containers
 from revivadiag.collect.credentials import Credentials, credentials_from_env
-from revivadiag.collect.env import raw_env
 from revivadiag.collect.host_checks import check_postgres, check_redis
 from revivadiag.collect.inventory import RawInventory
 from revivadiag.collect.networks import parse_endpoints
 from revivadiag.collect.roles import Roles, infer_roles
 from revivadiag.errors import EngineError, ParameterError, RevivadiagError
-from revivadiag.redact import Scrubber
+from revivadiag.redact import Scrubber, raw_env
 from revivadiag.schemas import to_frame
 
 HealthConfig = hr.HealthConfig

@@ -27,7 +27,7 @@ import docker.errors
 import requests.exceptions
 
 from revivadiag import seed
-from revivadiag.errors import EngineUnreachable, ProjectNotFound
+from revivadiag.errors import EngineError, EngineUnreachable, ProjectNotFound
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -173,3 +173,40 @@ def _call(client: docker.DockerClient, fn: Any, *args: Any, **kwargs: Any) -> An
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, OSError) as exc:
         address = str(getattr(client.api, "base_url", "")) or "the engine"
         raise EngineUnreachable(address, str(exc).splitlines()[0][:300]) from exc
+
+
+
+def read_project(project: str | None, docker_host: str | None = None) -> RawInventory:
+    """Connect to the engine at ``docker_host``, :func:`gather` ``project``, close.
+
+    Raises EngineUnreachable when no engine answers, EngineError when it refuses a request,
+    ProjectNotFound when no container carries the project's label.
+    """
+    from revivadiag.engine.client import connect, engine_address
+
+    client = connect(docker_host)
+    try:
+        inventory = gather(client, project)
+    except docker.errors.APIError as exc:
+        raise EngineError(f"the engine at {engine_address(docker_host)} refused to list "
+                          f"containers: {exc.explanation or exc}") from exc
+    finally:
+        client.close()
+    if not inventory.containers and project is not None:  # every one vanished meanwhile
+        raise ProjectNotFound(project, [])
+    return inventory
+
+
+def read_project_secrets(
+    project: str | None, docker_host: str | None = None
+) -> tuple[str, set[str]]:
+    """(the project chosen, its secret values): one container list and one inspect each.
+
+    The values (:func:`revivadiag.redact.secret_values`) stay in memory, to scrub what a run
+    writes. Raises EngineUnreachable or ProjectNotFound, which is how ``revivadiag diagnose``
+    fails fast (exit 2) before it starts a kernel.
+    """
+    from revivadiag.redact import secret_values
+
+    inventory = read_project(project, docker_host)
+    return inventory.project, secret_values(inventory.containers)

@@ -349,15 +349,3 @@ def collect_latency(engine: Any, containers: pd.DataFrame, ports: pd.DataFrame |
     frame = run.summary
     frame.attrs["samples"] = run.samples
     return frame
-
-
-def proxy_overhead_ms(samples: pd.DataFrame, source: str | None = None) -> float | None:
-    """Median total through the proxy minus median total direct (same source), in ms."""
-    good = samples[samples["error_type"].fillna("").eq("") & samples["error"].fillna("").eq("")]
-    if source is not None:
-        good = good[good["source"] == source]
-    medians: Sequence[float] = [good[good["path"] == p]["total_ms"].median()
-                                for p in ("proxy", "direct")]
-    if any(pd.isna(m) for m in medians):
-        return None
-    return float(medians[0] - medians[1])

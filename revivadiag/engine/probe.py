@@ -34,9 +34,9 @@ from revivadiag.engine.base import (
     stamp,
 )
 from revivadiag.engine.client import client_address
-from revivadiag.engine.jobs import Job, Result, failure_result, validate_job
+from revivadiag.engine.jobs import Job, Result, validate_job
 from revivadiag.engine.netprobe import Breaker, run_batch
-from revivadiag.errors import EngineUnreachable, NetworkErrorType, ParameterError
+from revivadiag.errors import EngineUnreachable, ParameterError
 
 AUTO_ORDER = ("setns", "sidecar", "exec")
 INSPECT_THREADS = 8
@@ -252,10 +252,3 @@ def _close_all(runners: dict[str, ProbeMethod]) -> None:
 
 def _name(info: Mapping[str, Any], key: str) -> str:
     return str(info.get("Name") or key).lstrip("/")
-
-
-def not_found_results(jobs: Sequence[Job], name: str, method: str) -> list[Result]:
-    """CONTAINER_NOT_FOUND results for ``jobs`` (for callers that know a container is gone)."""
-    text = f"container {name} is not running"
-    etype = NetworkErrorType.CONTAINER_NOT_FOUND.value
-    return [failure_result(j, etype, text, method) for j in jobs]

@@ -49,7 +49,7 @@ from revivadiag.lab.config import (
     Stack,
 )
 from revivadiag.lab.images import BuildReport, ImageResult, build_images
-from revivadiag.lab.lifecycle import LabInstance, down, pick_free_ports, port_is_free, status, up
+from revivadiag.lab.lifecycle import LabInstance, down, pick_free_ports, status, up
 from revivadiag.lab.state import read_secrets
 
 __all__ = [
@@ -69,7 +69,6 @@ __all__ = [
     "build_images",
     "down",
     "pick_free_ports",
-    "port_is_free",
     "read_secrets",
     "status",
     "up",

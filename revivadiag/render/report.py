@@ -7,29 +7,23 @@ host, tool version, parameters with secrets masked). Every value written into th
 is escaped by the template; notebook outputs are escaped by whoever made them (pandas
 tables and :mod:`revivadiag.render.tables` escape cell text).
 
-Scrubbing: :func:`secret_scrubber` builds a :class:`~revivadiag.redact.Scrubber` that also
-knows each secret's HTML- and JSON-escaped forms; :func:`scrub_notebook` and
-:func:`scrub_value` apply it to every string of a notebook or JSON document (images and
-other binary payloads excepted), and :func:`notebook_html` to the final HTML.
-
->>> s = secret_scrubber(["p&ss-word"])
->>> s.scrub("pw=p&amp;ss-word"), mask_parameters({"db_password": "x", "host": "h"}, s)
-('pw=***', {'db_password': '***', 'host': 'h'})
+Scrubbing: the Scrubber comes from :mod:`revivadiag.redact` (the one home of the secret
+rules, :func:`~revivadiag.redact.secret_scrubber` knows each secret's HTML- and JSON-escaped
+forms); :func:`scrub_notebook` applies it to every string of a notebook (images and other
+binary payloads excepted), and :func:`notebook_html` to the final HTML.
 """
 
 from __future__ import annotations
 
 import copy
-import html
-import json
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from revivadiag.redact import MASK, Scrubber, is_sensitive_key
+from revivadiag.redact import Scrubber, scrub_value
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "revivadiag"
@@ -39,34 +33,6 @@ BINARY_MIMETYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "appli
 
 
 # ---------------------------------------------------------------- scrubbing
-
-
-def secret_scrubber(secrets: Iterable[str]) -> Scrubber:
-    """A Scrubber for ``secrets`` and their HTML-escaped and JSON-escaped spellings."""
-    values = [s for s in secrets if s]
-    variants: set[str] = set()
-    for value in values:
-        variants.update(
-            {
-                value,
-                html.escape(value),
-                html.escape(value, quote=False),
-                json.dumps(value)[1:-1],
-                json.dumps(value, ensure_ascii=False)[1:-1],
-            }
-        )
-    return Scrubber(variants)
-
-
-def scrub_value(value: Any, scrubber: Scrubber) -> Any:
-    """Every string inside ``value`` (dicts, lists, tuples) passed through ``scrubber``."""
-    if isinstance(value, str):
-        return scrubber.scrub(value)
-    if isinstance(value, Mapping):
-        return {k: scrub_value(v, scrubber) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [scrub_value(v, scrubber) for v in value]
-    return value
 
 
 def scrub_notebook(nb: Any, scrubber: Scrubber) -> Any:
@@ -95,17 +61,6 @@ def _scrub_output(output: dict[str, Any], scrubber: Scrubber) -> None:
             data[mimetype] = scrub_value(data[mimetype], scrubber)
     if "metadata" in output:
         output["metadata"] = scrub_value(output["metadata"], scrubber)
-
-
-def mask_parameters(params: Mapping[str, Any], scrubber: Scrubber | None = None) -> dict[str, str]:
-    """Parameters as text for a report: secret-looking names masked, values scrubbed."""
-    scrub = scrubber or Scrubber()
-    out: dict[str, str] = {}
-    for name, value in params.items():
-        text = "" if value is None else str(value)
-        secret = is_sensitive_key(str(name))
-        out[str(name)] = (MASK if text else "") if secret else scrub.scrub(text)
-    return out
 
 
 # ---------------------------------------------------------------- run metadata

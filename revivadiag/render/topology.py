@@ -411,38 +411,3 @@ def judge_declared(g: nx.MultiDiGraph) -> None:
             data["status"] = "allowed" if reachable else "violation"
         else:
             data["status"] = "violation" if reachable else "denied"
-
-
-# ---------------------------------------------------------------- queries
-
-
-def edges_of(g: nx.MultiDiGraph, kind: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """(u, v, data) of every edge of one kind, sorted by (u, v)."""
-    return sorted(
-        ((u, v, d) for u, v, d in g.edges(data=True) if d.get("kind") == kind),
-        key=lambda e: (e[0], e[1], str(e[2].get("port"))),
-    )
-
-
-def nodes_of(g: nx.MultiDiGraph, *kinds: str) -> list[str]:
-    """Node ids of the given kinds, sorted."""
-    return sorted(n for n, d in g.nodes(data=True) if d.get("kind") in kinds)
-
-
-def edge_frame(g: nx.MultiDiGraph) -> pd.DataFrame:
-    """Every edge as a row (source, target, kind, port, status, ...), for tables and tests."""
-    rows = [
-        {
-            "source": g.nodes[u].get("label", u),
-            "target": g.nodes[v].get("label", v),
-            "kind": d["kind"],
-            "port": d.get("port"),
-            "status": d.get("status", ""),
-            "outcome": d.get("outcome", ""),
-            "connect_ms": d.get("connect_ms"),
-            "expected": d.get("expected", d.get("action", "")),
-        }
-        for u, v, d in g.edges(data=True)
-    ]
-    cols = ["source", "target", "kind", "port", "status", "outcome", "connect_ms", "expected"]
-    return pd.DataFrame(rows, columns=cols)

@@ -84,11 +84,11 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.junit)
     check_compose_files(params.compose_files)
 
+    from revivadiag.collect.inventory import read_project_secrets
     from revivadiag.runbook import execute as ex
-    from revivadiag.runbook.secrets import project_secrets
 
     runbook = ex.runbook_path(args.runbook)
-    project, secrets = project_secrets(params.project_or_none, params.docker_host_or_none)
+    project, secrets = read_project_secrets(params.project_or_none, params.docker_host_or_none)
     values["project"] = project
     out_dir = check_output_dir(args.out or default_out_dir(project))
     out_dir.mkdir(parents=True, exist_ok=True)

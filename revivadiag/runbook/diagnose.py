@@ -43,7 +43,7 @@ def resolve(**values: Any) -> DiagnoseParams:
 def take_snapshot(params: DiagnoseParams) -> Snapshot:
     """Every frame of the project (see :func:`revivadiag.snapshot`), its roles decided with
     the run's policy and compose file (``x-revivadiag`` declarations)."""
-    from revivadiag.collect.take import snapshot
+    from revivadiag.collect.pipeline import snapshot
 
     def compose(view: Any) -> Mapping[str, Any] | None:
         return compose_data(view, params)

@@ -1,7 +1,8 @@
 """What a diagnose run writes: the scrubbed notebook, the HTML report, findings.json, JUnit.
 
 Everything passes through one scrubber built from the project's secret values
-(:mod:`revivadiag.runbook.secrets`) before it touches the output directory.
+(:func:`revivadiag.collect.inventory.read_project_secrets`, scrubbed with
+:func:`revivadiag.redact.secret_scrubber`) before it touches the output directory.
 """
 
 from __future__ import annotations
@@ -16,15 +17,8 @@ from typing import Any
 import pandas as pd
 
 from revivadiag import __version__
-from revivadiag.redact import Scrubber
-from revivadiag.render.report import (
-    RunInfo,
-    mask_parameters,
-    scrub_notebook,
-    scrub_value,
-    secret_scrubber,
-    write_html,
-)
+from revivadiag.redact import Scrubber, mask_parameters, scrub_value, secret_scrubber
+from revivadiag.render.report import RunInfo, scrub_notebook, write_html
 from revivadiag.runbook.execute import Execution
 from revivadiag.runbook.junit import error_junit, to_junit, write_junit
 from revivadiag.runbook.record import scraps_of

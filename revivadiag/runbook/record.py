@@ -31,7 +31,7 @@ import pandas as pd
 
 from revivadiag import __version__
 from revivadiag.errors import RunbookError
-from revivadiag.render.report import mask_parameters
+from revivadiag.redact import mask_parameters
 from revivadiag.schemas import SEVERITIES
 
 SCRAP_VERSION = 1

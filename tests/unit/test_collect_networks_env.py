@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from revivadiag.collect.env import parse_env, parse_env_rows, project_secrets, raw_env
+from revivadiag.collect.env import parse_env, parse_env_rows
 from revivadiag.collect.networks import (
     dns_names,
     first_ipv4_config,
     parse_endpoints,
     parse_networks,
 )
-from revivadiag.redact import MASK
+from revivadiag.redact import MASK, project_scrubber, raw_env
 from revivadiag.schemas import validate
 
 DATA = json.loads((Path(__file__).parent / "data" / "docker_inspect_snapdev.json").read_text())
@@ -99,9 +99,9 @@ def test_no_secret_value_in_env_frame() -> None:
         assert secret not in text
 
 
-def test_project_secrets_and_raw_env() -> None:
+def test_project_scrubber_and_raw_env() -> None:
     """The scrubber learns sensitive values and URL passwords; raw_env keeps them (memory)."""
-    scrubber = project_secrets([WEB])
+    scrubber = project_scrubber([WEB])
     assert scrubber.scrub("x devsecretpw devurlpw") == f"x {MASK} {MASK}"
     assert raw_env(WEB)["DATABASE_PASSWORD"] == "devsecretpw"
 

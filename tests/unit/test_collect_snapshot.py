@@ -13,8 +13,8 @@ from revivadiag.collect.containers import parse_containers, parse_ports
 from revivadiag.collect.env import parse_env
 from revivadiag.collect.health_rules import docker_row
 from revivadiag.collect.networks import parse_endpoints, parse_networks
+from revivadiag.collect.pipeline import methods_used, scrub_columns
 from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta, records
-from revivadiag.collect.take import methods_used, scrub_columns
 from revivadiag.errors import ParameterError
 from revivadiag.redact import Scrubber
 from revivadiag.schemas import to_frame, validate

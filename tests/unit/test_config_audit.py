@@ -10,8 +10,8 @@ import pytest
 from revivadiag import schemas
 from revivadiag.analyze import config_audit as ca
 from revivadiag.analyze.checks import CHECKS
-from revivadiag.analyze.live import HttpResult, LiveFacts
 from revivadiag.analyze.policy import load_policy
+from revivadiag.collect.live_facts import HttpResult, LiveFacts
 from revivadiag.errors import ParameterError
 
 SEED_ROLES = {"frontend": "proxy", "backend": "backend", "database": "database",

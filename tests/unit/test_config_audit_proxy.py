@@ -10,13 +10,13 @@ import pytest
 
 from revivadiag import schemas
 from revivadiag.analyze import proxy_audit
-from revivadiag.analyze.live import (
+from revivadiag.collect import nginx_conf
+from revivadiag.collect.live_facts import (
     FAKE_CLIENT_IP,
     FOREIGN_ORIGIN,
     HttpResult,
     LiveFacts,
 )
-from revivadiag.collect import nginx_conf
 from revivadiag.collect.proxy_config import nginx_conf_path
 
 FRONTEND = resources.files("revivadiag.lab").joinpath("images/frontend")

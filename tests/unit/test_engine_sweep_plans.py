@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from revivadiag.analyze.kpis import proxy_overhead_kpi
 from revivadiag.collect import dns, latency, reachability
 from revivadiag.schemas import to_frame, validate
 
@@ -176,7 +177,7 @@ def test_summarize_samples() -> None:
     total = frame[(frame.path == "direct") & (frame.phase == "total")].iloc[0]
     assert (total.samples, total.errors, total.error_type) == (3, 1, "TIMEOUT")
     assert total.p50_ms == pytest.approx(2.1)
-    assert latency.proxy_overhead_ms(SAMPLES) == pytest.approx(4.6 - 2.1)
+    assert proxy_overhead_kpi(frame)["value"] == pytest.approx(4.6 - 2.1)
 
 
 def test_latency_plan() -> None:

@@ -33,10 +33,3 @@ def test_network_error_types_are_the_seeds_six() -> None:
         "PROXY_ERROR", "CONTAINER_NOT_FOUND", "CERTIFICATE_ERROR",
     }
 
-
-def test_probe_error_carries_its_type() -> None:
-    """ProbeError exposes the failure's error type."""
-    failure = errors.ProbeFailure(errors.NetworkErrorType.TIMEOUT, "no answer", target="db:5432")
-    exc = errors.ProbeError(failure)
-    assert exc.error_type is errors.NetworkErrorType.TIMEOUT
-    assert "db:5432" in str(exc)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import revivadiag
 
 EXPECTED = {
-    "ContainerNotFound", "CredentialsError", "EngineError", "EngineUnreachable", "HealthConfig",
-    "InputError", "NetworkErrorType", "NotFoundError", "ParameterError", "ProbeError",
+    "CredentialsError", "EngineError", "EngineUnreachable", "HealthConfig",
+    "InputError", "NetworkErrorType", "NotFoundError", "ParameterError",
     "ProjectNotFound", "RevivadiagError", "ServiceNotFound", "Snapshot", "SnapshotMeta",
     "__version__", "snapshot", "diagnose", "Diagnosis", "draw_topology",
 }

@@ -151,9 +151,28 @@ def test_diagnose_an_empty_snapshot_without_live_checks() -> None:
     assert set(d.to_json()) == {"summary", "findings", "kpis", "violations", "checks", "roles"}
 
 
+def test_diagnose_judges_gathered_live_facts_without_io(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given the gathered live facts, diagnose only judges: no engine is contacted, the reuse
+    measurement becomes the KPI and the gathering's notes are kept."""
+    from revivadiag.analyze.diagnosis import diagnose
+    from revivadiag.collect import live
+    from revivadiag.collect.live_facts import ReuseMeasurement
+    from revivadiag.collect.snapshot import Snapshot
+
+    def no_engine(*_: object, **__: object) -> None:
+        raise AssertionError("diagnose talked to the engine")
+
+    monkeypatch.setattr(live, "gather_live", no_engine)
+    reuse = ReuseMeasurement(50, 50, 2, 96.0, "http://127.0.0.1:1/x", "procfs", "measured")
+    gathered = live.LiveGathering(reuse=reuse, notes=["live HTTP checks skipped: test"])
+    d = diagnose(Snapshot.empty(project="p"), live=True, gathered=gathered)
+    assert d.reuse is reuse and d.summary()["kpis"]["connection_reuse"] == 96.0
+    assert d.notes == ["live HTTP checks skipped: test"]
+
+
 def test_proxy_target_follows_the_roles() -> None:
     """The proxy and backend services, ports and path come from the roles, not names."""
-    from revivadiag.analyze.diagnosis import proxy_target
+    from revivadiag.collect.live import proxy_target
     from revivadiag.collect.roles import Roles
     from revivadiag.errors import ServiceNotFound
 

@@ -9,7 +9,7 @@ import pytest
 
 from revivadiag import schemas
 from revivadiag.analyze.kpis import KPIS, common_source, compute_kpis
-from revivadiag.collect.connections import ReuseMeasurement
+from revivadiag.collect.live_facts import ReuseMeasurement
 
 
 def _containers(*starts: str, state: str = "running") -> pd.DataFrame:

@@ -11,17 +11,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from revivadiag import schemas
-from revivadiag.redact import MASK
+from revivadiag.redact import MASK, mask_parameters, scrub_value, secret_scrubber
 from revivadiag.render import tables
-from revivadiag.render.report import (
-    RunInfo,
-    header_rows,
-    mask_parameters,
-    notebook_html,
-    scrub_notebook,
-    scrub_value,
-    secret_scrubber,
-)
+from revivadiag.render.report import RunInfo, header_rows, notebook_html, scrub_notebook
 
 SECRET = "s3cr&t<Value>"
 XSS = "<script>alert(1)</script>"

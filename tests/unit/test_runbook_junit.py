@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from revivadiag import schemas
-from revivadiag.render.report import secret_scrubber
+from revivadiag.redact import secret_scrubber
 from revivadiag.runbook.junit import error_junit, to_junit, write_junit
 
 FINDINGS = schemas.to_frame("findings", [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from revivadiag.runbook.secrets import secret_values, url_passwords
+from revivadiag.redact import secret_values, url_passwords
 
 
 def test_secret_values_from_env_labels_and_urls() -> None:

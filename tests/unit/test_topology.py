@@ -8,18 +8,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from topology_queries import edges_of, nodes_of
 
 from revivadiag import schemas
 from revivadiag.analyze.policy import load_policy
 from revivadiag.errors import ComposeFileError
-from revivadiag.render.topology import (
-    classify,
-    edge_frame,
-    edges_of,
-    graph_from_compose,
-    graph_from_snapshot,
-    nodes_of,
-)
+from revivadiag.render.topology import classify, graph_from_compose, graph_from_snapshot
 
 SERVICES = ("frontend", "backend", "database", "redis")
 PORTS = {"frontend": 3010, "backend": 3011, "database": 5432, "redis": 6379}
@@ -190,13 +184,13 @@ def test_snapshot_without_frames_gives_empty_graph() -> None:
     assert g.number_of_nodes() == 0
 
 
-def test_edge_frame_lists_edges() -> None:
-    """edge_frame has one row per edge with labels instead of node ids."""
-    frame = edge_frame(graph_from_snapshot(flat_snapshot(), policy=load_policy()))
-    row = frame.query(
-        "kind == 'observed' and source == 'lab_new_frontend' and target == 'lab_new_database'"
-    )
-    assert row["status"].tolist() == ["violation"]
+def test_observed_edge_carries_its_status() -> None:
+    """An observed edge the policy forbids is a violation, between the labelled nodes."""
+    g = graph_from_snapshot(flat_snapshot(), policy=load_policy())
+    statuses = [d.get("status") for u, v, d in edges_of(g, "observed")
+                if (g.nodes[u].get("label"), g.nodes[v].get("label"))
+                == ("lab_new_frontend", "lab_new_database")]
+    assert statuses == ["violation"]
 
 
 # ---------------------------------------------------------------- compose

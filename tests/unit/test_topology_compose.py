@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from topology_queries import edges_of, nodes_of
 
 from revivadiag.collect.compose import active_profiles, files_from_labels, load_compose
 from revivadiag.collect.compose_vars import (
@@ -19,7 +20,7 @@ from revivadiag.collect.compose_vars import (
 )
 from revivadiag.errors import ComposeFileError
 from revivadiag.lab.compose import COMPOSE_DIR
-from revivadiag.render.topology import edges_of, graph_from_compose, nodes_of
+from revivadiag.render.topology import graph_from_compose
 from revivadiag.runbook.diagnose import user_labels
 
 CURRENT = [COMPOSE_DIR / "current.yml"]

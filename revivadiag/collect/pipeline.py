@@ -1,4 +1,6 @@
-"""``revivadiag.snapshot()``: one call that collects every frame of a compose project.
+"""The collection pipeline: ``revivadiag.snapshot()``, one call that collects every frame of
+a compose project into a :class:`~revivadiag.collect.snapshot.Snapshot` (that module holds
+the value itself, its metadata and its files; this one the steps that fill it).
 
 Steps, each timed into ``meta.duration_s``: connect (version negotiated; an engine that does
 not answer is :class:`~revivadiag.errors.EngineUnreachable`), inventory (one API pass, see
@@ -29,7 +31,7 @@ from tqdm import tqdm
 
 from revivadiag.collect.containers import parse_containers, parse_ports
 from revivadiag.collect.dns import collect_dns
-from revivadiag.collect.env import parse_env, project_secrets
+from revivadiag.collect.env import parse_env
 from revivadiag.collect.health import HealthConfig, all_credentials, collect_health, members
 from revivadiag.collect.inventory import RawInventory, gather
 from revivadiag.collect.latency import measure_latency
@@ -41,7 +43,7 @@ from revivadiag.collect.stack import collect_roles
 from revivadiag.engine.client import connect, describe
 from revivadiag.engine.probe import ProbeEngine, prestart
 from revivadiag.errors import EngineError, ParameterError, RevivadiagError
-from revivadiag.redact import Scrubber, redact_url
+from revivadiag.redact import Scrubber, project_scrubber, redact_url
 from revivadiag.schemas import empty_frame
 
 METHODS = ("auto", "setns", "sidecar", "exec")
@@ -157,7 +159,7 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
              full: bool = False) -> Snapshot:
     with timer.step("inventory"):
         inv = gather(client, project)
-    scrubber = project_secrets(inv.containers)
+    scrubber = project_scrubber(inv.containers)
     with timer.step("api_frames"):
         frames: dict[str, pd.DataFrame] = {
             "containers": parse_containers(inv.containers, inv.vanished, inv.project),
