@@ -21,7 +21,8 @@ The tree::
      │    ├── PortInUseError
      │    └── LabStartError
      ├── ProbeError                  a probe failed; carries a NetworkErrorType
-     └── RunbookError                a runbook step or its notebook failed
+     ├── RunbookError                a runbook step or its notebook failed
+     └── FrameError                  a row does not fit its frame's schema (strict frames)
 
 Failed probes are usually *rows* (with an ``error_type`` column), not exceptions:
 ``ProbeError`` is raised only where a single probe was asked for directly.
@@ -230,3 +231,18 @@ class RunbookError(RevivadiagError):
         self.cell = cell
         where = f" (cell {cell})" if cell is not None else ""
         super().__init__(f"runbook {runbook}{where}: {reason}")
+
+
+class FrameError(RevivadiagError):
+    """A row handed to ``schemas.to_frame`` does not fit the frame's schema (a collector bug).
+
+    Raised in strict mode (``REVIVADIAG_STRICT_FRAMES=1``, which the test suite sets) for a
+    key the schema does not know or a value that cannot be cast to the column's dtype.
+    """
+
+    def __init__(self, frame: str, column: str, value: object, reason: str) -> None:
+        self.frame = frame
+        self.column = column
+        self.value = value
+        self.reason = reason
+        super().__init__(f"frame {frame!r}, column {column!r}: {reason} (value {value!r})")
