@@ -339,11 +339,11 @@ def to_frame(
     >>> to_frame("networks", [{"network_id": "ab12", "nmae": "p_default"}], strict=True)
     Traceback (most recent call last):
     ...
-    revivadiag.errors.FrameError: frame 'networks', column 'nmae': not in the schema (value 'p_default')
+    revivadiag.errors.FrameError: frame 'networks', column 'nmae': not in the schema ...
     >>> to_frame("networks", [{"network_id": "ab12", "internal": "no"}], strict=True)
     Traceback (most recent call last):
     ...
-    revivadiag.errors.FrameError: frame 'networks', column 'internal': not a boolean (value 'no')
+    revivadiag.errors.FrameError: frame 'networks', column 'internal': not a boolean ...
     >>> to_frame("networks", [{"network_id": "ab12", "nmae": "x"}], strict=False).shape
     (1, 7)
     """

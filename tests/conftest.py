@@ -60,13 +60,8 @@ from revivadiag.engine.client import connect
 from revivadiag.errors import EngineUnreachable
 from revivadiag.lab import BuildReport, LabInstance, build_images, down, up
 from revivadiag.lab.lifecycle import isolated_config, unique_prefix
-from revivadiag.schemas import STRICT_ENV
 
 LAB_START_TIMEOUT_S = 120.0
-
-# Frames are strict under test: a collector that misspells a key or hands a value of the wrong
-# type gets a FrameError, not a silently missing column (subprocesses and kernels inherit it).
-os.environ[STRICT_ENV] = "1"
 
 
 def in_ci() -> bool:

@@ -6,8 +6,6 @@ Compose does); tests/integration/test_lab_shop.py runs them.
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import re
 import shutil
 import subprocess
@@ -278,10 +276,3 @@ def test_compose_v1_accepts_the_files(form: str) -> None:
     assert merged["services"]["api"]["environment"]["POSTGRES_DB"] == "shop"  # from env_file
     assert merged["services"]["db"]["healthcheck"]["interval"] == "2s"
 
-
-@pytest.mark.parametrize("module", ["config", "compose", "images"])
-def test_lab_doctests(module: str) -> None:
-    """The examples in revivadiag.lab's config, compose and images docstrings hold."""
-    mod = importlib.import_module(f"revivadiag.lab.{module}")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
-    assert (result.failed, result.attempted > 0) == (0, True)
