@@ -333,8 +333,11 @@ def to_frame(
 
     A key may be left out (its cell is missing). In strict mode (``strict=True``, or
     :func:`strict_frames` when ``strict`` is None) a key the schema does not have, or a value
-    that does not cast to its column's dtype, raises :class:`~revivadiag.errors.FrameError`;
-    otherwise unknown keys are dropped and uncastable values become missing.
+    that does not cast to its column's dtype, raises :class:`~revivadiag.errors.FrameError`:
+    string columns take ``str`` only, boolean columns ``bool`` only, list columns lists or
+    tuples, numbers and timestamps anything that parses (text read back from a CSV file does);
+    None/NaN is always a missing cell. Otherwise unknown keys are dropped and uncastable values
+    become missing.
 
     >>> to_frame("networks", [{"network_id": "ab12", "nmae": "p_default"}], strict=True)
     Traceback (most recent call last):
@@ -389,7 +392,7 @@ def _check_values(frame: str, col: Column, raw: pd.Series) -> None:
             continue
         if col.dtype == LIST and not isinstance(value, (list, tuple)):
             raise FrameError(frame, col.name, value, "not a list")
-        if col.dtype == STR and isinstance(value, (list, tuple, dict, set, bytes)):
+        if col.dtype == STR and not isinstance(value, str):
             raise FrameError(frame, col.name, value, "not a string")
         if col.dtype == BOOL and not isinstance(value, (bool, np.bool_)):
             raise FrameError(frame, col.name, value, "not a boolean")

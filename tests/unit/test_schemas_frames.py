@@ -77,7 +77,7 @@ def test_validate_rejects_wrong_columns_and_dtypes() -> None:
         validate("endpoints", bad_list)
 
 
-BAD: dict[str, Any] = {STR: ["a"], INT: "seven", FLOAT: "1.5 ms", BOOL: "yes", LIST: "a,b",
+BAD: dict[str, Any] = {STR: 7, INT: "seven", FLOAT: "1.5 ms", BOOL: "yes", LIST: "a,b",
                        TS: "yesterday"}
 
 
