@@ -19,7 +19,8 @@ The tree::
      │    ├── ImageBuildError
      │    ├── PortInUseError
      │    └── LabStartError
-     └── RunbookError                a runbook step or its notebook failed
+     ├── RunbookError                a runbook step or its notebook failed
+     └── FrameError                  a row does not fit its frame's schema (strict frames)
 
 Failed probes are *rows* (with an ``error_type`` column, one of :class:`NetworkErrorType`),
 not exceptions.
@@ -196,3 +197,18 @@ class RunbookError(RevivadiagError):
         self.cell = cell
         where = f" (cell {cell})" if cell is not None else ""
         super().__init__(f"runbook {runbook}{where}: {reason}")
+
+
+class FrameError(RevivadiagError):
+    """A row handed to ``schemas.to_frame`` does not fit the frame's schema (a collector bug).
+
+    Raised in strict mode (``REVIVADIAG_STRICT_FRAMES=1``, which the test suite sets) for a
+    key the schema does not know or a value that cannot be cast to the column's dtype.
+    """
+
+    def __init__(self, frame: str, column: str, value: object, reason: str) -> None:
+        self.frame = frame
+        self.column = column
+        self.value = value
+        self.reason = reason
+        super().__init__(f"frame {frame!r}, column {column!r}: {reason} (value {value!r})")

@@ -17,11 +17,15 @@ columns, and tests check each frame with :func:`validate`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from revivadiag.errors import FrameError
 
 #: Where each row of a probe frame came from.
 METHODS = ("setns", "sidecar", "exec", "host", "api")
@@ -323,13 +327,66 @@ def empty_frame(name: str) -> pd.DataFrame:
     return to_frame(name, [])
 
 
-def to_frame(name: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Build frame ``name`` from row dicts: columns ordered and cast, missing ones filled."""
+#: Environment variable that switches :func:`to_frame` to strict mode (the test suite sets it).
+STRICT_ENV = "REVIVADIAG_STRICT_FRAMES"
+
+
+def strict_frames() -> bool:
+    """Whether :func:`to_frame` rejects unknown keys and uncastable values.
+
+    On when ``REVIVADIAG_STRICT_FRAMES`` is ``1``/``true``/``yes`` (the test suite sets it):
+    a misspelled key or a wrong-typed value then raises
+    :class:`~revivadiag.errors.FrameError` instead of becoming a missing cell.
+    """
+    return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def to_frame(
+    name: str, rows: Iterable[Mapping[str, Any]], *, strict: bool | None = None
+) -> pd.DataFrame:
+    """Build frame ``name`` from row dicts: columns ordered and cast, missing ones filled.
+
+    A key may be left out (its cell is missing). In strict mode (``strict=True``, or
+    :func:`strict_frames` when ``strict`` is None) a key the schema does not have, or a value
+    that does not cast to its column's dtype, raises :class:`~revivadiag.errors.FrameError`:
+    string columns take ``str`` only, boolean columns ``bool`` only, list columns lists or
+    tuples, numbers and timestamps anything that parses (text read back from a CSV file does);
+    None/NaN is always a missing cell. Otherwise unknown keys are dropped and uncastable values
+    become missing.
+
+    >>> to_frame("networks", [{"network_id": "ab12", "nmae": "p_default"}], strict=True)
+    Traceback (most recent call last):
+    ...
+    revivadiag.errors.FrameError: frame 'networks', column 'nmae': not in the schema ...
+    >>> to_frame("networks", [{"network_id": "ab12", "internal": "no"}], strict=True)
+    Traceback (most recent call last):
+    ...
+    revivadiag.errors.FrameError: frame 'networks', column 'internal': not a boolean ...
+    >>> to_frame("networks", [{"network_id": "ab12", "nmae": "x"}], strict=False).shape
+    (1, 7)
+    """
     sch = schema(name)
     records = [dict(r) for r in rows]
+    if strict is None:
+        strict = strict_frames()
+    if strict:
+        known = set(sch.names)
+        for rec in records:
+            for key, value in rec.items():
+                if key not in known:
+                    raise FrameError(name, str(key), value, "not in the schema")
     df = pd.DataFrame.from_records(records, columns=sch.names)
     for col in sch.columns:
-        df[col.name] = _cast(df[col.name], col.dtype)
+        if not strict:
+            df[col.name] = _cast(df[col.name], col.dtype)
+            continue
+        _check_values(name, col, df[col.name])
+        try:
+            cast = _cast(df[col.name], col.dtype)
+        except (TypeError, ValueError) as exc:
+            raise FrameError(name, col.name, df[col.name].tolist(), f"cast failed: {exc}") from exc
+        _check_cast(name, col, df[col.name], cast)
+        df[col.name] = cast
     return df.reset_index(drop=True)
 
 
@@ -354,6 +411,38 @@ def repeat_rows(name: str, bases: Iterable[Mapping[str, Any]], take: list[int],
             df[column.name] = pd.Series(list(map(list, df[column.name].tolist())),
                                         dtype=object)
     return df
+
+
+def _missing(v: Any) -> bool:
+    """None, NaN, NaT or pd.NA (a list is never missing)."""
+    if isinstance(v, (list, tuple, dict, set)):
+        return False
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_values(frame: str, col: Column, raw: pd.Series) -> None:
+    """Raise FrameError for the first given value of the wrong kind for the column's dtype."""
+    for value in raw.tolist():
+        if _missing(value):
+            continue
+        if col.dtype == LIST and not isinstance(value, (list, tuple)):
+            raise FrameError(frame, col.name, value, "not a list")
+        if col.dtype == STR and not isinstance(value, str):
+            raise FrameError(frame, col.name, value, "not a string")
+        if col.dtype == BOOL and not isinstance(value, (bool, np.bool_)):
+            raise FrameError(frame, col.name, value, "not a boolean")
+        if col.dtype in (INT, FLOAT) and isinstance(value, (bool, np.bool_, bytes)):
+            raise FrameError(frame, col.name, value, f"not a number ({col.dtype})")
+
+
+def _check_cast(frame: str, col: Column, raw: pd.Series, cast: pd.Series) -> None:
+    """Raise FrameError for the first value that was given but did not survive the cast."""
+    for before, after in zip(raw.tolist(), cast.tolist(), strict=True):
+        if not _missing(before) and _missing(after):
+            raise FrameError(frame, col.name, before, f"does not cast to {col.dtype}")
 
 
 def _cast(series: pd.Series, dtype: str) -> pd.Series:

@@ -1,6 +1,6 @@
 """Analysis: access policy, KPIs, config and source audits, findings.
 
->>> from revivadiag.analyze import diagnose, load_policy          # doctest: +SKIP
+>>> from revivadiag.analyze import diagnose, load_policy
 >>> d = diagnose(rd.snapshot(), environment="production")          # doctest: +SKIP
 >>> d.findings[["id", "severity", "title"]]                        # doctest: +SKIP
 

@@ -6,7 +6,7 @@ stack (``shop-current``, ``shop-target``) like common public projects: nginx ``p
 ``db`` and Redis ``cache``, Compose's default container names and no role labels.
 ``LabConfig(publish=False)`` (``lab up --no-publish``) publishes no host port in any variant.
 
->>> from revivadiag import lab                                    # doctest: +SKIP
+>>> from revivadiag import lab
 >>> lab.build_images().summary()                                  # doctest: +SKIP
 >>> inst = lab.up(lab.LabConfig(prefix="demo", variant="target")) # doctest: +SKIP
 >>> inst.url("/api/health"), inst.containers["backend"]           # doctest: +SKIP

@@ -1,6 +1,6 @@
 """Rendering: topology graphs and drawings, tables, HTML reports.
 
->>> from revivadiag.render import graph_from_snapshot, draw_topology   # doctest: +SKIP
+>>> from revivadiag.render import graph_from_snapshot, draw_topology
 >>> draw_topology(graph_from_snapshot(snap, policy=load_policy()))     # doctest: +SKIP
 
 Modules: ``topology`` (networkx graphs from a snapshot or a compose file, read by

@@ -1,6 +1,6 @@
 """Helpers of ``notebooks/debug-connectivity.ipynb``: views of a snapshot and one probe.
 
->>> from revivadiag.runbook import debug                              # doctest: +SKIP
+>>> from revivadiag.runbook import debug
 >>> debug.reachability_pivot(snap)                                    # doctest: +SKIP
 >>> debug.probe(snap, "web", "db")                         # doctest: +SKIP
 """

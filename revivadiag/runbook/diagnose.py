@@ -1,6 +1,6 @@
 """The steps of ``runbooks/diagnose.ipynb``: one function per cell, so the cells stay thin.
 
->>> from revivadiag.runbook import diagnose as steps          # doctest: +SKIP
+>>> from revivadiag.runbook import diagnose as steps
 >>> params = steps.resolve(project="shop")               # doctest: +SKIP
 >>> snap = steps.take_snapshot(params)                         # doctest: +SKIP
 >>> steps.roles_table(snap)                                    # doctest: +SKIP

@@ -18,7 +18,9 @@ from revivadiag.engine.base import Settings, Target
 from revivadiag.engine.netprobe import pool
 from revivadiag.engine.setns import SetnsMethod
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="setns needs root")
+# Skipped without root locally; under CI=true it runs (and fails) so a missing root is seen.
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI", "").lower() != "true",
+                                reason="setns needs root")
 
 
 def dead_pid() -> int:

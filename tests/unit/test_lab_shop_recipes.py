@@ -6,8 +6,7 @@ Compose does); tests/integration/test_lab_shop.py runs them.
 
 from __future__ import annotations
 
-import doctest
-import importlib
+import os
 import re
 import shutil
 import subprocess
@@ -264,7 +263,9 @@ def test_shop_recipes() -> None:
         "revivadiag/lab-shop-nginx:latest"]
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="needs docker-compose")
+@pytest.mark.skipif(shutil.which("docker-compose") is None
+                    and os.environ.get("CI", "").lower() != "true",  # CI: fail, never skip
+                    reason="needs docker-compose")
 @pytest.mark.parametrize("form", ["current", "target"])
 def test_compose_v1_accepts_the_files(form: str) -> None:
     """`docker-compose config` (v1) validates each file; `tools` only exists with its profile
@@ -278,10 +279,3 @@ def test_compose_v1_accepts_the_files(form: str) -> None:
     assert merged["services"]["api"]["environment"]["POSTGRES_DB"] == "shop"  # from env_file
     assert merged["services"]["db"]["healthcheck"]["interval"] == "2s"
 
-
-@pytest.mark.parametrize("module", ["config", "compose", "images"])
-def test_lab_doctests(module: str) -> None:
-    """The examples in revivadiag.lab's config, compose and images docstrings hold."""
-    mod = importlib.import_module(f"revivadiag.lab.{module}")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
-    assert (result.failed, result.attempted > 0) == (0, True)

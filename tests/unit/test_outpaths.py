@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 from pathlib import Path
 
 import pytest
 
 from revivadiag.errors import OutputPathError
 from revivadiag.outpaths import check_output_dir, check_output_file
-
-
-@pytest.mark.parametrize("name", ["revivadiag.outpaths", "revivadiag.runbook.cli"])
-def test_docstring_examples(name: str) -> None:
-    """The `>>>` examples hold."""
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_accepted_paths_are_not_created(tmp_path: Path) -> None:

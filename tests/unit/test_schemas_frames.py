@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from revivadiag.collect.snapshot import FRAME_NAMES
+from revivadiag.errors import FrameError
 from revivadiag.schemas import (
     BOOL,
     FLOAT,
@@ -15,8 +16,10 @@ from revivadiag.schemas import (
     LIST,
     SCHEMAS,
     STR,
+    STRICT_ENV,
     TS,
     empty_frame,
+    strict_frames,
     to_frame,
     validate,
 )
@@ -72,3 +75,47 @@ def test_validate_rejects_wrong_columns_and_dtypes() -> None:
     bad_list["aliases"] = pd.Series(["not-a-list"], dtype=object)
     with pytest.raises(AssertionError, match="aliases"):
         validate("endpoints", bad_list)
+
+
+BAD: dict[str, Any] = {STR: 7, INT: "seven", FLOAT: "1.5 ms", BOOL: "yes", LIST: "a,b",
+                       TS: "yesterday"}
+
+
+def test_suite_runs_with_strict_frames() -> None:
+    """The root conftest switches strict frames on for every test (and its subprocesses)."""
+    assert strict_frames()
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_strict_rejects_a_misspelled_key(name: str) -> None:
+    """A key the schema does not have is a FrameError naming frame, key and value."""
+    row = {**_row(name), "misspelt_key": 42}
+    with pytest.raises(FrameError, match=rf"frame '{name}', column 'misspelt_key'.*42"):
+        to_frame(name, [row])
+    assert list(to_frame(name, [row], strict=False).columns) == SCHEMAS[name].names
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_strict_rejects_uncastable_values(name: str) -> None:
+    """Each column rejects a value of the wrong kind, naming the column and the value."""
+    for col in SCHEMAS[name].columns:
+        row = {**_row(name), col.name: BAD[col.dtype]}
+        with pytest.raises(FrameError) as err:
+            to_frame(name, [_row(name), row])
+        assert (err.value.frame, err.value.column, err.value.value) == (
+            name, col.name, BAD[col.dtype])
+
+
+def test_strict_accepts_numbers_as_text() -> None:
+    """A CSV cell read back as text ('7', '1.5') casts; missing values stay missing."""
+    frame = to_frame("dns", [{"latency_ms": "1.5"}, {"latency_ms": None}])
+    assert frame["latency_ms"].iloc[0] == 1.5 and pd.isna(frame["latency_ms"].iloc[1])
+
+
+def test_strict_is_switched_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the variable, to_frame keeps the lenient behaviour (drops, coerces)."""
+    monkeypatch.setenv(STRICT_ENV, "0")
+    assert not strict_frames()
+    frame = to_frame("networks", [{"network_id": "n", "nmae": "x"}])
+    assert "nmae" not in frame.columns and frame["name"].iloc[0] == ""
+    assert pd.isna(to_frame("dns", [{"latency_ms": "abc"}])["latency_ms"].iloc[0])
