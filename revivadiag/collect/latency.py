@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -299,18 +299,22 @@ def _roles(containers: pd.DataFrame, roles: Roles | None) -> Roles:
 def measure_latency(engine: Any, containers: pd.DataFrame, ports: pd.DataFrame | None,
                     samples: int = 20, *, roles: Roles | None = None, warmup: int = 3,
                     reuse_connection: bool = False, from_host: bool = True,
-                    in_flight: int = DEFAULT_IN_FLIGHT, discover: bool = True) -> LatencyRun:
+                    in_flight: int = DEFAULT_IN_FLIGHT, discover: bool = True,
+                    path: str | None = None) -> LatencyRun:
     """Measure every path; see the module docstring.
 
     ``roles`` name the proxy and the backend (inferred from ``containers`` alone when not
     given). Requests of one path are always sequential; ``in_flight`` paths are measured at
     once (1: strictly one request at a time; 2: direct and proxy together; 4: the host paths
-    too). ``discover``: learn the paths first (:func:`discover_paths`).
+    too). ``discover``: learn the paths first (:func:`discover_paths`); ``path``: measure
+    this one path, direct and through the proxy, instead (e.g. a delay endpoint).
     """
     known = _roles(containers, roles)
     paths = plan_paths(containers, known)
     source_id = str(service_member(containers, paths.source_service)["container_id"])
-    if discover:
+    if path is not None:
+        paths = replace(paths, direct_path=path, proxy_path=path if paths.proxy else "")
+    elif discover:
         backend = paths.backend
         paths = discover_paths(engine, source_id, paths, known.http_path(backend),
                                known.route(backend))

@@ -195,7 +195,11 @@ def test_hostile_label_shows_as_text_in_chromium(current_run: Run) -> None:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            def on_dialog(dialog: Any) -> None:
+                dialogs.append(dialog.message)
+                dialog.dismiss()
+
+            page.on("dialog", on_dialog)
             page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:")
                        else r.abort())
             page.goto(current_run.file("report.html").resolve().as_uri())

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -116,7 +117,7 @@ def matrix(stack: Stack) -> list[dict[str, object]]:
     ]
 
 
-def summary(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
+def summary(rows: list[dict[str, Any]]) -> list[tuple[object, ...]]:
     return [(r.get("rcode") or r.get("outcome"), tuple(r.get("answers") or [r.get("ip")]),
              r["error_type"]) for r in rows]
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import docker
 import pytest
-from conftest import start_isolated_lab
 
 import revivadiag as rd
+from conftest import start_isolated_lab
 from revivadiag.collect.containers import parse_containers
 from revivadiag.collect.health import collect_health
 from revivadiag.collect.inventory import (

@@ -50,7 +50,7 @@ def test_only_the_chosen_subcommand_is_imported(monkeypatch: pytest.MonkeyPatch)
         imported.append(name)
         return real(name, package)
 
-    monkeypatch.setattr(cli.importlib, "import_module", spy)
+    monkeypatch.setattr("revivadiag.cli.importlib.import_module", spy)
     args = cli.build_parser("audit-source", lazy=True).parse_args(["audit-source", "."])
     assert imported == ["revivadiag.analyze.source_cli"] and args.path == "."
 

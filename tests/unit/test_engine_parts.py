@@ -55,7 +55,7 @@ def test_failure_result_shapes(job: jobs.Job, fields: dict[str, object]) -> None
 
 def test_chunk_jobs_respects_the_limit() -> None:
     """Chunks stay under the byte budget and keep every job in order."""
-    many = [{"kind": "dns", "name": f"name-{i}"} for i in range(100)]
+    many: list[dict[str, object]] = [{"kind": "dns", "name": f"name-{i}"} for i in range(100)]
     chunks = ship.chunk_jobs(many, max_bytes=500)
     assert [j for c in chunks for j in c] == many
     assert all(len(json.dumps(c)) <= 500 + 50 for c in chunks) and len(chunks) > 1

@@ -53,7 +53,7 @@ def answer_all(batches: dict[str, list[dict[str, Any]]], table: dict[str, list[s
     for cid, jobs in batches.items():
         out[cid] = []
         for job in jobs:
-            name = job.get("name") or job.get("host")
+            name = str(job.get("name") or job.get("host"))
             if job["kind"] == "dns":
                 ips = table.get(name, [])
                 res = {"kind": "dns", "name": name, "answers": ips, "method": "setns",

@@ -52,6 +52,6 @@ def test_text_is_scrubbed_and_valid(tmp_path: Path) -> None:
 def test_error_junit(tmp_path: Path) -> None:
     """A run that did not finish is one errored testcase."""
     root = error_junit("diagnose demo", "cell 4 failed: EngineUnreachable").getroot()
-    assert root.get("errors") == "1"
+    assert root is not None and root.get("errors") == "1"
     error = root.find("testsuite/testcase/error")
     assert error is not None and "EngineUnreachable" in str(error.get("message"))

@@ -29,7 +29,8 @@ def executed(with_scraps: bool = True) -> nbformat.NotebookNode:
         for name, value in diagnosis_scraps(diag, {"project": "demo"}).items():
             data, metadata = scrap_output(name, value)
             outputs.append(new_output("display_data", data=data, metadata=metadata))
-    return new_notebook(cells=[new_code_cell("run()", outputs=outputs)])
+    nb: nbformat.NotebookNode = new_notebook(cells=[new_code_cell("run()", outputs=outputs)])
+    return nb
 
 
 def test_outputs_written_and_scrubbed(tmp_path: Path) -> None:

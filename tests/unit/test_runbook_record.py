@@ -64,7 +64,8 @@ def _glued(scraps: dict[str, object]) -> nbformat.NotebookNode:
     for name, value in scraps.items():
         data, metadata = scrap_output(name, value)
         outputs.append(new_output("display_data", data=data, metadata=metadata))
-    return new_notebook(cells=[new_code_cell("record()", outputs=outputs)])
+    nb: nbformat.NotebookNode = new_notebook(cells=[new_code_cell("record()", outputs=outputs)])
+    return nb
 
 
 @pytest.mark.parametrize("value", ["text", {"a": [1, None]}, 3, True])

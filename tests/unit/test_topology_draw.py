@@ -61,7 +61,8 @@ def test_draw_colours_violation_edges() -> None:
         flat_snapshot(outcome={("frontend", "redis"): "timeout"}), policy=load_policy()
     )
     fig = draw_topology(g, title="live")
-    colours = [to_hex(a.arrow_patch.get_edgecolor()) for a in _arrows(fig)]
+    colours = [to_hex(a.arrow_patch.get_edgecolor()) for a in _arrows(fig)
+               if a.arrow_patch is not None]
     judged = [d for _, _, d in g.edges(data=True) if d.get("kind") == "observed" and d["verdict"]]
     violations = [d for d in judged if d["status"] == "violation"]
     assert colours.count(STATUS_COLORS["violation"]) == len(violations) == 2
