@@ -141,8 +141,12 @@ class ToolRunner:
         key = (name, server)
         if key not in self.names:
             argv = busybox.nslookup_argv(self.prefix, name, server)
-            _code, out, err = _exec(self.container, argv)
-            self.names[key] = busybox.parse_nslookup(out + err)
+            for _attempt in range(2):  # a cold resolver may answer the first ask with nothing
+                _code, out, err = _exec(self.container, argv)
+                rcode, answers = busybox.parse_nslookup(out + err)
+                if answers or rcode != "NOERROR":
+                    break
+            self.names[key] = (rcode, answers)
         return self.names[key]
 
     def run(self, job: Job) -> Result:
