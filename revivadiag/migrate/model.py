@@ -100,6 +100,9 @@ class Context:
     log: Callable[[str], None] = lambda line: None
     drain_s: float = 10.0
     health_timeout_s: float = 120.0
+    #: results of the steps completed so far in this run, by step id (``verify`` compares
+    #: the data checksums ``readiness`` recorded)
+    results: dict[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class Step(Protocol):
