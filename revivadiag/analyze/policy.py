@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from revivadiag import schemas
+from revivadiag import schemas, yamlio
 from revivadiag.collect.roles import ROLES
 from revivadiag.errors import PolicyError
 
@@ -179,7 +179,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
 def parse_policy(text: str, origin: str = "<string>") -> Policy:
     """Parse and validate policy YAML text; PolicyError names the offending key or value."""
     try:
-        data = yaml.safe_load(text)
+        data = yamlio.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from revivadiag import yamlio
 from revivadiag.analyze.source_files import Skip, is_dockerfile, is_env_name, split_lines
 
 ROLES = ("backend", "database", "cache", "proxy", "frontend", "service")
@@ -246,7 +247,7 @@ def _role_of(name: str, image: str, command: str, build: str, stack: Stack) -> t
 def learn_compose(stack: Stack, rel: str, text: str) -> None:
     """Services, roles, ports and container names of one compose file (errors become skips)."""
     try:
-        data = yaml.safe_load(text)
+        data = yamlio.safe_load(text)
     except yaml.YAMLError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         stack.skips.append(Skip(rel, f"compose file not parsed: {reason}"))

@@ -13,6 +13,8 @@ and Compose's own words, secret values masked.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import os
 import re
@@ -25,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from revivadiag import yamlio
 from revivadiag.errors import ComposeFileError
 from revivadiag.redact import Scrubber
 
@@ -142,6 +145,9 @@ def compose_config(
     argv += ["config", *(["--format", "json"] if cli.json else [])]
     origin = ",".join(str(f) for f in files)
     scrub = scrubber or Scrubber()
+    key = _answer_key(argv, environ, project_directory, [*files, *([env_file] if env_file else [])])
+    if runner is run_command and key is not None and key in _ANSWERS:
+        return copy.deepcopy(_ANSWERS[key])
     try:
         proc = runner(argv, environ, project_directory, timeout_s)
     except subprocess.TimeoutExpired:
@@ -153,12 +159,41 @@ def compose_config(
         raise ComposeFileError(file_named(problem, files) or origin,
                                f"{cli} rejects it: {problem}")
     try:
-        data = json.loads(proc.stdout) if cli.json else yaml.safe_load(proc.stdout)
+        data = json.loads(proc.stdout) if cli.json else yamlio.safe_load(proc.stdout)
     except (ValueError, yaml.YAMLError) as exc:
         raise ComposeFileError(origin, f"{cli} config printed something unreadable") from exc
     if not isinstance(data, dict):
         raise ComposeFileError(origin, f"{cli} config printed no project")
+    if runner is run_command and key is not None:
+        _ANSWERS[key] = copy.deepcopy(data)
     return data
+
+
+#: Compose's answers in this process, by :func:`_answer_key` (a ``config`` call costs
+#: 0.3-0.8 s; a runbook asks for the same project more than once)
+_ANSWERS: dict[str, dict[str, Any]] = {}
+
+
+def _answer_key(argv: Sequence[str], environ: Mapping[str, str], cwd: Path,
+                files: Sequence[Path]) -> str | None:
+    """A digest of everything a ``config`` answer depends on: the command, its environment,
+    its directory and each file's size and modification time (None when a file cannot be
+    stat'ed: then nothing is cached). Only the digest is kept, never the environment.
+
+    >>> a = _answer_key(["c"], {"A": "1"}, Path("/"), [])
+    >>> a == _answer_key(["c"], {"A": "1"}, Path("/"), []), a == _answer_key(["c"], {}, Path("/"),
+    ...                                                                      [])
+    (True, False)
+    """
+    digest = hashlib.sha256()
+    try:
+        stats = [(str(f.absolute()), f.stat().st_mtime_ns, f.stat().st_size) for f in files]
+    except OSError:
+        return None
+    for part in (list(argv), sorted(environ.items()), str(cwd), stats):
+        digest.update(json.dumps(part).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def cli_problem(text: str) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from revivadiag import yamlio
 from revivadiag.errors import ComposeFileError
 
 VAR = re.compile(
@@ -58,7 +59,7 @@ class Override:
     value: Any
 
 
-class _ComposeLoader(yaml.SafeLoader):
+class _ComposeLoader(yamlio.SafeLoader):  # type: ignore[misc,valid-type]
     """PyYAML's safe loader plus Compose's ``!reset`` and ``!override`` tags."""
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -170,9 +171,11 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
         }
     meta = SnapshotMeta(project=inv.project, method_requested=method, samples=samples,
                         api_calls=inv.api_calls, revivadiag_version=_version())
-    with timer.step("roles"):
+    with timer.step("roles"), ThreadPoolExecutor(1, "revivadiag-compose") as pool:
+        # Compose is asked (a subprocess, up to a second) while the roles' facts are read
+        declared = pool.submit(_compose_data, inv, frames, compose, meta)
         frames["roles"] = _roles_frame(client, inv, frames, local, policy_roles,
-                                       _compose_data(inv, frames, compose, meta), meta)
+                                       declared.result, meta)
     roles = Roles(frames["roles"])
     for creds in all_credentials(members(inv), roles):
         creds.register(scrubber)
@@ -194,16 +197,18 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
 
 def _roles_frame(client: docker.DockerClient, inv: RawInventory,
                  frames: Mapping[str, pd.DataFrame], local: bool,
-                 policy_roles: Mapping[str, Sequence[str]], compose: Mapping[str, Any] | None,
+                 policy_roles: Mapping[str, Sequence[str]],
+                 compose: Callable[[], Mapping[str, Any] | None],
                  meta: SnapshotMeta) -> pd.DataFrame:
-    """The roles from every fact the stack gives; from its API frames alone if that fails."""
+    """The roles from every fact the stack gives; from its API frames alone if that fails.
+    ``compose`` gives the declared project once the facts are read."""
     try:
         roles, facts = collect_roles(client, inv, frames, local=local, compose=compose,
                                      policy_roles=policy_roles)
     except (docker.errors.DockerException, OSError) as exc:
         meta.notes.append(f"roles: decided from the API frames only: {type(exc).__name__}")
-        return infer_roles(frames["containers"], endpoints=frames["endpoints"], compose=compose,
-                           policy_roles=policy_roles)
+        return infer_roles(frames["containers"], endpoints=frames["endpoints"],
+                           compose=compose(), policy_roles=policy_roles)
     meta.notes.extend(facts.notes)
     return roles
 

@@ -214,15 +214,20 @@ Infer = Callable[..., pd.DataFrame]
 
 
 def collect_roles(client: Any, inv: RawInventory, frames: Mapping[str, pd.DataFrame], *,
-                  local: bool = True, compose: Mapping[str, Any] | None = None,
+                  local: bool = True,
+                  compose: Mapping[str, Any] | Callable[[], Mapping[str, Any] | None] | None
+                  = None,
                   policy_roles: Mapping[str, Sequence[str]] | None = None,
                   ) -> tuple[pd.DataFrame, StackFacts]:
     """The ``roles`` frame of the project in ``inv``, and the facts behind it.
 
     Two passes: the software, ports and traffic say which service is the proxy; its
-    configuration's routes then name the backend.
+    configuration's routes then name the backend. ``compose`` may be a callable, asked only
+    once the facts are gathered (the caller reads Compose meanwhile).
     """
     facts = gather_facts(client, inv, local)
+    if callable(compose):
+        compose = compose()
 
     def infer() -> pd.DataFrame:
         return infer_roles(frames["containers"], endpoints=frames["endpoints"],

@@ -16,7 +16,9 @@ binary payloads excepted), and :func:`notebook_html` to the final HTML.
 from __future__ import annotations
 
 import copy
+import functools
 import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -133,20 +135,45 @@ def header_resources(info: RunInfo, scrubber: Scrubber) -> dict[str, Any]:
 
 def notebook_html(nb: Any, info: RunInfo, scrubber: Scrubber | None = None) -> str:
     """The HTML report of executed notebook ``nb``: code hidden, header on top, scrubbed."""
+    scrub = scrubber or Scrubber()
+    resources = {"revivadiag": header_resources(info, scrub)}
+    clean = without_scraps(scrub_notebook(nb, scrub))
+    with _EXPORT_LOCK:
+        body, _ = html_exporter().from_notebook_node(clean, resources=resources)
+    return scrub.scrub(body)
+
+
+#: one export at a time through the shared exporter (its template state is not thread-safe)
+_EXPORT_LOCK = threading.Lock()
+
+
+@functools.cache
+def html_exporter() -> Any:
+    """The report's nbconvert exporter, made once per process: its Jinja templates compile
+    on the first export (~0.3 s) and stay compiled."""
     from nbconvert import HTMLExporter
 
-    scrub = scrubber or Scrubber()
-    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
+    return HTMLExporter(  # type: ignore[no-untyped-call]
         template_name=TEMPLATE_NAME,
         extra_template_basedirs=[str(TEMPLATES)],
         exclude_input=True,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    resources = {"revivadiag": header_resources(info, scrub)}
-    clean = without_scraps(scrub_notebook(nb, scrub))
-    body, _ = exporter.from_notebook_node(clean, resources=resources)
-    return scrub.scrub(body)
+
+
+def warm_html() -> None:
+    """Export a one-cell notebook, so that the templates are compiled before the real report
+    is written (runbooks call it while the kernel runs the cells)."""
+    import nbformat.v4 as nbf
+
+    nb = nbf.new_notebook(cells=[nbf.new_markdown_cell("warm-up"),  # type: ignore[no-untyped-call]
+                                 nbf.new_code_cell("1", outputs=[  # type: ignore[no-untyped-call]
+                                     nbf.new_output(  # type: ignore[no-untyped-call]
+                                         "display_data", data={"text/html": "<p>1</p>"})])])
+    now = datetime.now(UTC)
+    notebook_html(nb, RunInfo(runbook="warm-up", project="", started_at=now, finished_at=now,
+                              tool_version=""))
 
 
 def without_scraps(nb: Any) -> Any:

@@ -13,13 +13,15 @@ the two overlap.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -131,16 +133,57 @@ def skip_unused_format_checkers() -> None:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
-def start_kernel(kernel_name: str, cwd: Path | None, log: IO[bytes]) -> Any:
+#: a module name a runbook may ask the kernel to preload (nothing else reaches its code)
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def runbook_preload(runbook: Path) -> list[str]:
+    """The modules a runbook's metadata (``revivadiag.preload``) asks the kernel to import
+    in the background as it starts; names that are not plain module paths are ignored.
+
+    >>> import tempfile, json
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = Path(d) / "r.ipynb"
+    ...     _ = p.write_text(json.dumps({"metadata": {"revivadiag": {
+    ...         "preload": ["pandas", "os; import x", 3]}}}))
+    ...     runbook_preload(p)
+    ['pandas']
+    """
+    try:
+        meta = json.loads(runbook.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    names = (meta.get("revivadiag") or {}).get("preload") or []
+    return [n for n in names if isinstance(n, str) and _MODULE_NAME.match(n)]
+
+
+def preload_arguments(modules: Sequence[str]) -> list[str]:
+    """Kernel arguments that import ``modules`` in a daemon thread once the kernel is up,
+    so a runbook's first cells find them loaded (or loading: the import lock waits).
+
+    >>> preload_arguments([]), preload_arguments(["pandas"])[0][:31]
+    ([], '--IPKernelApp.exec_lines=import')
+    """
+    if not modules:
+        return []
+    code = ("import importlib, threading; threading.Thread(target=lambda: "
+            f"[importlib.import_module(m) for m in {list(modules)!r}], daemon=True, "
+            "name='revivadiag-preload').start()")
+    return [f"--IPKernelApp.exec_lines={code}"]
+
+
+def start_kernel(kernel_name: str, cwd: Path | None, log: IO[bytes],
+                 preload: Sequence[str] = ()) -> Any:
     """Start kernel ``kernel_name`` now, over IPC (no TCP port, no warning about one), its
     stdout/stderr into ``log``; returns its (async) kernel manager. It boots while the
-    caller imports papermill and prepares the notebook."""
+    caller imports papermill and prepares the notebook, and imports ``preload`` meanwhile."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
     manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc",
                                  kernel_spec_manager=spec_manager())
-    run_sync(manager.start_kernel)(cwd=str(cwd or Path.cwd()), stdout=log, stderr=log)
+    run_sync(manager.start_kernel)(cwd=str(cwd or Path.cwd()), stdout=log, stderr=log,
+                                   extra_arguments=preload_arguments(preload))
     return manager
 
 
@@ -196,13 +239,14 @@ def _preload_report_modules() -> None:
     writing the outputs needs right after: nbconvert and its selectors, pandas and the
     report's modules (a second or more)."""
     with contextlib.suppress(Exception):
-        import nbconvert.exporters.html  # noqa: F401
         import soupsieve
 
         import revivadiag.runbook.output  # noqa: F401  (pandas, the report's modules)
+        from revivadiag.render.report import warm_html
 
         for selector in _REPORT_SELECTORS:
             soupsieve.compile(selector)
+        warm_html()  # nbconvert loaded, its templates compiled
 
 
 def execute(
@@ -226,7 +270,7 @@ def execute(
         output = Path(tmp) / runbook.name
         log_path = Path(tmp) / "kernel.log"
         with log_path.open("wb") as log:
-            manager = start_kernel(kernel, cwd, log)
+            manager = start_kernel(kernel, cwd, log, runbook_preload(runbook))
             threading.Thread(target=_preload_report_modules, daemon=True).start()
             try:
                 import nbformat
