@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from revivadiag.errors import RunbookError
+from revivadiag.errors import RevivadiagError, RunbookError
 
 EXIT_OK, EXIT_ERRORS, EXIT_TOOL_FAILED = 0, 1, 2
 
@@ -88,13 +88,32 @@ def run(args: argparse.Namespace) -> int:
     from revivadiag.runbook import execute as ex
 
     runbook = ex.runbook_path(args.runbook)
-    project, secrets = read_project_secrets(params.project_or_none, params.docker_host_or_none)
-    values["project"] = project
-    out_dir = check_output_dir(args.out or default_out_dir(project))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    secrets: set[str] = set()
+
+    def read_secrets() -> str:
+        project, found = read_project_secrets(params.project_or_none,
+                                              params.docker_host_or_none)
+        values["project"] = project
+        secrets.update(found)
+        return project
+
     started = datetime.now(UTC)
+    if params.project_or_none is None:  # the project names the output directory: ask first
+        project = read_secrets()
+        prepare = None
+    else:  # the engine is asked (and the docker package loaded) while the kernel boots
+        project, prepare = params.project_or_none, read_secrets
+    out_dir = check_output_dir(args.out or default_out_dir(project))
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
     print(f"revivadiag: diagnosing {project} with {runbook.name} ...", file=sys.stderr)
-    execution = ex.execute(runbook, values, kernel_name=args.kernel, cwd=out_dir)
+    try:
+        execution = ex.execute(runbook, values, kernel_name=args.kernel, cwd=out_dir,
+                               prepare=prepare)
+    except RevivadiagError:
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # made by this run and still empty: nothing is left behind
+        raise
     from revivadiag.runbook import output  # pandas and nbconvert: loaded while the kernel ran
 
     written = output.write_outputs(

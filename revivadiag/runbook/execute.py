@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -173,14 +173,17 @@ def preload_arguments(modules: Sequence[str]) -> list[str]:
 
 
 def start_kernel(kernel_name: str, cwd: Path | None, log: IO[bytes],
-                 preload: Sequence[str] = ()) -> Any:
+                 preload: Sequence[str] = (), ipc_dir: Path | None = None) -> Any:
     """Start kernel ``kernel_name`` now, over IPC (no TCP port, no warning about one), its
     stdout/stderr into ``log``; returns its (async) kernel manager. It boots while the
-    caller imports papermill and prepares the notebook, and imports ``preload`` meanwhile."""
+    caller imports papermill and prepares the notebook, and imports ``preload`` meanwhile.
+    The IPC sockets are made in ``ipc_dir`` (a path given as absolute: a relative one would
+    be taken in the kernel's working directory, i.e. among the run's outputs)."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
-    manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc",
+    where = (ipc_dir or Path(tempfile.gettempdir())).absolute() / "kernel-ipc"
+    manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=str(where),
                                  kernel_spec_manager=spec_manager())
     run_sync(manager.start_kernel)(cwd=str(cwd or Path.cwd()), stdout=log, stderr=log,
                                    extra_arguments=preload_arguments(preload))
@@ -256,11 +259,15 @@ def execute(
     kernel_name: str | None = None,
     cwd: Path | None = None,
     cell_timeout_s: int = CELL_TIMEOUT_S,
+    prepare: Callable[[], object] | None = None,
 ) -> Execution:
     """Run ``runbook`` with ``parameters``; a failing cell gives ``Execution.error``.
 
-    The kernel starts first and boots while papermill is imported; its own output goes to
-    a log whose lines other than :data:`KERNEL_NOISE` are passed on to stderr afterwards.
+    The kernel starts first and boots while papermill is imported and ``prepare`` runs
+    (work of the caller's that the run needs, e.g. reading the project's secrets; it may
+    still change ``parameters``). When ``prepare`` raises, the kernel is shut down, no cell
+    runs and the exception propagates. The kernel's own output goes to a log whose lines
+    other than :data:`KERNEL_NOISE` are passed on to stderr afterwards.
     """
     skip_unused_format_checkers()
     kernel = kernel_name or ensure_kernel()
@@ -270,7 +277,13 @@ def execute(
         output = Path(tmp) / runbook.name
         log_path = Path(tmp) / "kernel.log"
         with log_path.open("wb") as log:
-            manager = start_kernel(kernel, cwd, log, runbook_preload(runbook))
+            manager = start_kernel(kernel, cwd, log, runbook_preload(runbook), ipc_dir=Path(tmp))
+            if prepare is not None:
+                try:
+                    prepare()
+                except BaseException:
+                    stop_kernel(manager).join()
+                    raise
             threading.Thread(target=_preload_report_modules, daemon=True).start()
             try:
                 import nbformat

@@ -11,6 +11,7 @@ import os
 import secrets
 import subprocess
 import sys
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -118,6 +119,9 @@ def test_current_writes_notebook_report_and_prints_its_path(current_run: Run) ->
     assert current_run.stdout.strip().splitlines()[-1] == str(report)
     for name in ("diagnose.ipynb", "report.html", "findings.json", "junit.xml"):
         assert current_run.file(name).stat().st_size > 0, name
+    # nothing else: the kernel's IPC sockets live in the run's private temporary directory
+    assert {p.name for p in current_run.out.iterdir()} <= {
+        "diagnose.ipynb", "report.html", "findings.json", "junit.xml"}
     html = report.read_text()
     assert "Findings" in html and "KPIs" in html and 'id="rd-run-metadata"' in html
     assert "steps.take_snapshot(params)" not in html  # code is hidden
@@ -245,3 +249,14 @@ def test_bad_parameter_exits_2(tmp_path: Path) -> None:
     run = diagnose(tmp_path / "out", "-p", "colour", "red", timeout_s=120)
     assert run.returncode == 2
     assert "bad parameter 'colour'" in run.stderr
+
+
+def test_unknown_project_exits_2_leaving_nothing(tmp_path: Path,
+                                                 engine: docker.DockerClient) -> None:
+    """A project no container belongs to: exit 2 naming it, and the output directory this
+    run made is gone again (the engine is asked while the kernel boots)."""
+    name = f"rdt{uuid.uuid4().hex[:8]}-nothing"
+    run = diagnose(tmp_path / "out", "-p", "project", name, timeout_s=120)
+    assert run.returncode == 2, run.stderr
+    assert name in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "out").exists()
