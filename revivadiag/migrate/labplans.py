@@ -76,7 +76,7 @@ def target_env(prefix: str) -> dict[str, str]:
 
 
 def plan_lab(client: Any, prefix: str, stack: str | None = None,
-             plan_dir: Path | None = None) -> Plan:
+             plan_dir: Path = PLANS_DIR) -> Plan:
     """``make_plan`` from the running lab instance ``prefix`` to its stack's target files
     (paths relative to ``plan_dir``, default the shipped plans' directory)."""
     from revivadiag.lab.compose import compose_files
@@ -88,7 +88,7 @@ def plan_lab(client: Any, prefix: str, stack: str | None = None,
     plan = make_plan(client, prefix, files, compose_env=target_env(prefix),
                      project_directory=directory,
                      name=f"lab-{LAB_PLANS[stack][1]}-to-{target_variant}",
-                     plan_dir=plan_dir or PLANS_DIR)
+                     plan_dir=plan_dir)
     return plan
 
 

@@ -109,7 +109,7 @@ def read_target(
         if not Path(ef).is_file():
             raise ComposeFileError(str(ef), "no such env file")
         env = {**cv.read_dotenv(Path(ef)), **env}
-    directory = Path(project_directory) if project_directory is not None else \
+    directory = Path(project_directory).resolve() if project_directory is not None else \
         paths[0].resolve().parent
     doc = read_compose(paths, project=project, env=env, profiles=(),
                        project_directory=directory, cli=cli)
