@@ -43,7 +43,7 @@ from revivadiag.collect.roles import Roles
 from revivadiag.errors import ComposeFileError, PlanError
 from revivadiag.migrate.model import StepSpec
 from revivadiag.migrate.plan import Files, Plan, dump_plan
-from revivadiag.migrate.planner import STATEFUL_ROLES, replacement_order, ServiceChange
+from revivadiag.migrate.planner import STATEFUL_ROLES, ServiceChange, replacement_order
 
 TARGET_FILE = "target.draft.yml"
 PLAN_FILE = "plan.draft.yml"
@@ -126,8 +126,8 @@ def draft(snapshot: Any, diagnosis: Any = None, *,
     role_of = {s: r for s, r in roles.as_mapping().items()}
     target = copy.deepcopy(raw)
     services: dict[str, Any] = target.get("services") or {}
-    live_names = dict(zip(snapshot.containers["service"], snapshot.containers["name"],
-                          strict=True))
+    live_names: dict[str, str] = dict(zip(snapshot.containers["service"],
+                                          snapshot.containers["name"], strict=True))
     why: dict[str, list[str]] = {s: [] for s in services}
     notes: list[str] = []
     finding_ids = set() if diagnosis is None else set(diagnosis.findings["id"])
@@ -244,10 +244,10 @@ def draft(snapshot: Any, diagnosis: Any = None, *,
         steps.append(StepSpec(sid, "network.create",
                               {"network": f"{project}_{k}", "compose_key": k}))
         comments[sid] = [f"new network {k} for {', '.join(sorted(created[k]))}"]
-    depends = {s: list(_networks_dep(spec)) for s, spec in services.items()}
+    depends = {s: list(_depends_on(spec)) for s, spec in services.items()}
     changes = [ServiceChange(service=s, role=role_of.get(s, "other"),
                              current=live_names.get(s, ""),
-                             target=new_names.get(s, live_names.get(s, "")),
+                             target=new_names.get(s) or str(live_names.get(s, "")),
                              stateful=role_of.get(s) in STATEFUL_ROLES, reasons=why[s])
                for s in services if why[s] and s in live_names]
     proxy_notes = []
@@ -300,9 +300,9 @@ def draft(snapshot: Any, diagnosis: Any = None, *,
                  project_directory=workdir, notes=notes)
 
 
-def _networks_dep(spec: Mapping[str, Any]) -> list[str]:
+def _depends_on(spec: Mapping[str, Any]) -> list[str]:
     deps = (spec or {}).get("depends_on") or []
-    return [str(d) for d in (deps if isinstance(deps, list) else deps)]
+    return [str(d) for d in deps]  # a list, or a mapping of service -> condition
 
 
 def draft_plan(snapshot: Any, diagnosis: Any = None, **kwargs: Any) -> Plan:
