@@ -243,7 +243,7 @@ CASES = [("unknown_service", errors.UnknownServiceError, "'payments'"),
 def test_invalid_plan_is_refused_on_a_real_stack(
         request: pytest.FixtureRequest, plans: dict[str, Plan], engine: docker.DockerClient,
         tmp_path: Path, case: str, error: type[errors.PlanError], words: str) -> None:
-    """Each kind of bad plan: its typed errors.PlanError naming the problem; the stack unchanged."""
+    """Each kind of bad plan: its typed PlanError naming the problem; the stack unchanged."""
     lab, plan = plan_of(request, plans, "lab_current")
     path = tmp_path / "bad.yml"
     path.write_text(with_steps(plan, lambda steps: _case(case)(steps, lab)))
@@ -302,7 +302,7 @@ def test_fingerprint_survives_a_restart(engine: docker.DockerClient,
 @pytest.mark.destructive
 def test_stale_plan_is_refused_saying_what_changed(engine: docker.DockerClient,
                                                    own_lab: LabInstance) -> None:
-    """A container attached to one more network after planning: errors.StalePlanError naming it
+    """A container attached to one more network after planning: StalePlanError naming it
     and the new network; once detached again the plan is fresh again."""
     plan = labplans.plan_lab(engine, own_lab.prefix, "seed")
     check_fresh(plan, engine)
