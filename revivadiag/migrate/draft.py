@@ -287,7 +287,8 @@ def draft(snapshot: Any, diagnosis: Any = None, *,
                 source=Files([str(p) for p in paths]), comments=comments)
     plan.comments[""] = [
         f"DRAFT for project {project}, from its findings: review it and {TARGET_FILE}, then",
-        f"  revivadiag migrate plan --project {project} --target {TARGET_FILE} -o plan.yml",
+        f"  revivadiag migrate plan --project {project} --target {TARGET_FILE} "
+        f"--project-directory {workdir or paths[0].resolve().parent} -o plan.yml",
         "(the runnable plan, fingerprinted against the live project). Roles: "
         + ", ".join(f"{s}={r}" for s, r in sorted(role_of.items())),
         *notes]
