@@ -133,33 +133,21 @@ def compose_config(
     runner: Runner = run_command,
     scrubber: Scrubber | None = None,
 ) -> dict[str, Any]:
-    """What ``<cli> config`` prints for these files, parsed; ComposeFileError otherwise."""
-    argv = [*cli.argv]
-    for f in files:
-        argv += ["-f", str(f.absolute())]  # the CLI runs in the project directory
-    argv += ["--project-name", project, "--project-directory", str(project_directory)]
-    if env_file is not None:
-        argv += ["--env-file", str(env_file)]
-    for p in profiles:
-        argv += ["--profile", p]
-    argv += ["config", *(["--format", "json"] if cli.json else [])]
-    origin = ",".join(str(f) for f in files)
-    scrub = scrubber or Scrubber()
-    key = _answer_key(argv, environ, project_directory, [*files, *([env_file] if env_file else [])])
+    """What ``<cli> config`` prints for these files, parsed; ComposeFileError otherwise.
+    The answer is kept for the rest of the process (see :data:`_ANSWERS`)."""
+    options = [a for p in profiles for a in ("--profile", p)]
+    key = _answer_key([*cli.argv, project, str(project_directory), *options], environ,
+                      [*files, *([env_file] if env_file else [])])
     if runner is run_command and key is not None and key in _ANSWERS:
         return copy.deepcopy(_ANSWERS[key])
+    stdout = _run_config(cli, files, project=project, project_directory=project_directory,
+                         options=options, args=["config", *(["--format", "json"] if cli.json
+                                                            else [])],
+                         environ=environ, env_file=env_file, timeout_s=timeout_s,
+                         runner=runner, scrubber=scrubber)
+    origin = ",".join(str(f) for f in files)
     try:
-        proc = runner(argv, environ, project_directory, timeout_s)
-    except subprocess.TimeoutExpired:
-        raise ComposeFileError(origin, f"{cli} config gave no answer in {timeout_s:g} s") from None
-    except OSError as exc:
-        raise ComposeFileError(origin, f"cannot run {cli}: {exc.strerror or exc}") from exc
-    if proc.returncode != 0:
-        problem = scrub.scrub(cli_problem(proc.stderr or proc.stdout))
-        raise ComposeFileError(file_named(problem, files) or origin,
-                               f"{cli} rejects it: {problem}")
-    try:
-        data = json.loads(proc.stdout) if cli.json else yamlio.safe_load(proc.stdout)
+        data = json.loads(stdout) if cli.json else yamlio.safe_load(stdout)
     except (ValueError, yaml.YAMLError) as exc:
         raise ComposeFileError(origin, f"{cli} config printed something unreadable") from exc
     if not isinstance(data, dict):
@@ -169,20 +157,20 @@ def compose_config(
     return data
 
 
-#: Compose's answers in this process, by :func:`_answer_key` (a ``config`` call costs
-#: 0.3-0.8 s; a runbook asks for the same project more than once)
+#: Compose's ``config`` answers in this process, by :func:`_answer_key` (a call costs
+#: 0.3-0.8 s; a runbook asks for the same project more than once). ``config --hash`` is not
+#: kept: it depends on the images, which may be rebuilt meanwhile.
 _ANSWERS: dict[str, dict[str, Any]] = {}
 
 
-def _answer_key(argv: Sequence[str], environ: Mapping[str, str], cwd: Path,
+def _answer_key(command: Sequence[str], environ: Mapping[str, str],
                 files: Sequence[Path]) -> str | None:
-    """A digest of everything a ``config`` answer depends on: the command, its environment,
-    its directory and each file's size and modification time (None when a file cannot be
-    stat'ed: then nothing is cached). Only the digest is kept, never the environment.
+    """A digest of everything a ``config`` answer depends on: the command, its environment
+    and each file's size and modification time (None when a file cannot be stat'ed: then
+    nothing is cached). Only the digest is kept, never the environment.
 
-    >>> a = _answer_key(["c"], {"A": "1"}, Path("/"), [])
-    >>> a == _answer_key(["c"], {"A": "1"}, Path("/"), []), a == _answer_key(["c"], {}, Path("/"),
-    ...                                                                      [])
+    >>> a = _answer_key(["c"], {"A": "1"}, [])
+    >>> a == _answer_key(["c"], {"A": "1"}, []), a == _answer_key(["c"], {}, [])
     (True, False)
     """
     digest = hashlib.sha256()
@@ -190,10 +178,39 @@ def _answer_key(argv: Sequence[str], environ: Mapping[str, str], cwd: Path,
         stats = [(str(f.absolute()), f.stat().st_mtime_ns, f.stat().st_size) for f in files]
     except OSError:
         return None
-    for part in (list(argv), sorted(environ.items()), str(cwd), stats):
+    for part in (list(command), sorted(environ.items()), stats):
         digest.update(json.dumps(part).encode())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def _run_config(cli: ComposeCli, files: Sequence[Path], *, project: str,
+                project_directory: Path, options: Sequence[str], args: Sequence[str],
+                environ: Mapping[str, str], env_file: Path | None, timeout_s: float,
+                runner: Runner, scrubber: Scrubber | None) -> str:
+    """Run ``<cli> -f ... --project-name P --project-directory D [options] <args>`` in the
+    project directory; its stdout, or ComposeFileError with Compose's words (secrets masked)."""
+    argv = [*cli.argv]
+    for f in files:
+        argv += ["-f", str(f.absolute())]  # the CLI runs in the project directory
+    argv += ["--project-name", project, "--project-directory", str(project_directory)]
+    if env_file is not None:
+        argv += ["--env-file", str(env_file)]
+    argv += [*options, *args]
+    origin = ",".join(str(f) for f in files)
+    what = f"{cli} {' '.join(args)}"
+    scrub = scrubber or Scrubber()
+    try:
+        proc = runner(argv, environ, project_directory, timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ComposeFileError(origin, f"{what} gave no answer in {timeout_s:g} s") from None
+    except OSError as exc:
+        raise ComposeFileError(origin, f"cannot run {cli}: {exc.strerror or exc}") from exc
+    if proc.returncode != 0:
+        problem = scrub.scrub(cli_problem(proc.stderr or proc.stdout))
+        raise ComposeFileError(file_named(problem, files) or origin,
+                               f"{cli} rejects it: {problem}")
+    return proc.stdout
 
 
 def cli_problem(text: str) -> str:
@@ -221,3 +238,38 @@ def file_named(message: str, files: Sequence[Path]) -> str:
         if any(n in message for n in names):
             return str(f)
     return ""
+
+
+def config_hashes(
+    cli: ComposeCli,
+    files: Sequence[Path],
+    *,
+    project: str,
+    project_directory: Path,
+    environ: Mapping[str, str],
+    env_file: Path | None = None,
+    timeout_s: float = COMPOSE_TIMEOUT_S,
+    runner: Runner = run_command,
+    scrubber: Scrubber | None = None,
+) -> dict[str, str]:
+    """service -> the config hash Compose labels its container with
+    (``com.docker.compose.config-hash``), from ``<cli> config --hash=*``: what Compose
+    compares to decide that ``up`` must recreate a container. ComposeFileError on failure.
+
+    >>> def fake(argv, env, cwd, timeout):
+    ...     out = "db 93bc1445f3267169\\napi 5d511db734ae7853\\n"
+    ...     return subprocess.CompletedProcess(argv, 0, out, "")
+    >>> config_hashes(ComposeCli(("docker-compose",), "1.29.2"), [Path("c.yml")], project="p",
+    ...               project_directory=Path("."), environ={}, runner=fake)
+    {'db': '93bc1445f3267169', 'api': '5d511db734ae7853'}
+    """
+    stdout = _run_config(cli, files, project=project, project_directory=project_directory,
+                         options=[], args=["config", "--hash=*"], environ=environ,
+                         env_file=env_file, timeout_s=timeout_s, runner=runner,
+                         scrubber=scrubber)
+    out: dict[str, str] = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and re.fullmatch(r"[0-9a-f]{16,}", parts[1]):
+            out[parts[0]] = parts[1]
+    return out
