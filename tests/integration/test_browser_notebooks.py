@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nbformat
 import pytest
 
 from revivadiag.lab import LabInstance
@@ -34,6 +35,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 START_TIMEOUT_S = 90.0
 RUN_TIMEOUT_MS = 300_000
+KERNEL_TIMEOUT_MS = 180_000
 NOTEBOOK = "topology-explorer.ipynb"
 
 
@@ -65,7 +67,13 @@ def jupyterlab(lab_current: LabInstance, tmp_path: Path) -> Iterator[Lab]:
     """JupyterLab serving a copy of notebooks/ with REVIVADIAG_PROJECT set to the lab."""
     need_chromium()
     served = tmp_path / "served"
-    shutil.copytree(ROOT / "notebooks", served)
+    served.mkdir()
+    for path in (ROOT / "notebooks").glob("*.ipynb"):  # without outputs: all must be made here
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        nbformat.write(nb, served / path.name)
     settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
     # every cell in the DOM (no windowing), so that outputs far down can be waited for
@@ -130,10 +138,18 @@ def test_topology_explorer_in_jupyterlab(jupyterlab: Lab, tmp_path: Path) -> Non
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{jupyterlab.url}/lab/tree/{NOTEBOOK}?token={jupyterlab.token}")
             page.locator(".jp-Notebook").wait_for(timeout=60_000)
+            assert page.locator(".jp-OutputArea-output img").count() == 0
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
-                timeout=60_000)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_text("Run All Cells", exact=True).click()
+                state="attached", timeout=KERNEL_TIMEOUT_MS)
+            page.wait_for_timeout(3000)  # the kernel's websocket settles after "idle"
+            news = page.get_by_role("button", name="No", exact=True)
+            if news.count():  # JupyterLab asks once whether to fetch news: no
+                news.first.click()
+            page.locator(".jp-Notebook .jp-Cell").first.click()  # the notebook has focus
+            page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+            page.locator(".jp-Notebook-ExecutionIndicator[data-status='busy']").wait_for(
+                state="attached", timeout=30_000)
             figure = page.locator(".jp-OutputArea-output img").first
             figure.wait_for(timeout=RUN_TIMEOUT_MS)
             page.locator(".js-plotly-plot").first.wait_for(timeout=RUN_TIMEOUT_MS)
