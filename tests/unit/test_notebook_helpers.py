@@ -161,3 +161,52 @@ def test_services_skips_stopped_containers() -> None:
         {"name": "a", "service": "a", "state": "running"},
         {"name": "b", "service": "b", "state": "exited"}]))
     assert explore.services(s) == ["a"]
+
+
+def _history() -> pd.DataFrame:
+    at = pd.to_datetime([0, 0, 2, 2, 4, 4], unit="s", utc=True)
+    return pd.DataFrame({
+        "at": at, "service": ["api", "db"] * 3,
+        "status": ["healthy", "healthy", "unhealthy", "healthy", "healthy", "healthy"],
+        "response_ms": [3.0, 1.0, None, 1.1, 2.5, 0.9]})
+
+
+def test_status_changes_from_history() -> None:
+    """First status per service, then each change: api goes unhealthy and back."""
+    from revivadiag.render.live import status_changes
+
+    changes = status_changes(_history())
+    assert changes[["service", "old", "new"]].values.tolist() == [
+        ["api", "", "healthy"], ["db", "", "healthy"], ["api", "healthy", "unhealthy"],
+        ["api", "unhealthy", "healthy"]]
+
+
+def test_history_figure_marks_changes() -> None:
+    """One line per service; a dashed line and a label per change after the first."""
+    from revivadiag.render.live import STATUS_MARKS, history_figure
+
+    ax = history_figure(_history()).axes[0]
+    names = [str(line.get_label()) for line in ax.get_lines()]
+    assert sorted(n for n in names if not n.startswith("_")) == ["api", "db"]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["api: unhealthy", "api: healthy"]
+    assert ax.texts[0].get_color() == STATUS_MARKS["unhealthy"]
+
+
+def test_live_view_redraws_with_fresh_frames() -> None:
+    """Each redraw asks for the history again; stop() ends the thread after a last one."""
+    from revivadiag.render.live import LiveView
+
+    asked: list[int] = []
+
+    def history() -> pd.DataFrame:
+        asked.append(1)
+        return _history()
+
+    view = LiveView(history, every_s=0.05).start()
+    import time
+    time.sleep(0.4)
+    view.stop()
+    assert view.redraws >= 2 and len(asked) == view.redraws + 1
+    with pytest.raises(Exception, match="every_s"):
+        LiveView(history, every_s=0)
