@@ -32,7 +32,7 @@ def test_every_notebook_is_covered() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS}
     assert {"runbooks/diagnose.ipynb", "notebooks/debug-connectivity.ipynb",
             "notebooks/topology-explorer.ipynb", "notebooks/dns-latency.ipynb",
-            "notebooks/config-audit.ipynb"} <= names
+            "notebooks/config-audit.ipynb", "notebooks/health-monitor.ipynb"} <= names
 
 
 @pytest.mark.integration
