@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import nbformat
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from revivadiag.lab import LabInstance
 
@@ -119,6 +120,28 @@ def jupyterlab(lab_current: LabInstance, tmp_path: Path) -> Iterator[Lab]:
         log.close()
 
 
+def run_all(page: Any, attempts: int = 4) -> None:
+    """Run > Run All Cells, once the kernel takes it: right after "idle" a request can be
+    lost while the kernel's websocket settles, so a run that does not start is asked again
+    (no cell has run then: nothing runs twice)."""
+    for _ in range(attempts):
+        page.wait_for_timeout(3000)
+        news = page.get_by_role("button", name="No", exact=True)
+        if news.count():  # JupyterLab asks once whether to fetch news: no
+            news.first.click()
+        page.locator(".jp-Notebook .jp-Cell").first.click()  # the notebook has focus
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+        try:
+            page.locator(".jp-Notebook-ExecutionIndicator[data-status='busy']").wait_for(
+                state="attached", timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            if page.locator(".jp-InputPrompt", has_text="[1]").count():
+                return  # it ran (and may have finished) between two looks
+    pytest.fail(f"Run All Cells did not start the kernel in {attempts} attempts")
+
+
 def save_docs(shot: Path) -> None:
     """Copy a screenshot into docs/ when asked to (REVIVADIAG_UPDATE_DOCS=1)."""
     if os.environ.get("REVIVADIAG_UPDATE_DOCS") == "1":
@@ -141,15 +164,7 @@ def test_topology_explorer_in_jupyterlab(jupyterlab: Lab, tmp_path: Path) -> Non
             assert page.locator(".jp-OutputArea-output img").count() == 0
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
                 state="attached", timeout=KERNEL_TIMEOUT_MS)
-            page.wait_for_timeout(3000)  # the kernel's websocket settles after "idle"
-            news = page.get_by_role("button", name="No", exact=True)
-            if news.count():  # JupyterLab asks once whether to fetch news: no
-                news.first.click()
-            page.locator(".jp-Notebook .jp-Cell").first.click()  # the notebook has focus
-            page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
-            page.locator(".jp-Notebook-ExecutionIndicator[data-status='busy']").wait_for(
-                state="attached", timeout=30_000)
+            run_all(page)
             figure = page.locator(".jp-OutputArea-output img").first
             figure.wait_for(timeout=RUN_TIMEOUT_MS)
             page.locator(".js-plotly-plot").first.wait_for(timeout=RUN_TIMEOUT_MS)
