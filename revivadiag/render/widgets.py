@@ -55,7 +55,8 @@ def probe_control(snap: Any, probe: Callable[..., Any] | None = None, *,
                      description="source")
     dst = w.Dropdown(options=names, value=target or default_target or None,
                      description="target")
-    port = w.BoundedIntText(value=0, min=0, max=65535, description="port (0: its own)")
+    port = w.BoundedIntText(value=0, min=0, max=65535, description="port (0: its own)",
+                            style={"description_width": "initial"})
     button = w.Button(description="probe", button_style="primary", icon="plug")
     out = w.Output()
 
