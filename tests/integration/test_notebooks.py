@@ -30,7 +30,9 @@ SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 def test_every_notebook_is_covered() -> None:
     """The runbook and the debug notebook are both here (a renamed file is noticed)."""
     names = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS}
-    assert {"runbooks/diagnose.ipynb", "notebooks/debug-connectivity.ipynb"} <= names
+    assert {"runbooks/diagnose.ipynb", "notebooks/debug-connectivity.ipynb",
+            "notebooks/topology-explorer.ipynb", "notebooks/dns-latency.ipynb",
+            "notebooks/config-audit.ipynb", "notebooks/health-monitor.ipynb"} <= names
 
 
 @pytest.mark.integration
