@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import docker
 import httpx
+import numpy as np
 import pytest
 
 from revivadiag.errors import NoProxyPort, ProberError
@@ -62,8 +63,9 @@ def wait_for(condition: Callable[[], bool], limit_s: float) -> None:
 
 def failures(report: ProbeReport) -> list[dict[str, object]]:
     rows = report.requests[~report.requests["ok"].astype(bool)]
-    return rows[["t_s", "kind", "op", "path", "step", "step_ended", "status", "error_type",
-                 "detail"]].to_dict("records")
+    out: list[dict[str, object]] = rows[["t_s", "kind", "op", "path", "step", "step_ended",
+                                         "status", "error_type", "detail"]].to_dict("records")
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +167,8 @@ def test_backend_stopped_failures_tagged_and_websocket_reconnects(
     ax = timeline_figure(report.requests, steps).axes[0]
     bands = [p.get_gid() for p in ax.patches if str(p.get_gid()).startswith("step:")]
     assert bands == [f"step:{i}" for i in steps["id"]]
-    drawn = {c.get_gid(): len(c.get_offsets()) for c in ax.collections if c.get_gid()}
+    drawn = {c.get_gid(): np.asarray(c.get_offsets()).shape[0]
+            for c in ax.collections if c.get_gid()}
     assert drawn["failed"] == len([f for f in failed if f["op"] != "close"])
 
 

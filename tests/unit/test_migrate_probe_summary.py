@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -295,9 +296,11 @@ def test_timeline_draws_points_failures_and_step_bands() -> None:
                           "status": ["completed", "failed"]})
     fig = timeline_figure(frame(rows), steps)
     ax = fig.axes[0]
-    by_gid = {c.get_gid(): len(c.get_offsets()) for c in ax.collections if c.get_gid()}
+    by_gid = {c.get_gid(): np.asarray(c.get_offsets()).shape[0]
+            for c in ax.collections if c.get_gid()}
     assert (by_gid["ok:http"], by_gid["failed"], by_gid["retried"]) == (27, 2, 1)
-    bands = sorted(p.get_gid() for p in ax.patches if str(p.get_gid()).startswith("step:"))
+    bands = sorted(str(p.get_gid()) for p in ax.patches
+                   if str(p.get_gid()).startswith("step:"))
     assert bands == ["step:db", "step:px"]
     assert {t.get_text() for t in ax.texts} >= {"db", "px"}
     assert [ln.get_gid() for ln in ax.lines].count("ws-close") == 1
