@@ -12,8 +12,9 @@ loopback port (:mod:`revivadiag.migrate.probe_target`):
 **HTTP**: ``GET`` of the target's paths in turn, at ``rate`` requests/s on a steady
 schedule (request *i* is due at *i*/rate; a loop that fell more than one interval behind
 skips the missed slots, counting them as ``missed_slots``, rather than bursting to catch
-up). Each request has its own deadline (``deadline_s``, default 2 s, counted from when it
-was sent). A request **failed** when no correct answer arrived within that deadline:
+up; ``schedule_s`` is when the stream stopped, so that sent + missed slots = 1 + rate x
+``schedule_s``). Each request has its own deadline (``deadline_s``, default 2 s, counted
+from when it was sent). A request **failed** when no correct answer arrived within that deadline:
 
 - an answer is *correct* when its status is 2xx or 3xx;
 - an HTTP error status (502 from the proxy included) fails at once (error type
@@ -146,6 +147,7 @@ class Prober:
         self._closing = False
         self._stopped_by = ""
         self._missed_slots = 0
+        self._http_ended_s = 0.0
         self._cpu_s = 0.0
         self._ended_s = 0.0
         self._error: BaseException | None = None
@@ -306,7 +308,7 @@ class Prober:
 
     async def _http_stream(self, http: httpx.AsyncClient) -> None:
         interval = 1.0 / self.rate
-        due = self._now()
+        due = 0.0  # slot 0 is the start: a loop that starts late has missed slots already
         paths = self.target.http
         pending: set[asyncio.Task[None]] = set()
         for i in itertools.count():
@@ -328,6 +330,7 @@ class Prober:
             pending.add(task)
             task.add_done_callback(pending.discard)
             due += interval
+        self._http_ended_s = self._now()
         if pending:
             await asyncio.gather(*pending)
 
@@ -563,6 +566,7 @@ class Prober:
                 "started_at": datetime.fromtimestamp(self._wall0, UTC).isoformat(),
                 "duration_s": round(self._ended_s, 3), "stopped_by": self._stopped_by,
                 "missed_slots": self._missed_slots, "cpu_s": round(self._cpu_s, 3),
+                "schedule_s": round(self._http_ended_s, 3),
                 "skipped": dict(self.target.skipped)}
         return ProbeReport(requests, self._marks_frame(self._ended_s), meta)
 

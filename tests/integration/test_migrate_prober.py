@@ -104,14 +104,16 @@ def test_steady_rate_and_all_ok_on_a_healthy_lab(engine: docker.DockerClient,
         report.requests.groupby(["kind", "op"]).size().to_dict()
     # every slot of the schedule is either sent or counted as missed (a loop that fell
     # behind skips slots rather than bursting); on a loaded machine some are missed
-    assert abs(s["http_sent"] + s["missed_slots"] - (expected + 1)) <= 2, \
-        (s["http_sent"], s["missed_slots"])
+    slots = 1 + RATE * s["schedule_s"]
+    assert abs(s["http_sent"] + s["missed_slots"] - slots) <= 1.5, \
+        (s["http_sent"], s["missed_slots"], s["schedule_s"])
+    assert 6.0 <= s["schedule_s"] <= 6.5
     assert s["http_sent"] >= 0.7 * expected, (s["http_sent"], s["missed_slots"])
     assert s["failed"] == 0, failures(report)
     assert s["retries"] == 0
     assert s["ws_echoes"] >= 4 and s["ws_echoes_failed"] == 0
     assert (s["session"], s["session_checks_failed"]) == ("survived", 0)
-    assert s["session_checks"] >= 4
+    assert s["session_checks"] >= 2  # during, and the last one after (the login is slow here)
     assert set(report.requests["step"]) == {"steady"}
     gaps = report.requests[report.requests["kind"] == "http"]["t_s"].diff().dropna()
     assert gaps.median() == pytest.approx(1 / RATE, abs=0.01)  # a schedule, not a burst
