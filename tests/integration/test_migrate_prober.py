@@ -182,7 +182,7 @@ def test_session_check_fails_when_the_session_is_lost(engine: docker.DockerClien
                                                       own_lab: LabInstance) -> None:
     """Deleting the sessions in Redis mid-run: the next checks fail (401), tagged."""
     wait_healthy(own_lab)
-    target = probe_target(engine, own_lab.prefix, {"websocket": False})
+    target = probe_target(engine, own_lab.prefix, {"websocket": False, "http": HEALTHY_PATHS})
     assert target.session is not None, target.skipped
     redis = engine.containers.get(own_lab.containers["redis"])
     prober = Prober(target, max_duration_s=120, deadline_s=LOADED_DEADLINE_S,
