@@ -60,15 +60,16 @@ PASSWORD_ENV = "LAB_USER_PASSWORD"  # noqa: S105 - a variable name, not a value
 _ANY_ADDRESS = ("", "0.0.0.0", "::", LOOPBACK)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ResolvedSession:
     """A session ready to run: ``body`` holds the secret values (never shown by ``repr``)."""
 
+    #: login (then check with its cookie/token) or write (then check shows what was written)
     mode: str
     path: str
+    body: Mapping[str, Any] = field(default_factory=dict, repr=False)
     check: str
     expect: str = ""
-    body: Mapping[str, Any] = field(default_factory=dict, repr=False)
     #: the body fields whose values came from the environment (names only)
     secret_fields: tuple[str, ...] = ()
     source: str = ""
@@ -257,14 +258,16 @@ def _session(cfg: ProberConfig, project: str, target: ProbeTarget, environ: Mapp
     given = cfg.session
     if given is not None:
         body = session_body(given.fields, given.secret_env, environ, origin)
-        session = ResolvedSession(given.mode, given.path, given.check, given.expect, body,
-                                  tuple(given.secret_env), "the plan")
+        session = ResolvedSession(mode=given.mode, path=given.path, check=given.check,
+                                  expect=given.expect, body=body,
+                                  secret_fields=tuple(given.secret_env), source="the plan")
     else:
         password, where = _default_password(project, environ)
-        session = ResolvedSession("login", seed.LOGIN_PATH, seed.PROFILE_PATH,
-                                  seed.TEST_USER_EMAIL,
-                                  {"email": seed.TEST_USER_EMAIL, "password": password},
-                                  ("password",), f"the seed's login (password from {where})")
+        session = ResolvedSession(mode="login", path=seed.LOGIN_PATH,
+                                  check=seed.PROFILE_PATH, expect=seed.TEST_USER_EMAIL,
+                                  body={"email": seed.TEST_USER_EMAIL, "password": password},
+                                  secret_fields=("password",),
+                                  source=f"the seed's login (password from {where})")
     if session.mode == "write":
         return session, ""  # checked by writing, which the run does once
     try:
