@@ -18,6 +18,9 @@ for each part it leaves out, learned and checked once before the migration:
   password from ``$LAB_USER_PASSWORD``, else the lab's stored state, else the seed's test
   user; kept only when that login succeeds now, else *skipped* with the reason.
 
+No HTTP or WebSocket proxy configured in the environment is used (``trust_env=False``,
+``proxy=None``): every request goes to the loopback address itself.
+
 Parts the plan names explicitly are not skipped: when they do not answer now, a typed error
 says so (nothing has been sent beyond those checks).
 """
@@ -225,7 +228,7 @@ def _websocket_ok(url: str, deadline_s: float) -> str:
     from websockets.sync.client import connect
 
     try:
-        with connect(url, open_timeout=deadline_s, close_timeout=deadline_s) as ws:
+        with connect(url, open_timeout=deadline_s, close_timeout=deadline_s, proxy=None) as ws:
             ws.send("revivadiag-probe-check")
             answer = ws.recv(timeout=deadline_s)
     except InvalidStatus as exc:
@@ -271,7 +274,7 @@ def _session(cfg: ProberConfig, project: str, target: ProbeTarget, environ: Mapp
     if session.mode == "write":
         return session, ""  # checked by writing, which the run does once
     try:
-        with httpx.Client(timeout=max(target.deadline_s, CHECK_TIMEOUT_S)) as http:
+        with httpx.Client(timeout=max(target.deadline_s, CHECK_TIMEOUT_S), trust_env=False) as http:
             response = http.post(target.url(session.path), json=dict(session.body))
     except httpx.HTTPError as exc:
         why = f"POST {session.path} failed: {type(exc).__name__}"
@@ -313,7 +316,7 @@ def probe_target(client: Any, project: str, plan_prober: Mapping[str, Any] | Pro
     target = ProbeTarget(project, port, host=host, proxy=proxy, rate=cfg.rate or DEFAULT_RATE,
                          deadline_s=deadline)
     skipped: dict[str, str] = {}
-    with httpx.Client(timeout=max(deadline, CHECK_TIMEOUT_S)) as http:
+    with httpx.Client(timeout=max(deadline, CHECK_TIMEOUT_S), trust_env=False) as http:
         if cfg.http is not None:
             for path in cfg.http:
                 why = _get(http, target.url(path))
