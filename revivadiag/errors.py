@@ -30,6 +30,8 @@ The tree::
      │    ├── PortInUseError
      │    └── LabStartError
      ├── RunbookError                a runbook step or its notebook failed
+     ├── ProberError                 the migration prober cannot send its traffic
+     │    └── NoProxyPort            the proxy publishes no port the prober can reach on loopback
      └── FrameError                  a row does not fit its frame's schema (strict frames)
 
 Failed probes are *rows* (with an ``error_type`` column, one of :class:`NetworkErrorType`),
@@ -256,6 +258,28 @@ class RunbookError(RevivadiagError):
         self.cell = cell
         where = f" (cell {cell})" if cell is not None else ""
         super().__init__(f"runbook {runbook}{where}: {reason}")
+
+
+class ProberError(RevivadiagError):
+    """The migration prober cannot run against the stack (nothing was sent)."""
+
+    def __init__(self, project: str, reason: str) -> None:
+        self.project = project
+        self.reason = reason
+        super().__init__(f"prober for project {project!r}: {reason}")
+
+
+class NoProxyPort(ProberError):
+    """The proxy publishes no host port on loopback: the prober has nowhere to send."""
+
+    def __init__(self, project: str, proxy: str, detail: str) -> None:
+        self.proxy = proxy
+        self.detail = detail
+        super().__init__(
+            project,
+            f"the prober needs a published proxy port on 127.0.0.1, and {proxy or 'no proxy'} "
+            f"offers none ({detail}); publish one, or give the plan's prober.port",
+        )
 
 
 class FrameError(RevivadiagError):
