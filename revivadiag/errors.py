@@ -18,7 +18,8 @@ The tree::
      ├── LabError                    the reference lab could not be built or started
      │    ├── ImageBuildError
      │    ├── PortInUseError
-     │    └── LabStartError
+     │    ├── LabStartError
+     │    └── FaultStateError        `lab break` on a broken lab, `lab heal` with nothing broken
      ├── RunbookError                a runbook step or its notebook failed
      └── FrameError                  a row does not fit its frame's schema (strict frames)
 
@@ -186,6 +187,16 @@ class LabStartError(LabError):
         self.reason = reason
         self.log_tail = log_tail
         super().__init__(f"lab {prefix!r} did not start: {reason}")
+
+
+class FaultStateError(LabError):
+    """A fault scenario cannot run in the lab's present state (broken already, or nothing to
+    heal); nothing was changed."""
+
+    def __init__(self, prefix: str, reason: str) -> None:
+        self.prefix = prefix
+        self.reason = reason
+        super().__init__(f"lab {prefix!r} {reason}")
 
 
 class RunbookError(RevivadiagError):

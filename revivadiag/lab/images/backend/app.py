@@ -240,6 +240,32 @@ async def close_clients(app):
         await app["db"].conn.close()
 
 
+#: Lab fault injection (``revivadiag lab break backend-slow``): while the file named by
+#: REVIVADIAG_DELAY_FILE holds a number N (0..MAX_INJECTED_MS), every request waits N ms
+#: before it is handled; without the file nothing changes.
+DELAY_FILE = os.environ.get("REVIVADIAG_DELAY_FILE", "")
+MAX_INJECTED_MS = 60000
+
+
+def injected_delay_ms():
+    if not DELAY_FILE:
+        return 0
+    try:
+        with open(DELAY_FILE, encoding="ascii") as fh:
+            text = fh.read(16).strip()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    return min(int(text), MAX_INJECTED_MS) if text.isdigit() else 0
+
+
+@web.middleware
+async def injected_delay(request, handler):
+    delay_ms = injected_delay_ms()
+    if delay_ms:
+        await asyncio.sleep(delay_ms / 1000)
+    return await handler(request)
+
+
 @web.middleware
 async def dependency_errors(request, handler):
     """A database or Redis failure inside a request is a 503 naming the dependency."""
@@ -252,7 +278,7 @@ async def dependency_errors(request, handler):
 
 
 def make_app(env):
-    app = web.Application(middlewares=[dependency_errors])
+    app = web.Application(middlewares=[injected_delay, dependency_errors])
     app["env"] = env
     app["db"] = Database(database_url(env))
     app["redis"] = aioredis.from_url(

@@ -145,6 +145,32 @@ async def echo(request):
         "headers": headers})
 
 
+#: Lab fault injection (``revivadiag lab break backend-slow``): while the file named by
+#: REVIVADIAG_DELAY_FILE holds a number N (0..MAX_INJECTED_MS), every request waits N ms
+#: before it is handled; without the file nothing changes.
+DELAY_FILE = os.environ.get("REVIVADIAG_DELAY_FILE", "")
+MAX_INJECTED_MS = 60000
+
+
+def injected_delay_ms():
+    if not DELAY_FILE:
+        return 0
+    try:
+        with open(DELAY_FILE, encoding="ascii") as fh:
+            text = fh.read(16).strip()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    return min(int(text), MAX_INJECTED_MS) if text.isdigit() else 0
+
+
+@web.middleware
+async def injected_delay(request, handler):
+    delay_ms = injected_delay_ms()
+    if delay_ms:
+        await asyncio.sleep(delay_ms / 1000)
+    return await handler(request)
+
+
 @web.middleware
 async def dependency_errors(request, handler):
     try:
@@ -162,7 +188,7 @@ async def close(app):
 
 
 def make_app():
-    app = web.Application(middlewares=[dependency_errors])
+    app = web.Application(middlewares=[injected_delay, dependency_errors])
     app["db"] = Database(database_url())
     app["redis"] = aioredis.from_url(redis_url(), socket_timeout=CHECK_TIMEOUT_S,
                                      socket_connect_timeout=CHECK_TIMEOUT_S)
