@@ -499,7 +499,7 @@ def _remove_from_network(view: LabView, _ms: int) -> Change:
     undo = _disconnect(view, b, shared)
     kept = sorted(b.networks - set(shared))
     return Change([f"removed {_who(b)} from {', '.join(shared)} (the networks it shares with "
-                   f"the proxy {p.service}); it keeps {', '.join(kept) if kept else 'none'}"],
+                   f"{p.service}, role proxy); it keeps {', '.join(kept) if kept else 'none'}"],
                   undo)
 
 
@@ -587,6 +587,53 @@ def _wait_healthy(client: docker.DockerClient, config: LabConfig, timeout_s: flo
     wait(client, config, timeout_s, fresh=False)
 
 
+def _check_time(text: str) -> datetime:
+    """A health-log ``Start`` (RFC 3339 with nanoseconds) as a datetime.
+
+    >>> _check_time("2026-11-30T11:24:50.123456789Z").microsecond
+    123456
+    """
+    head, _, frac = text.rstrip("Z").partition(".")
+    digits = "".join(ch for ch in frac if ch.isdigit())[:6].ljust(6, "0")
+    return datetime.fromisoformat(f"{head}.{digits}+00:00")
+
+
+def health_marks(client: docker.DockerClient, prefix: str) -> dict[str, datetime]:
+    """container id -> start of its latest healthcheck run (before heal changes anything)."""
+    filters = {"label": f"{PROJECT_LABEL}={prefix}"}
+    marks = {}
+    for c in client.containers.list(all=True, filters=filters):
+        log = ((c.attrs.get("State") or {}).get("Health") or {}).get("Log") or []
+        if log:
+            marks[c.id] = _check_time(str(log[-1].get("Start", "")))
+    return marks
+
+
+def wait_checked(client: docker.DockerClient, config: LabConfig, marks: Mapping[str, datetime],
+                 timeout_s: float) -> None:
+    """Wait until every service is healthy by a healthcheck that *ran after* ``marks`` (Docker
+    keeps reporting ``healthy`` until many checks in a row fail, so the status alone could
+    predate the fault), then until the engine says healthy; LabError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    filters = {"label": f"{PROJECT_LABEL}={config.prefix}"}
+    while True:
+        pending = []
+        for c in client.containers.list(all=True, filters=filters):
+            health = (c.attrs.get("State") or {}).get("Health")
+            if not health:
+                continue
+            fresh = [e for e in health.get("Log") or []
+                     if c.id not in marks or _check_time(str(e.get("Start", ""))) > marks[c.id]]
+            if not fresh or fresh[-1].get("ExitCode") != 0:
+                pending.append(c.name)
+        if not pending:
+            break
+        if time.monotonic() >= deadline:
+            raise LabError(f"not healthy within {timeout_s:.0f} s: {', '.join(pending)}")
+        time.sleep(0.25)
+    _wait_healthy(client, config, max(1.0, deadline - time.monotonic()))
+
+
 def break_lab(prefix: str, scenario: str, *, ms: int | None = None,
               client: docker.DockerClient | None = None) -> Fault:
     """Apply ``scenario`` to the instance ``prefix`` and record it; returns the record.
@@ -611,7 +658,10 @@ def break_lab(prefix: str, scenario: str, *, ms: int | None = None,
     _claim(prefix, scenario)
     try:
         change = chosen.apply(view, delay)
-    except (LabError, *FaultErrors) as exc:
+    except LabError:
+        fault_path(prefix).unlink(missing_ok=True)
+        raise
+    except FaultErrors as exc:
         fault_path(prefix).unlink(missing_ok=True)
         raise LabError(f"{scenario} on lab {prefix!r} failed: {exc} (what it changed may "
                        f"need `revivadiag lab down --prefix {prefix}`)") from exc
@@ -710,6 +760,7 @@ def heal(prefix: str, *, timeout_s: float = HEAL_TIMEOUT_S,
         raise FaultStateError(prefix, "has nothing broken to heal (no `lab break` recorded)")
     client = _connect_client(client)
     started = time.monotonic()
+    marks = health_marks(client, prefix)
     did: list[str] = []
     refreshed_once = False
     try:
@@ -725,7 +776,7 @@ def heal(prefix: str, *, timeout_s: float = HEAL_TIMEOUT_S,
             _save(fault)
         if not refreshed_once:
             did += _refresh(client, fault, prefix)
-        _wait_healthy(client, config, timeout_s)
+        wait_checked(client, config, marks, timeout_s)
     except FaultErrors as exc:
         raise LabError(f"healing {fault.scenario} on lab {prefix!r} failed: {exc}") from exc
     if not did:
