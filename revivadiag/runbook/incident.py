@@ -125,16 +125,16 @@ class Narrowing:
         """Step 3: the addresses the proxy really sent to, from its error log."""
         lines = probes.proxy_log_lines(self.ctx, since=self.since)
         errors = judge.upstream_errors(lines)
-        addresses = sorted(set(errors["upstream_ip"]))
+        addresses = sorted(set(errors["upstream_ip"]))  # what it used, however often
         self.observations["used"] = Observation(
             "the proxy's upstream (error log)", self.ctx.proxy_container, not len(errors),
-            f"{int(errors['count'].sum())} failed upstream attempts" if len(errors)
-            else "no upstream errors",
+            "upstream errors" if len(errors) else "no upstream errors",
             "; ".join(f"{r.upstream_ip}:{r.upstream_port} {r.error}"
                       for r in errors.itertuples()),
             {"addresses": addresses,
              "ports": sorted({int(p) for p in errors["upstream_port"]})})
-        return errors
+        # how many requests failed depends on what else ran in that second: not shown
+        return errors[["upstream_ip", "upstream_port", "error"]]
 
     def tcp_to_used(self) -> pd.DataFrame:
         """Step 4: TCP from the proxy to the addresses it uses."""
@@ -163,6 +163,10 @@ class Narrowing:
         print(f"re-resolution of the backend's name: {status} ({self.ctx.nginx_source})")
         print(evidence)
         return table
+
+    def confirm(self) -> pd.DataFrame:
+        """After the heal: the request through the proxy again (it replaces step 1)."""
+        return self._keep("through", probes.request_through_proxy(self.ctx))
 
     def cause(self, findings: pd.DataFrame | None = None) -> pd.DataFrame:
         """The verdict from every step so far, with the matching diagnosis finding."""
