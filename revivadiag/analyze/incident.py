@@ -133,19 +133,20 @@ class Cause:
     cause: str
     explanation: str
     finding_id: str = ""
-    finding_title: str = ""
+    #: None when the diagnosis given has no such finding (or none was given)
+    finding_title: str | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """One row: cause, explanation, finding_id, finding_title."""
-        return pd.DataFrame([self.__dict__], columns=["cause", "explanation", "finding_id",
-                                                      "finding_title"])
+        return pd.DataFrame([{**self.__dict__, "finding_title": self.finding_title or ""}],
+                            columns=["cause", "explanation", "finding_id", "finding_title"])
 
 
-def _finding(findings: pd.DataFrame | None, finding_id: str) -> tuple[str, str]:
+def _finding(findings: pd.DataFrame | None, finding_id: str) -> tuple[str, str | None]:
     if findings is None or findings.empty:
-        return "", ""
+        return "", None
     rows = findings[findings["id"] == finding_id]
-    return (finding_id, str(rows.iloc[0]["title"])) if len(rows) else ("", "")
+    return (finding_id, str(rows.iloc[0]["title"])) if len(rows) else ("", None)
 
 
 def name_cause(through: Observation, dns: Observation, used: Observation,

@@ -17,6 +17,7 @@ from typing import Any
 from revivadiag.collect.live import backend_hosts
 from revivadiag.collect.proxy_config import read_nginx_config
 from revivadiag.collect.roles import Roles
+from revivadiag.collect.stack import healthcheck_path
 from revivadiag.engine.jobs import DOCKER_DNS
 from revivadiag.errors import ServiceNotFound
 
@@ -66,8 +67,9 @@ def _running(snap: Any, service: str) -> dict[str, Any]:
 
 
 def context(snap: Any, docker_host: str | None = None) -> IncidentContext:
-    """The proxy, the backend, their ports and paths (from the snapshot's roles) and the
-    proxy's nginx configuration (read through the engine's API)."""
+    """The proxy, the backend, their ports (from the snapshot's roles), the backend's health
+    path (its Docker healthcheck's, else the one the snapshot learned) and the proxy's nginx
+    configuration (read through the engine's API)."""
     from revivadiag.engine.client import connect
 
     roles = Roles.from_snapshot(snap)
@@ -75,21 +77,35 @@ def context(snap: Any, docker_host: str | None = None) -> IncidentContext:
     if proxy is None or backend is None:
         missing = "proxy" if proxy is None else "backend"
         raise ServiceNotFound(f"<the {missing} role>", sorted(roles.as_mapping()))
-    pc = _running(snap, proxy)
-    backend_path = roles.http_path(backend) or "/"
-    route = roles.route(backend)
-    through = (route.rstrip("/") + backend_path) if route else backend_path
+    pc, bc = _running(snap, proxy), _running(snap, backend)
     client = connect(docker_host)
     try:
         files, source = read_nginx_config(client, str(pc["name"]))
+        inspect = client.api.inspect_container(str(bc["container_id"]))
     finally:
         client.close()
+    test = ((inspect.get("Config") or {}).get("Healthcheck") or {}).get("Test")
+    backend_path = healthcheck_path(test) or roles.http_path(backend) or "/"
+    through = through_path(roles.route(backend), backend_path)
     return IncidentContext(
         project=snap.project, proxy=proxy, proxy_container=str(pc["name"]),
         proxy_container_id=str(pc["container_id"]), proxy_port=roles.port(proxy) or 80,
         through_path=through, backend=backend, backend_port=roles.port(backend) or 80,
         backend_path=backend_path, backend_hosts=backend_hosts(snap, backend),
         nginx_files=files, nginx_source=source, docker_host=docker_host)
+
+
+def through_path(route: str, backend_path: str) -> str:
+    """The backend's ``backend_path`` as requested through the proxy's ``route`` to it.
+
+    >>> through_path("/api/", "/health"), through_path("/api/", "/api/health")
+    ('/api/health', '/api/health')
+    >>> through_path("", "/healthz")
+    '/healthz'
+    """
+    if not route or backend_path.startswith(route):
+        return backend_path
+    return route.rstrip("/") + backend_path
 
 
 def _run(ctx: IncidentContext, job: dict[str, Any]) -> dict[str, Any]:

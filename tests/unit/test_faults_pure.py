@@ -73,7 +73,8 @@ def test_second_break_is_refused_with_what_is_broken(state_dir: Path) -> None:
                               ["stopped x"], [{"op": "start", "container": "x"}], {}))
     with pytest.raises(errors.FaultStateError, match=r"already broken \(backend-stopped since"):
         faults.break_lab("rdtbroken", "network-removed")
-    assert faults.current_fault("rdtbroken").undo == [{"op": "start", "container": "x"}]
+    kept = faults.current_fault("rdtbroken")
+    assert kept is not None and kept.undo == [{"op": "start", "container": "x"}]
     assert oct(faults.fault_path("rdtbroken").stat().st_mode & 0o777) == "0o600"
 
 

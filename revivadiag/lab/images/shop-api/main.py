@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from aiohttp import web
 
-from common import JOB_QUEUE, database_url, redis_url, where
+from common import JOB_QUEUE, database_url, injected_delay_s, redis_url, where
 
 CHECK_TIMEOUT_S = 2.0
 MASKED = ("authorization", "cookie")
@@ -145,31 +145,11 @@ async def echo(request):
         "headers": headers})
 
 
-#: Lab fault injection (``revivadiag lab break backend-slow``): while the file named by
-#: REVIVADIAG_DELAY_FILE holds a number N (0..MAX_INJECTED_MS), every request waits N ms
-#: before it is handled; without the file nothing changes.
-DELAY_FILE = os.environ.get("REVIVADIAG_DELAY_FILE", "")
-MAX_INJECTED_MS = 60000
-
-
-def injected_delay_ms():
-    if not DELAY_FILE:
-        return 0
-    try:
-        with open(DELAY_FILE, encoding="ascii") as fh:
-            text = fh.read(16).strip()
-    except (OSError, UnicodeDecodeError):
-        return 0
-    return min(int(text), MAX_INJECTED_MS) if text.isdigit() else 0
-
 
 @web.middleware
 async def injected_delay(request, handler):
-    delay_ms = injected_delay_ms()
-    if delay_ms:
-        await asyncio.sleep(delay_ms / 1000)
+    await asyncio.sleep(injected_delay_s())
     return await handler(request)
-
 
 @web.middleware
 async def dependency_errors(request, handler):
