@@ -73,6 +73,8 @@ DEFAULT_DELAY_MS = 300
 MAX_DELAY_MS = 60000
 STOP_TIMEOUT_S = 5
 HEAL_TIMEOUT_S = 120.0
+#: seconds one engine API call of a scenario may take
+API_TIMEOUT_S = 60.0
 #: how long break waits for the instance to be healthy before it changes anything
 READY_TIMEOUT_S = 30.0
 #: placeholder containers tried per network to hold an old address (one, unless the
@@ -374,21 +376,22 @@ def _placeholder(view: LabView, b: Member, network: str, index: int) -> Any:
         labels={LABEL_LAB: "0", LABEL_PREFIX: view.prefix, PLACEHOLDER_LABEL: "1"})
 
 
-def _hold_addresses(view: LabView, b: Member) -> tuple[list[Any], list[Any]]:
+def _hold_addresses(view: LabView, b: Member) -> list[Any]:
     """Placeholders holding each of ``b``'s (now free) addresses: Docker gives a container
-    the lowest free address, so a new one would otherwise get the old one back. Returns
-    (holders of an old address, fillers of lower holes)."""
+    the lowest free address, so a new one would otherwise get the old one back. Returns the
+    holders of an old address; others (filling lower holes) are labelled placeholders too
+    and go with :func:`remove_placeholders`."""
     holders: list[Any] = []
-    fillers: list[Any] = []
+    started = 0
     for network, old in sorted(b.addresses.items()):
         for _ in range(MAX_PLACEHOLDERS):
-            holder = _placeholder(view, b, network, len(holders) + len(fillers))
+            holder = _placeholder(view, b, network, started)
+            started += 1
             holder.reload()
             if holder.attrs["NetworkSettings"]["Networks"][network]["IPAddress"] == old:
                 holders.append(holder)
                 break
-            fillers.append(holder)
-    return holders, fillers
+    return holders
 
 
 def _wait_container_healthy(client: docker.DockerClient, name: str, timeout_s: float) -> None:
@@ -403,24 +406,36 @@ def _wait_container_healthy(client: docker.DockerClient, name: str, timeout_s: f
         time.sleep(0.25)
 
 
+def remove_placeholders(client: docker.DockerClient, prefix: str,
+                        keep: frozenset[str] = frozenset()) -> list[str]:
+    """Remove the instance's placeholder containers (found by label, so a crashed break
+    leaves none behind for heal); their names."""
+    filters = {"label": [f"{PLACEHOLDER_LABEL}=1", f"{LABEL_PREFIX}={prefix}"]}
+    removed = []
+    for c in client.containers.list(all=True, filters=filters):
+        if c.name not in keep:
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)
+            removed.append(str(c.name))
+    return removed
+
+
 def _recreate_backend(view: LabView, _ms: int) -> Change:
     b = view.member("backend")
+    lab_secrets = state.read_secrets(view.prefix)
     view.client.api.stop(b.container_id, timeout=STOP_TIMEOUT_S)
     view.client.api.remove_container(b.container_id)
-    holders: list[Any] = []
-    fillers: list[Any] = []
     try:
-        holders, fillers = _hold_addresses(view, b)
-        run_compose(view.config, state.read_secrets(view.prefix), "up", "-d", "--no-deps",
-                    "--no-build", b.service)
+        holders = _hold_addresses(view, b)
+        run_compose(view.config, lab_secrets, "up", "-d", "--no-deps", "--no-build", b.service)
         new = member_of(_service_container(view, b.service).attrs, b.role)
     except (LabError, *FaultErrors):
-        for holder in holders:
-            holder.remove(force=True)
+        remove_placeholders(view.client, view.prefix)
+        with contextlib.suppress(LabError):  # put the backend back as compose declares it
+            run_compose(view.config, lab_secrets, "up", "-d", "--no-deps", "--no-build",
+                        b.service)
         raise
-    finally:
-        for filler in fillers:
-            filler.remove(force=True)
+    remove_placeholders(view.client, view.prefix, keep=frozenset(h.name for h in holders))
     _wait_container_healthy(view.client, new.name, HEAL_TIMEOUT_S)
     moved = ", ".join(f"{n} {b.addresses[n]} -> {new.addresses.get(n, '?')}"
                       for n in sorted(b.addresses))
@@ -578,7 +593,8 @@ def check_delay(ms: object) -> int:
 def _connect_client(client: docker.DockerClient | None) -> docker.DockerClient:
     from revivadiag.engine.client import connect
 
-    return client or connect()
+    # stop, remove, network changes: an engine under load can take longer than probes allow
+    return client or connect(timeout_s=API_TIMEOUT_S)
 
 
 def _wait_healthy(client: docker.DockerClient, config: LabConfig, timeout_s: float) -> None:
@@ -681,8 +697,7 @@ def break_lab(prefix: str, scenario: str, *, ms: int | None = None,
 def _undo(client: docker.DockerClient, prefix: str, step: Mapping[str, Any]) -> str:
     op, name = step["op"], str(step["container"])
     if op == "remove_container":
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_container(name, force=True)
+        remove_placeholders(client, prefix)
         return f"removed the placeholder {name}"
     if op == "start":
         client.api.start(name)
