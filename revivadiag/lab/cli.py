@@ -15,7 +15,8 @@ from revivadiag.lab.config import (
     check_variant,
     parse_port_option,
 )
-from revivadiag.lab.faults import HEAL_TIMEOUT_S, break_lab, heal, scenario_lines
+from revivadiag.lab.fault_scenarios import scenario_lines
+from revivadiag.lab.faults import HEAL_TIMEOUT_S, break_lab, heal
 from revivadiag.lab.images import build_images
 from revivadiag.lab.lifecycle import DEFAULT_TIMEOUT_S, down, status, up
 

@@ -24,7 +24,7 @@ from revivadiag.collect.roles import Roles
 from revivadiag.engine.jobs import DOCKER_DNS
 from revivadiag.engine.probe import ProbeEngine
 from revivadiag.errors import FaultStateError, LabError, ParameterError
-from revivadiag.lab import LabInstance, faults, read_secrets
+from revivadiag.lab import LabInstance, fault_scenarios, fault_view, faults, read_secrets
 
 pytestmark = [pytest.mark.integration, pytest.mark.destructive, pytest.mark.slow]
 
@@ -45,7 +45,7 @@ class Lab:
         snap = rd.snapshot(project=self.prefix, samples=1)
         self.ctx = incident.context(snap)
         self.roles = Roles.from_snapshot(snap)
-        view = faults.read_lab(engine, self.prefix)
+        view = fault_view.read_lab(engine, self.prefix)
         self.members = {m.role: m for m in view.members.values()}
         self.resolves_once = view.proxy_resolves_once
 
@@ -57,7 +57,7 @@ class Lab:
             return probe.run({cid: [job]})[cid][0]
 
     def state(self) -> dict[str, Any]:
-        return faults.structure(faults.describe(self.engine, self.prefix))
+        return fault_view.structure(fault_view.describe(self.engine, self.prefix))
 
 
 def through_proxy_fails(lab: Lab) -> None:
@@ -70,7 +70,7 @@ def through_proxy_fails(lab: Lab) -> None:
 
 def check_stopped(lab: Lab) -> None:
     """The backend's container is exited and the proxy answers 502."""
-    assert faults.describe(lab.engine, lab.prefix)[lab.members["backend"].service]["state"] \
+    assert fault_view.describe(lab.engine, lab.prefix)[lab.members["backend"].service]["state"] \
         == "exited"
     through_proxy_fails(lab)
 
@@ -138,7 +138,7 @@ CHECKS: list[tuple[str, Callable[[Lab], None]]] = [
 
 def test_checks_cover_every_scenario() -> None:
     """Every scenario the CLI lists is exercised below."""
-    assert {name for name, _ in CHECKS} == set(faults.SCENARIOS)
+    assert {name for name, _ in CHECKS} == set(fault_scenarios.SCENARIOS)
 
 
 def cli(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -207,4 +207,4 @@ def test_every_scenario_breaks_and_heals(variant: str, engine: docker.DockerClie
     assert proc.returncode == 2 and "nothing broken to heal" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not engine.containers.list(all=True, filters={
-        "label": f"{faults.PLACEHOLDER_LABEL}=1", "name": f"{lab.prefix}_fault_hold"})
+        "label": f"{fault_scenarios.PLACEHOLDER_LABEL}=1", "name": f"{lab.prefix}_fault_hold"})

@@ -13,7 +13,7 @@ from revivadiag import errors
 from revivadiag.analyze import incident
 from revivadiag.analyze.incident import Observation
 from revivadiag.cli import main
-from revivadiag.lab import faults
+from revivadiag.lab import fault_scenarios, fault_view, faults
 from revivadiag.lab.config import LabConfig
 from revivadiag.lab.state import save_config
 
@@ -35,8 +35,8 @@ def test_list_names_every_scenario_once(capsys: pytest.CaptureFixture[str]) -> N
     """`lab break --list`: one line per scenario, its name first, exit 0."""
     assert main(["lab", "break", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == list(faults.SCENARIOS)
-    assert len(faults.SCENARIOS) == 6
+    assert [line.split()[0] for line in lines] == list(fault_scenarios.SCENARIOS)
+    assert len(fault_scenarios.SCENARIOS) == 6
 
 
 @pytest.mark.parametrize(
@@ -91,18 +91,19 @@ def test_structure_drops_ids_and_addresses_only() -> None:
     b = {"api": {**a["api"], "id": "2",
                  "networks": {"p_front": {"ipv4": "10.0.0.9", "aliases": ["api"]}}}}
     c = {"api": {**a["api"], "networks": {"p_front": {"ipv4": "10.0.0.2", "aliases": []}}}}
-    assert faults.structure(a) == faults.structure(b)
-    assert faults.structure(a) != faults.structure(c)
-    assert faults.address_changes(a, b) == ["api id: 1 -> 2", "api p_front: 10.0.0.2 -> 10.0.0.9"]
-    assert faults.address_changes(a, {}) == ["api: gone"]
+    assert fault_view.structure(a) == fault_view.structure(b)
+    assert fault_view.structure(a) != fault_view.structure(c)
+    assert fault_view.address_changes(a, b) == ["api id: 1 -> 2",
+                                                 "api p_front: 10.0.0.2 -> 10.0.0.9"]
+    assert fault_view.address_changes(a, {}) == ["api: gone"]
 
 
 def test_check_delay_bounds() -> None:
     """1..MAX_DELAY_MS ms; booleans and other types refused."""
-    assert faults.check_delay(1) == 1
-    for bad in (0, faults.MAX_DELAY_MS + 1, True, "300"):
+    assert fault_scenarios.check_delay(1) == 1
+    for bad in (0, fault_scenarios.MAX_DELAY_MS + 1, True, "300"):
         with pytest.raises(errors.ParameterError):
-            faults.check_delay(bad)
+            fault_scenarios.check_delay(bad)
 
 
 def test_upstream_errors_groups_by_address() -> None:
