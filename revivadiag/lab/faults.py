@@ -123,8 +123,11 @@ def current_fault(prefix: str) -> Fault | None:
     if not path.exists():
         return None
     try:
-        return Fault(**json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("pending"):  # a break being applied (or one that died doing it)
+            return Fault(str(data["scenario"]), prefix, "(being applied)", [], [], {})
+        return Fault(**data)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise LabError(f"unreadable fault record {path}: {exc}; remove it by hand") from exc
 
 
