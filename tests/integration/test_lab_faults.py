@@ -24,7 +24,14 @@ from revivadiag.collect.roles import Roles
 from revivadiag.engine.jobs import DOCKER_DNS
 from revivadiag.engine.probe import ProbeEngine
 from revivadiag.errors import FaultStateError, LabError, ParameterError
-from revivadiag.lab import LabInstance, fault_scenarios, fault_view, faults, read_secrets
+from revivadiag.lab import (
+    LabInstance,
+    build_images,
+    fault_scenarios,
+    fault_view,
+    faults,
+    read_secrets,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.destructive, pytest.mark.slow]
 
@@ -178,6 +185,9 @@ def test_every_scenario_breaks_and_heals(variant: str, engine: docker.DockerClie
     """Each scenario: break -> its effect seen by the probes -> heal -> the same names,
     networks, aliases, states and health as before, nothing recorded, the proxy answering.
     The first one is broken and healed through the CLI, the others through the API."""
+    # the images of this checkout (cached unless another checkout retagged them since the
+    # session's build): backend-slow needs the delay file the backend images honour
+    build_images(client=engine)
     lab = Lab(engine, lab_factory(variant, publish=False))
     before = lab.state()
     assert lab.resolves_once is (variant == "current")
