@@ -4,7 +4,7 @@ and waiting for healthchecks that ran after a change (:mod:`revivadiag.lab.fault
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -228,18 +228,20 @@ def health_marks(client: docker.DockerClient, prefix: str) -> dict[str, datetime
 
 
 def wait_checked(client: docker.DockerClient, config: LabConfig, marks: Mapping[str, datetime],
-                 timeout_s: float) -> None:
-    """Wait until every service passed a healthcheck that *ran after* ``marks`` (Docker keeps
-    reporting ``healthy`` until many checks in a row fail, so the status alone could predate
-    the fault), then until the engine says healthy; LabError after ``timeout_s``. One passed
-    check is enough: on a loaded host a check may time out (exit -1) now and then."""
+                 timeout_s: float, services: Collection[str] | None = None) -> None:
+    """Wait until each of ``services`` (default: all) passed a healthcheck that *ran after*
+    ``marks`` (Docker keeps reporting ``healthy`` until many checks in a row fail, so the
+    status alone could predate the fault), then until the engine says every service is
+    healthy; LabError after ``timeout_s``. One passed check is enough: on a loaded host a
+    check may time out (exit -1) now and then."""
     deadline = time.monotonic() + timeout_s
     filters = {"label": f"{PROJECT_LABEL}={config.prefix}"}
     while True:
         pending = []
         for c in client.containers.list(all=True, filters=filters):
             health = (c.attrs.get("State") or {}).get("Health")
-            if not health:
+            if not health or (services is not None
+                              and c.labels.get(SERVICE_LABEL) not in services):
                 continue
             fresh = [e for e in health.get("Log") or []
                      if c.id not in marks or _check_time(str(e.get("Start", ""))) > marks[c.id]]

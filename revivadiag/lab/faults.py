@@ -80,7 +80,7 @@ from revivadiag.lab.fault_view import (
 )
 
 FAULT_FILE = "fault.json"
-HEAL_TIMEOUT_S = 120.0
+HEAL_TIMEOUT_S = 180.0
 #: seconds one engine API call of a scenario may take
 API_TIMEOUT_S = 60.0
 #: how long break waits for the instance to be healthy before it changes anything
@@ -253,6 +253,20 @@ def _refresh_proxy(client: docker.DockerClient, fault: Fault,
             f"address on {', '.join(sorted(moved))} changed")
 
 
+def touched(fault: Fault) -> set[str]:
+    """The services heal waits to see pass a fresh healthcheck: the backend and the proxy
+    (whose checks cover the paths to the database and the cache) and every service an undo
+    step names.
+
+    >>> sorted(touched(Fault("s", "p", "t", [], [{"op": "start", "container": "p_db_1"}],
+    ...     {"db": {"container": "p_db_1"}}, proxy="proxy", backend="api")))
+    ['api', 'db', 'proxy']
+    """
+    names = {str(s.get("container")) for s in fault.undo}
+    return {fault.proxy, fault.backend} - {""} | {
+        service for service, d in fault.before.items() if d.get("container") in names}
+
+
 def _refresh(client: docker.DockerClient, fault: Fault, prefix: str) -> list[str]:
     refreshed = _refresh_proxy(client, fault, describe(client, prefix))
     return [refreshed] if refreshed else []
@@ -306,7 +320,7 @@ def heal(prefix: str, *, timeout_s: float = HEAL_TIMEOUT_S,
             _save(fault)
         if not refreshed_once:
             did += _refresh(client, fault, prefix)
-        wait_checked(client, config, marks, timeout_s)
+        wait_checked(client, config, marks, timeout_s, touched(fault))
     except FaultErrors as exc:
         raise LabError(f"healing {fault.scenario} on lab {prefix!r} failed: {exc}") from exc
     if not did:
