@@ -28,7 +28,8 @@ The tree::
      ├── LabError                    the reference lab could not be built or started
      │    ├── ImageBuildError
      │    ├── PortInUseError
-     │    └── LabStartError
+     │    ├── LabStartError
+     │    └── FaultStateError        `lab break` on a broken lab, `lab heal` with nothing broken
      ├── RunbookError                a runbook step or its notebook failed
      ├── ProberError                 the migration prober cannot send its traffic
      │    └── NoProxyPort            the proxy publishes no port the prober can reach on loopback
@@ -247,6 +248,16 @@ class LabStartError(LabError):
         self.reason = reason
         self.log_tail = log_tail
         super().__init__(f"lab {prefix!r} did not start: {reason}")
+
+
+class FaultStateError(LabError):
+    """A fault scenario cannot run in the lab's present state (broken already, or nothing to
+    heal); nothing was changed."""
+
+    def __init__(self, prefix: str, reason: str) -> None:
+        self.prefix = prefix
+        self.reason = reason
+        super().__init__(f"lab {prefix!r} {reason}")
 
 
 class RunbookError(RevivadiagError):

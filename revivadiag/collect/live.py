@@ -274,6 +274,16 @@ def _read_nginx(snapshot: Snapshot, roles: Roles, client: Any, facts: LiveFacts)
         facts.nginx_source = f"no running {proxy} container"
 
 
+def nginx_facts(snapshot: Snapshot, docker_host: str | None = None) -> LiveFacts:
+    """Only the proxy's nginx configuration (through the engine's API): no request is sent,
+    for a stack that must not be loaded (an incident being narrowed)."""
+    client, _address, _local = _engine(snapshot, docker_host)
+    try:
+        return _nginx_only(snapshot, Roles.from_snapshot(snapshot), client)
+    finally:
+        client.close()
+
+
 @dataclass
 class LiveGathering:
     """What the live steps of one snapshot gathered: facts for the audit, reuse for the KPIs,

@@ -1,11 +1,12 @@
-"""``revivadiag lab build|up|down|status``: option parsing only; the work is in the package."""
+"""``revivadiag lab build|up|down|status|break|heal``: option parsing only; the work is in the
+package."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from revivadiag.errors import LabStartError
+from revivadiag.errors import LabStartError, ParameterError
 from revivadiag.lab.config import (
     DEFAULT_PREFIX,
     PROFILES,
@@ -14,12 +15,14 @@ from revivadiag.lab.config import (
     check_variant,
     parse_port_option,
 )
+from revivadiag.lab.fault_scenarios import scenario_lines
+from revivadiag.lab.faults import HEAL_TIMEOUT_S, break_lab, heal
 from revivadiag.lab.images import build_images
 from revivadiag.lab.lifecycle import DEFAULT_TIMEOUT_S, down, status, up
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``lab`` command and its four subcommands."""
+    """Add the ``lab`` command and its subcommands."""
     lab = subparsers.add_parser("lab", help="build, start, stop and list the reference lab")
     sub = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
 
@@ -54,6 +57,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show = sub.add_parser("status", help="table of the instance's containers")
     show.add_argument("--prefix", default=DEFAULT_PREFIX)
     show.set_defaults(func=_status)
+
+    fault = sub.add_parser("break", help="apply a fault scenario to a lab instance (undo: heal)")
+    fault.add_argument("scenario", nargs="?", metavar="SCENARIO",
+                       help="the scenario (see --list)")
+    fault.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    fault.add_argument("--prefix", default=DEFAULT_PREFIX)
+    fault.add_argument("--ms", type=int, default=None,
+                       help="delay per request for backend-slow (default 300)")
+    fault.set_defaults(func=_break)
+
+    mend = sub.add_parser("heal", help="undo the fault `lab break` applied and wait until "
+                          "healthy")
+    mend.add_argument("--prefix", default=DEFAULT_PREFIX)
+    mend.add_argument("--timeout", type=float, default=HEAL_TIMEOUT_S,
+                      help="seconds to wait for all services to be healthy again")
+    mend.set_defaults(func=_heal)
 
 
 def _say(text: str) -> None:
@@ -97,4 +116,19 @@ def _status(args: argparse.Namespace) -> int:
         print(f"lab {args.prefix}: no containers")
         return 0
     print(frame[["container", "service", "state", "health", "ports"]].to_string(index=False))
+    return 0
+
+
+def _break(args: argparse.Namespace) -> int:
+    if args.list:
+        print("\n".join(scenario_lines()))
+        return 0
+    if not args.scenario:
+        raise ParameterError("scenario", "", "give one (revivadiag lab break --list shows them)")
+    print(break_lab(args.prefix, args.scenario, ms=args.ms).summary())
+    return 0
+
+
+def _heal(args: argparse.Namespace) -> int:
+    print(heal(args.prefix, timeout_s=args.timeout).summary())
     return 0

@@ -241,6 +241,18 @@ async def close_clients(app):
 
 
 @web.middleware
+async def injected_delay(request, handler):
+    """Lab fault injection (``revivadiag lab break backend-slow``): while the file named by
+    REVIVADIAG_DELAY_FILE holds a number N, every request waits N ms (at most 60 s) first."""
+    try:
+        with open(os.environ["REVIVADIAG_DELAY_FILE"], "rb") as fh:
+            await asyncio.sleep(min(int(fh.read(16)), 60000) / 1000)
+    except (KeyError, OSError, ValueError):
+        pass  # no file, or not a number: no delay
+    return await handler(request)
+
+
+@web.middleware
 async def dependency_errors(request, handler):
     """A database or Redis failure inside a request is a 503 naming the dependency."""
     try:
@@ -252,7 +264,7 @@ async def dependency_errors(request, handler):
 
 
 def make_app(env):
-    app = web.Application(middlewares=[dependency_errors])
+    app = web.Application(middlewares=[injected_delay, dependency_errors])
     app["env"] = env
     app["db"] = Database(database_url(env))
     app["redis"] = aioredis.from_url(

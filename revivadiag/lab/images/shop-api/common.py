@@ -6,6 +6,7 @@ DATABASE_URL (postgresql://user:password@host:port/db) and REDIS_URL
 
 import os
 import re
+from pathlib import Path
 
 JOB_QUEUE = os.environ.get("JOB_QUEUE", "jobs")
 
@@ -22,6 +23,16 @@ def redis_url():
     if not url:
         raise SystemExit("REDIS_URL is not set")
     return url
+
+
+def injected_delay_s():
+    """Seconds every request waits first: the number of ms in the file named by
+    REVIVADIAG_DELAY_FILE, written by ``revivadiag lab break backend-slow`` (0 without it)."""
+    try:
+        text = Path(os.environ["REVIVADIAG_DELAY_FILE"]).read_text(encoding="ascii")[:16]
+        return min(max(int(text), 0), 60000) / 1000
+    except (KeyError, OSError, ValueError):
+        return 0.0
 
 
 def where(url):

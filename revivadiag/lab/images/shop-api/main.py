@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from aiohttp import web
 
-from common import JOB_QUEUE, database_url, redis_url, where
+from common import JOB_QUEUE, database_url, injected_delay_s, redis_url, where
 
 CHECK_TIMEOUT_S = 2.0
 MASKED = ("authorization", "cookie")
@@ -145,6 +145,12 @@ async def echo(request):
         "headers": headers})
 
 
+
+@web.middleware
+async def injected_delay(request, handler):
+    await asyncio.sleep(injected_delay_s())
+    return await handler(request)
+
 @web.middleware
 async def dependency_errors(request, handler):
     try:
@@ -162,7 +168,7 @@ async def close(app):
 
 
 def make_app():
-    app = web.Application(middlewares=[dependency_errors])
+    app = web.Application(middlewares=[injected_delay, dependency_errors])
     app["db"] = Database(database_url())
     app["redis"] = aioredis.from_url(redis_url(), socket_timeout=CHECK_TIMEOUT_S,
                                      socket_connect_timeout=CHECK_TIMEOUT_S)
