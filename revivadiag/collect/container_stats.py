@@ -26,8 +26,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,11 +124,15 @@ def stats_row(inspect: Mapping[str, Any], project: str, raw: Mapping[str, Any] |
     return row
 
 
-def collect_stats(client: docker.DockerClient, project: str | None = None, *,
+def collect_stats(client: docker.DockerClient | None = None, project: str | None = None, *,
                   threads: int = STATS_THREADS) -> pd.DataFrame:
-    """The ``container_stats`` frame of ``project`` (see the module doc)."""
+    """The ``container_stats`` frame of ``project`` (see the module doc); ``client`` None:
+    one connected to DOCKER_HOST for this call."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ParameterError("threads", threads, "a positive integer")
+    if client is None:
+        with _connected() as own:
+            return collect_stats(own, project, threads=threads)
     chosen, summaries, _ = list_project(client, project)
 
     def one(summary: Mapping[str, Any]) -> Row:
@@ -258,11 +263,12 @@ def _services(summaries: Iterable[Mapping[str, Any]], project: str) -> dict[str,
     return {str(s["Id"]): compose_identity(s, project)[1] for s in summaries}
 
 
-def collect_events(client: docker.DockerClient, project: str | None = None, *,
+def collect_events(client: docker.DockerClient | None = None, project: str | None = None, *,
                    since: datetime | float | None = None, until: datetime | float | None = None,
                    max_events: int = MAX_EVENTS,
                    actions: Sequence[str] = ACTIONS) -> pd.DataFrame:
-    """The ``container_events`` frame of ``project`` from the engine's backlog, between
+    """The ``container_events`` frame of ``project`` from the engine's backlog (``client``
+    None: one connected to DOCKER_HOST for this call), between
     ``since`` (default: ``until`` minus 5 minutes) and ``until`` (default: now); datetimes,
     or seconds since the epoch. The backlog is short on a busy engine: to be sure to see
     what happens from now on, use an :class:`EventWatcher`.
@@ -271,6 +277,10 @@ def collect_events(client: docker.DockerClient, project: str | None = None, *,
     """
     start, end = _window(since, until)
     _check(max_events, actions)
+    if client is None:
+        with _connected() as own:
+            return collect_events(own, project, since=start, until=end,
+                                  max_events=max_events, actions=actions)
     chosen, summaries, _ = list_project(client, project)
     known = {str(s["Id"]): container_name(s) for s in summaries}
     raw = _events(client, _filters(actions), {"since": _api_time(start),
@@ -401,6 +411,17 @@ def _events(client: docker.DockerClient, filters: Mapping[str, Any], window: Map
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, OSError) as exc:
         raise EngineUnreachable(_address(client), str(exc)[:300]) from exc
     return out
+
+
+@contextmanager
+def _connected() -> Iterator[docker.DockerClient]:
+    from revivadiag.engine.client import connect
+
+    client = connect()
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _address(client: docker.DockerClient) -> str:

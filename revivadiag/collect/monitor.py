@@ -264,6 +264,8 @@ class HealthMonitor:
         self.cycle = 0
         #: when the last cycle was folded in (None before the first)
         self.last_at: datetime | None = None
+        #: the ``health`` rows of the last cycle run_once ran (free text scrubbed)
+        self.last_rows: list[dict[str, Any]] = []
         self.errors: deque[tuple[datetime, str]] = deque(maxlen=MAX_ERRORS)
         self._history: deque[tuple[Any, ...]] = deque(maxlen=int(history_rows))
         self._states: dict[str, ServiceState] = {}
@@ -352,6 +354,7 @@ class HealthMonitor:
             rows = health_rows(inv, _KnownPids(self._prober_for(), inv), roles=self._roles,
                                config=self.config, local_engine=self._local,
                                scrubber=self._scrubber, skip=skip)
+            self.last_rows = rows
             return self.ingest(rows, at=now, inventory=inv)
 
     def ingest(self, rows: Iterable[Row], at: float | None = None,
@@ -378,6 +381,10 @@ class HealthMonitor:
         for change in changes:
             self._notify(change)
         return changes
+
+    def checks(self) -> pd.DataFrame:
+        """What each check said in the last cycle :meth:`run_once` ran (frame ``health``)."""
+        return to_frame("health", self.last_rows)
 
     def status(self) -> pd.DataFrame:
         """One row per service (frame ``monitor_status``)."""

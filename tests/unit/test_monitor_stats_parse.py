@@ -147,3 +147,27 @@ def test_bad_monitor_options_exit_2(argv: list[str], capsys: pytest.CaptureFixtu
         cli.main(argv)
     assert exc.value.code == 2
     assert "expected a positive number" in capsys.readouterr().err
+
+
+def test_readme_rows_carry_the_monitor_figures() -> None:
+    """The README table's monitor rows show the results file's figures, none when absent."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "readme_table.py"
+    spec = importlib.util.spec_from_file_location("readme_table_monitor", path)
+    assert spec is not None and spec.loader is not None
+    rt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rt)
+    assert rt.monitor_rows({}) == []
+    rows = rt.monitor_rows({
+        "cycle": {"cpu_median_ms": 13.4, "cycles": 30, "cpu_p95_ms": 17.0,
+                  "helper_cpu_median_ms": 40.0, "wall_median_ms": 120.5, "load": 2.0},
+        "memory": {"cycles": 10000, "ring_full_at": 2500, "flat": True, "checkpoints": {
+            "2500": {"traced_kb": 1677.4, "rss_mb": 170.9},
+            "10000": {"traced_kb": 1677.6, "rss_mb": 170.9}}},
+        "stats": {"containers": 4, "concurrent_median_s": 2.1, "serial_median_s": 8.3,
+                  "speedup": 3.95}})
+    text = " ".join(" ".join(r) for r in rows)
+    for figure in ("13.4 ms median of 30", "1,677.6 KB", "(flat)", "2.10 s / 8.30 s (3.95×)"):
+        assert figure in text, figure
