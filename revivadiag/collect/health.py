@@ -198,28 +198,11 @@ def _frame_of(by_service: Mapping[str, Member]) -> pd.DataFrame:
     return parse_containers([m.inspect for m in by_service.values()], [], None)
 
 
-def collect_health(
-    inv: RawInventory,
-    prober: Prober | None,
-    *,
-    roles: Roles | None = None,
-    config: HealthConfig | None = None,
-    credentials: Credentials | None = None,
-    local_engine: bool = True,
-    scrubber: Scrubber | None = None,
-    why_no_prober: str = "no probe engine",
-    skip: Collection[str] = (),
-) -> pd.DataFrame:
-    """The ``health`` frame of the project in ``inv`` (see the module doc for each check).
-
-    ``credentials`` replaces what the containers' environment gives, for every check.
-    ``skip``: services whose probes are not run this time (a monitor's open circuit): their
-    ``http`` / database / cache checks give an ``unknown`` row saying so (:data:`SKIPPED`);
-    their ``docker`` rows are read as always.
-    """
-    return to_frame("health", health_rows(
-        inv, prober, roles=roles, config=config, credentials=credentials,
-        local_engine=local_engine, scrubber=scrubber, why_no_prober=why_no_prober, skip=skip))
+def collect_health(inv: RawInventory, prober: Prober | None, **options: Any) -> pd.DataFrame:
+    """The ``health`` frame of the project in ``inv``: :func:`health_rows` (whose keyword
+    ``options`` it takes: roles, config, credentials, local_engine, scrubber, why_no_prober,
+    skip) as a frame. See the module doc for each check."""
+    return to_frame("health", health_rows(inv, prober, **options))
 
 
 def health_rows(
@@ -234,8 +217,14 @@ def health_rows(
     why_no_prober: str = "no probe engine",
     skip: Collection[str] = (),
 ) -> list[Row]:
-    """The rows of :func:`collect_health` as dicts (no frame built: what a monitor that
-    checks every few seconds folds into its state)."""
+    """The ``health`` rows of the project in ``inv``, as dicts (:func:`collect_health` makes
+    them a frame; a monitor that checks every few seconds folds the dicts in directly).
+
+    ``credentials`` replaces what the containers' environment gives, for every check.
+    ``skip``: services whose probes are not run this time (a monitor's open circuit): their
+    ``http`` / database / cache checks give an ``unknown`` row saying so (:data:`SKIPPED`);
+    their ``docker`` rows are read as always.
+    """
     cfg = config or HealthConfig()
     known = roles_of(inv, roles)
     by_service = members(inv)

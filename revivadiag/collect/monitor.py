@@ -102,9 +102,7 @@ class StatusChange:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: ``at`` as ISO 8601 text."""
-        out = asdict(self)
-        out["at"] = self.at.isoformat(timespec="milliseconds")
-        return out
+        return {**asdict(self), "at": self.at.isoformat(timespec="milliseconds")}
 
 
 @dataclass(frozen=True)

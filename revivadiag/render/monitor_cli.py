@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ from revivadiag.errors import RevivadiagError
 from revivadiag.render import monitor_view as view
 
 METHODS = ("auto", "setns", "sidecar", "exec")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,11 +75,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _seconds(text: str) -> float:
-    """A positive, finite number (seconds, or milliseconds for --degraded-ms)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    """A positive, finite number (seconds, or milliseconds for --degraded-ms).
+
+    >>> _seconds("2.5"), _seconds("1e3")
+    (2.5, 1000.0)
+    """
+    value = float(text) if _NUMBER.fullmatch(text.strip()) else math.nan
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
