@@ -338,7 +338,11 @@ def internal_rows(plan: Plan, prober: Prober | None, scrub: Scrubber,
     results, error = _run(prober, batches, why_no_prober)
     for i, (check, member, target, source, _job) in enumerate(targets):
         result = results.get(i)
-        if result is not None:
+        if result is not None and source is not member and result.get("error_type") == hr.NOT_FOUND:
+            rows.append(hr.unknown(member.service, member.name, check, target,  # it vanished
+                                   f"container {source.name} stopped during the check: cannot "
+                                   "probe from inside the network", hr.NOT_FOUND))
+        elif result is not None:
             rows.append(_result_row(check, member, target, result, cfg, scrub))
         elif error:
             rows.append(hr.unknown(member.service, member.name, check, target, error))
