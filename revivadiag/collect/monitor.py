@@ -62,6 +62,7 @@ from revivadiag.collect.health import SKIPPED, HealthConfig, Prober, health_rows
 from revivadiag.collect.inventory import RawInventory, inspect_containers, list_project
 from revivadiag.collect.networks import parse_endpoints
 from revivadiag.collect.roles import Roles, infer_roles
+from revivadiag.engine.base import METHODS as PROBE_METHODS
 from revivadiag.engine.netprobe import Breaker
 from revivadiag.errors import ParameterError, RevivadiagError
 from revivadiag.redact import Scrubber, project_scrubber, secret_values
@@ -251,6 +252,8 @@ class HealthMonitor:
             _positive(name, value, integer=True)
         if max_cooldown_s is not None:
             _positive("max_cooldown_s", max_cooldown_s)
+        if method not in ("auto", *PROBE_METHODS):
+            raise ParameterError("method", method, f"one of auto, {', '.join(PROBE_METHODS)}")
         self.requested_project = project
         self.project = project or ""
         self.interval_s = float(interval_s)
@@ -278,7 +281,7 @@ class HealthMonitor:
         self._docker_host = docker_host
         self._prober = prober
         self._owns_prober = prober is None
-        self._local = True
+        self._local: bool | None = None  # whether the engine is on this host (learned)
         self._clock = clock
         self._roles: Roles | None = None
         self._services: frozenset[str] = frozenset()
@@ -350,7 +353,7 @@ class HealthMonitor:
             now = self._clock()
             skip = self._skip(inv, now)
             rows = health_rows(inv, _KnownPids(self._prober_for(), inv), roles=self._roles,
-                               config=self.config, local_engine=self._local,
+                               config=self.config, local_engine=bool(self._local),
                                scrubber=self._scrubber, skip=skip)
             self.last_rows = rows
             return self.ingest(rows, at=now, inventory=inv)
@@ -498,11 +501,13 @@ class HealthMonitor:
     # ------------------------------------------------------------------ the engine side
 
     def _docker(self) -> Any:
+        from revivadiag.engine.probe import is_local_client
+
         if self._client is None:
             from revivadiag.engine.client import connect
-            from revivadiag.engine.probe import is_local_client
 
             self._client = connect(self._docker_host)
+        if self._local is None:
             self._local = is_local_client(self._client)
         return self._client
 
@@ -534,7 +539,7 @@ class HealthMonitor:
         frames = {"containers": parse_containers(inv.containers, inv.vanished, inv.project),
                   "endpoints": parse_endpoints(inv.containers, inv.project)}
         try:
-            frame, _facts = collect_roles(client, inv, frames, local=self._local)
+            frame, _facts = collect_roles(client, inv, frames, local=bool(self._local))
         except (docker.errors.DockerException, OSError) as exc:  # as the snapshot does
             self._note(f"roles decided from the API alone: {type(exc).__name__}")
             frame = infer_roles(frames["containers"], endpoints=frames["endpoints"])

@@ -159,6 +159,7 @@ def test_history_is_a_ring_and_memory_stays_flat() -> None:
     ({"interval_s": 0}, "interval_s"), ({"timeout_s": -1}, "timeout_s"),
     ({"interval_s": float("nan")}, "interval_s"), ({"window": 2.5}, "window"),
     ({"history_rows": 0}, "history_rows"), ({"breaker_threshold": True}, "breaker_threshold"),
+    ({"method": "telnet"}, "method"), ({"max_cooldown_s": 0}, "max_cooldown_s"),
 ])
 def test_bad_settings_are_parameter_errors(kw: dict[str, Any], name: str) -> None:
     """Each bad value raises ParameterError naming it."""
