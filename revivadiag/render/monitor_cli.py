@@ -6,12 +6,12 @@
 Runs a :class:`~revivadiag.collect.monitor.HealthMonitor` cycle every ``--interval`` seconds
 (default 30, the seed's) until ``--duration`` seconds have passed since the first cycle (the
 one that learns the stack's roles: a second or so, more on a loaded machine) or Ctrl-C, then
-prints a
-summary per service (:func:`revivadiag.analyze.monitoring.summarize`): status changes, time
-in each status, error rate, p50/p95 response time.
+prints a summary per service (:func:`revivadiag.analyze.monitoring.summarize`): status
+changes, time in each status, error rate, p50/p95 response time.
 
-Output: on a terminal, a table redrawn in place each cycle; otherwise one line per cycle and
-one per status change. ``--json`` prints only JSON objects, one per line, for other tools::
+Output: on a terminal, a table redrawn in place each cycle with the last status changes under
+it; otherwise one line per status change and one per cycle. ``--json`` prints only JSON
+objects, one per line, for other tools::
 
     {"event": "start", "project": ..., "interval_s": ..., "timeout_s": ..., "duration_s": ...}
     {"event": "status_change", "at": ..., "cycle": ..., "service": ..., "role": ...,
@@ -35,6 +35,7 @@ import math
 import re
 import sys
 import time
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -46,6 +47,8 @@ from revivadiag.errors import RevivadiagError
 from revivadiag.render import monitor_view as view
 
 METHODS = ("auto", "setns", "sidecar", "exec")
+#: status changes listed under the live table
+RECENT_CHANGES = 8
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -94,6 +97,8 @@ class Output:
         self.as_json = as_json
         self.tty = tty and not as_json
         self._drawn = 0
+        #: the last status changes, shown under the redrawn table
+        self._changes: deque[str] = deque(maxlen=RECENT_CHANGES)
 
     def emit(self, kind: str, **fields: Any) -> None:
         if self.as_json:
@@ -110,8 +115,10 @@ class Output:
               at: str, header: str) -> None:
         if self.as_json:
             return
+        self._changes.extend(view.change_line(c.as_dict()) for c in changes)
         if self.tty:
-            block = f"{header}\n{view.status_table(status)}"
+            recent = "\n".join(["", "recent changes:", *self._changes]) if self._changes else ""
+            block = f"{header}\n{view.status_table(status)}{recent}"
             if self._drawn:
                 self.stream.write(f"\x1b[{self._drawn}F\x1b[J")  # back to the table's top
             self.stream.write(block + "\n")
