@@ -111,7 +111,7 @@ class Output:
             self.stream.write(text + "\n")
             self.stream.flush()
 
-    def cycle(self, mon: HealthMonitor, status: pd.DataFrame, changes: list[StatusChange],
+    def cycle(self, number: int, status: pd.DataFrame, changes: list[StatusChange],
               at: str, header: str) -> None:
         if self.as_json:
             return
@@ -127,7 +127,7 @@ class Output:
             return
         for change in changes:
             self.text(view.change_line(change.as_dict()))
-        self.text(view.cycle_line(status, at, mon.cycle))
+        self.text(view.cycle_line(status, at, number))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,7 +186,7 @@ def _report(out: Output, mon: HealthMonitor, changes: list[StatusChange], began:
     at = now.strftime("%H:%M:%S")
     header = (f"revivadiag monitor: project {mon.project}, cycle {mon.cycle} at {at} UTC, "
               f"every {mon.interval_s:g} s (cycle took {wall_ms:.0f} ms)")
-    out.cycle(mon, status, changes, at, header)
+    out.cycle(mon.cycle, status, changes, at, header)
 
 
 def _finish(out: Output, mon: HealthMonitor) -> int:

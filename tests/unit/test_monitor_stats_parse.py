@@ -171,3 +171,30 @@ def test_readme_rows_carry_the_monitor_figures() -> None:
     text = " ".join(" ".join(r) for r in rows)
     for figure in ("13.4 ms median of 30", "1,677.6 KB", "(flat)", "2.10 s / 8.30 s (3.95×)"):
         assert figure in text, figure
+
+
+def test_terminal_output_redraws_the_table_in_place() -> None:
+    """On a terminal the second cycle moves the cursor back over the first table and draws
+    the new one with the change under it; piped, lines are appended."""
+    import io
+
+    from revivadiag.collect.monitor import StatusChange
+    from revivadiag.render.monitor_cli import Output
+
+    status = to_frame("monitor_status", [{"service": "api", "role": "backend",
+                                          "status": "unhealthy", "circuit": "closed",
+                                          "consecutive_failures": 1, "detail": "http: refused"}])
+    change = StatusChange(pd.Timestamp("2026-01-01T12:00:00Z").to_pydatetime(), 2, "api",
+                          "backend", "healthy", "unhealthy", None, 50.0, 1, "closed",
+                          "CONNECTION_REFUSED", "http: refused")
+    tty = io.StringIO()
+    out = Output(tty, as_json=False, tty=True)
+    out.cycle(2, status, [], "12:00:00", "header 1")
+    out.cycle(2, status, [change], "12:00:01", "header 2")
+    first, second = tty.getvalue().split("\x1b[4F\x1b[J")
+    assert first.startswith("header 1\nSERVICE") and "recent changes" not in first
+    assert second.splitlines()[-1] == "12:00:00 api: healthy -> unhealthy (http: refused)"
+    piped = io.StringIO()
+    Output(piped, as_json=False, tty=False).cycle(2, status, [change], "12:00:01", "header")
+    assert piped.getvalue().splitlines() == [
+        "12:00:00 api: healthy -> unhealthy (http: refused)", "12:00:01 cycle 2: api unhealthy"]
