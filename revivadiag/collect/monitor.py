@@ -82,6 +82,8 @@ DEFAULT_HISTORY_ROWS = 10_000
 DEFAULT_WINDOW = 20
 DEFAULT_BREAKER_THRESHOLD = 3
 MAX_ERRORS = 100
+#: every container is inspected again at least this often (cycles), changed or not
+REINSPECT_CYCLES = 10
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,8 @@ class HealthMonitor:
         self._roles: Roles | None = None
         self._services: frozenset[str] = frozenset()
         self._container_ids: frozenset[str] = frozenset()
+        #: container id -> (its list entry's state and status line, its inspect)
+        self._inspected: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {}
         self._scrubber = Scrubber()
         self._lock = threading.Lock()        # the state, read by status() from other threads
         self._cycle_lock = threading.Lock()  # one cycle at a time
@@ -516,13 +520,26 @@ class HealthMonitor:
             self.project = list_project(self._docker(), self.requested_project)[0]
 
     def _read(self) -> RawInventory:
-        """The project's containers (one list, one inspect each: no network inspects); the
-        roles are learned again when the set of services changes."""
+        """The project's containers: one list, and an inspect of each container whose list
+        entry (state, status line) changed since it was last inspected, or of every one each
+        :data:`REINSPECT_CYCLES` cycles (no network inspects). The roles are learned again
+        when the set of services changes."""
         client = self._docker()
         chosen, summaries, calls = list_project(client, self.project or self.requested_project)
         self.project = chosen
+        every = self.cycle % REINSPECT_CYCLES == 0
+        stale = [s for s in summaries if every or _entry(s) != self._inspected.get(
+            str(s["Id"]), ("",))[0]]
         inv = RawInventory(project=chosen, api_calls=calls)
-        inspect_containers(client, summaries, inv)
+        inspect_containers(client, stale, inv)
+        fresh = {str(c.get("Id")): c for c in inv.containers}
+        gone = {str(s.get("Id")) for s in inv.vanished}
+        listed = {str(s["Id"]): s for s in summaries if str(s["Id"]) not in gone}
+        self._inspected = {cid: (_entry(listed[cid]), fresh[cid]) if cid in fresh else
+                           self._inspected[cid] for cid in listed
+                           if cid in fresh or cid in self._inspected}
+        inv.containers = sorted((ins for _, ins in self._inspected.values()),
+                                key=lambda c: str(c.get("Name", "")))
         services = frozenset(compose_identity(c, chosen)[1] for c in inv.containers)
         if self._roles is None or services != self._services:
             self._learn(client, inv)
@@ -587,6 +604,17 @@ class _KnownPids:
 
 HISTORY_COLUMNS = ("at", "cycle", "service", "role", "status", "response_ms", "error_rate_pct",
                    "consecutive_failures", "circuit", "checked")
+
+
+def _entry(summary: Mapping[str, Any]) -> tuple[str, ...]:
+    """What of a container list entry says its inspect may have changed: state, status line
+    (``Up 5 minutes (healthy)``: a restart or a health change rewrites it), image.
+
+    >>> _entry({"State": "running", "Status": "Up 2 minutes (healthy)", "ImageID": "sha"})
+    ('running', 'Up 2 minutes (healthy)', 'sha')
+    """
+    return (str(summary.get("State", "")), str(summary.get("Status", "")),
+            str(summary.get("ImageID", "")))
 
 
 def _started_at(inv: RawInventory) -> dict[str, str]:
