@@ -1,6 +1,7 @@
 """A live health monitor: the seed's ``DockerServiceHealthMonitor``, run every few seconds.
 
-Each cycle reads the project's containers (one list, one inspect each), runs the checks of
+Each cycle reads the project's containers (one list; an inspect of those whose list entry
+changed, and of all every :data:`REINSPECT_CYCLES` cycles), runs the checks of
 :mod:`revivadiag.collect.health` (which services, ports and paths come from the stack's roles,
 learned once from the stack: :mod:`revivadiag.collect.stack`) and folds the rows into one state
 per service:
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -595,11 +597,23 @@ class _KnownPids:
                       for c in inv.containers}
 
     def run(self, batches: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        """The batches' results; a setns engine is not asked about a container that stopped
+        since the inspect (its namespace is gone: the engine would fall back to a sidecar,
+        which takes seconds): its jobs are CONTAINER_NOT_FOUND at once."""
+        from revivadiag.engine.base import Target
         from revivadiag.engine.probe import ProbeEngine
 
-        if isinstance(self.prober, ProbeEngine):
-            return self.prober.run(batches, known=self.known)
-        return self.prober.run(batches)
+        if not isinstance(self.prober, ProbeEngine):
+            return self.prober.run(batches)
+        gone = {}
+        if self.prober.method == "setns" and self.prober.settings.local:
+            for key, jobs in batches.items():
+                name, pid = self.known.get(key, ("", 0))
+                if pid and not os.path.exists(f"/proc/{pid}/ns/net"):
+                    gone[key] = Target(key, key, name, pid, list(jobs)).gone(
+                        "setns", "it stopped during the cycle")
+        rest = {key: jobs for key, jobs in batches.items() if key not in gone}
+        return {**gone, **(self.prober.run(rest, known=self.known) if rest else {})}
 
 
 HISTORY_COLUMNS = ("at", "cycle", "service", "role", "status", "response_ms", "error_rate_pct",

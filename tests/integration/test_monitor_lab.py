@@ -151,11 +151,13 @@ def test_monitor_cli_json_shows_the_changes(engine: docker.DockerClient,
         assert _until(lambda: _changed(lines, "backend", "unhealthy", "healthy"), 120.0), (
             _timeline(lines))
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)  # stdout is the reader thread's: no communicate() here
     finally:
         if proc.poll() is None:
             proc.kill()
-    reader.join(5)
+    reader.join(10)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
     kinds = [e["event"] for e in lines]
     assert kinds[0] == "start" and kinds[-1] == "summary", (kinds, err)
     assert kinds.count("cycle") >= 3
