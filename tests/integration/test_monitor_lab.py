@@ -28,7 +28,7 @@ from revivadiag.schemas import validate
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 #: bound on every wait for a state the lab must reach
-WAIT_S = 60.0
+WAIT_S = 120.0
 #: the shared machine is sometimes loaded enough to make a check take seconds: these tests
 #: are about status changes and discovery, not speed, so slow answers are not "degraded"
 TIMEOUT_S, DEGRADED_MS = 5.0, 30_000.0
