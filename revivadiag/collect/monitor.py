@@ -66,6 +66,7 @@ from revivadiag.collect.networks import parse_endpoints
 from revivadiag.collect.roles import Roles, infer_roles
 from revivadiag.engine.base import METHODS as PROBE_METHODS
 from revivadiag.engine.netprobe import Breaker
+from revivadiag.engine.netprobe.context import DEFAULT_BREAKER_THRESHOLD as PROBE_THRESHOLD
 from revivadiag.errors import ParameterError, RevivadiagError
 from revivadiag.redact import Scrubber, project_scrubber, secret_values
 from revivadiag.schemas import to_frame
@@ -80,9 +81,13 @@ SEVERITY = {"unhealthy": 3, "degraded": 2, "healthy": 1, "unknown": 0}
 MAIN_CHECKS = ("http", "postgres_internal", "redis_internal", "postgres_external",
                "redis_external")
 CIRCUITS = ("closed", "open", "half_open")
+#: rows the history keeps (a ring: the oldest go first)
 DEFAULT_HISTORY_ROWS = 10_000
+#: checked cycles the error rate is computed over
 DEFAULT_WINDOW = 20
-DEFAULT_BREAKER_THRESHOLD = 3
+#: unhealthy cycles in a row that open a service's circuit (the probe engine's default)
+DEFAULT_BREAKER_THRESHOLD = PROBE_THRESHOLD
+#: errors kept in :attr:`HealthMonitor.errors`
 MAX_ERRORS = 100
 #: every container is inspected again at least this often (cycles), changed or not
 REINSPECT_CYCLES = 10
