@@ -13,7 +13,7 @@ the project's container events (filtered by its compose label) and the network c
 disconnect events that name one of its containers. Only the actions in :data:`ACTIONS` are
 kept: ``exec_*`` events are left out (probes and healthchecks make them by the hundred, and
 their text is a command line, which may hold a secret). The engine keeps a limited backlog
-of past events (about 1,000 on Engine 20.10): older ones are gone.
+of past events (256 here, shared by every project on the engine): older ones are gone.
 
 >>> parse_events([{"Type": "container", "Action": "health_status: unhealthy", "time": 1,
 ...   "timeNano": 1_700_000_000_000_000_000, "Actor": {"ID": "ab", "Attributes": {
