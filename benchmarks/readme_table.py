@@ -116,6 +116,32 @@ def rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
     if "delay" in lab:
         out.append(("injected backend delay of 50 ms", f"{lab['delay']['measured_ms']} ms",
                     "± 3 ms"))
+    out += monitor_rows(res.get("monitor") or {})
+    return out
+
+
+def monitor_rows(mon: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Rows of ``benchmarks/bench_monitor.py``'s figures (none when it has not run)."""
+    out: list[tuple[str, str, str]] = []
+    if "cycle" in mon:
+        c = mon["cycle"]
+        out.append(("health monitor: own CPU per cycle on the lab (`bench_monitor.py`)",
+                    f"{c['cpu_median_ms']} ms median of {c['cycles']} (p95 {c['cpu_p95_ms']} "
+                    f"ms; the setns probe helpers {c['helper_cpu_median_ms']} ms; wall "
+                    f"{c['wall_median_ms']} ms; load {c['load']})", "< 20 ms"))
+    if "memory" in mon:
+        m = mon["memory"]
+        end = m["checkpoints"][str(m["cycles"])]
+        full = m["checkpoints"][str(m["ring_full_at"])]
+        out.append((f"health monitor: memory after {m['cycles']:,} cycles (replayed rows)",
+                    f"{end['traced_kb']:,} KB traced, RSS {end['rss_mb']} MB; ring full at "
+                    f"{m['ring_full_at']:,} cycles: {full['traced_kb']:,} KB, RSS "
+                    f"{full['rss_mb']} MB ({'flat' if m['flat'] else 'NOT flat'})", "flat"))
+    if "stats" in mon:
+        st = mon["stats"]
+        out.append((f"container stats of {st['containers']} containers: concurrent / serial",
+                    f"{seconds(st['concurrent_median_s'])} / {seconds(st['serial_median_s'])} "
+                    f"({st['speedup']}×)", "—"))
     return out
 
 
@@ -125,7 +151,7 @@ def table(res: dict[str, Any]) -> str:
             "| measured | target |", "|---|---|---|"]
     body = [f"| {a} | {b} | {c} |" for a, b, c in rows(res)]
     runs: dict[tuple[str, str], list[str]] = {}
-    for section in ("startup", "synthetic", "lab"):
+    for section in ("startup", "synthetic", "lab", "monitor"):
         run = (res.get(section) or {}).get("run") or {}
         if run:
             runs.setdefault((run["measured_at"], run["command"]), []).append(section)

@@ -7,6 +7,7 @@
 >>> rd.Snapshot.load("out/").health               # doctest: +SKIP
 >>> rd.draw_topology(snap)                         # doctest: +SKIP
 >>> rd.diagnose(snap, environment="production").findings  # doctest: +SKIP
+>>> mon = rd.HealthMonitor("shop", interval_s=10).start()  # doctest: +SKIP
 
 The public surface is ``__all__``; everything else is reachable through the subpackages.
 Heavy imports (pandas, docker) happen on first use of ``snapshot`` / ``Snapshot``, so
@@ -33,7 +34,9 @@ from revivadiag.errors import (
 
 if TYPE_CHECKING:
     from revivadiag.analyze.diagnosis import Diagnosis, diagnose
+    from revivadiag.collect.container_stats import EventWatcher, collect_events, collect_stats
     from revivadiag.collect.health_rules import HealthConfig
+    from revivadiag.collect.monitor import HealthMonitor
     from revivadiag.collect.pipeline import snapshot
     from revivadiag.collect.snapshot import Snapshot, SnapshotMeta
     from revivadiag.render.draw import draw_topology
@@ -49,6 +52,10 @@ _LAZY = {
     "diagnose": "revivadiag.analyze.diagnosis",
     "Diagnosis": "revivadiag.analyze.diagnosis",
     "draw_topology": "revivadiag.render.draw",
+    "HealthMonitor": "revivadiag.collect.monitor",
+    "collect_stats": "revivadiag.collect.container_stats",
+    "collect_events": "revivadiag.collect.container_stats",
+    "EventWatcher": "revivadiag.collect.container_stats",
 }
 
 __all__ = [
@@ -56,7 +63,9 @@ __all__ = [
     "Diagnosis",
     "EngineError",
     "EngineUnreachable",
+    "EventWatcher",
     "HealthConfig",
+    "HealthMonitor",
     "InputError",
     "NetworkErrorType",
     "NotFoundError",
@@ -67,6 +76,8 @@ __all__ = [
     "Snapshot",
     "SnapshotMeta",
     "__version__",
+    "collect_events",
+    "collect_stats",
     "diagnose",
     "draw_topology",
     "snapshot",

@@ -30,6 +30,8 @@ COMMANDS = {
                  "collect containers, networks, DNS, reachability, latency and health frames"),
     "audit-source": ("revivadiag.analyze.source_cli",
                      "find hard-coded service URLs, ports and container names in a source tree"),
+    "monitor": ("revivadiag.render.monitor_cli",
+                "watch the services' health live, then sum the run up"),
     "diagnose": ("revivadiag.runbook.cli",
                  "run the diagnose runbook: executed notebook, HTML report, findings.json"),
 }

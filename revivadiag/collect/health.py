@@ -32,7 +32,7 @@ True
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -64,6 +64,8 @@ CHECKABLE = {
 }
 CHECKABLE["postgres_external"] = CHECKABLE["postgres_internal"]
 CHECKABLE["redis_external"] = CHECKABLE["redis_internal"]
+#: detail of a check not run because the caller asked to skip its service
+SKIPPED = "not probed: circuit open"
 
 
 class Prober(Protocol):
@@ -196,7 +198,14 @@ def _frame_of(by_service: Mapping[str, Member]) -> pd.DataFrame:
     return parse_containers([m.inspect for m in by_service.values()], [], None)
 
 
-def collect_health(
+def collect_health(inv: RawInventory, prober: Prober | None, **options: Any) -> pd.DataFrame:
+    """The ``health`` frame of the project in ``inv``: :func:`health_rows` (whose keyword
+    ``options`` it takes: roles, config, credentials, local_engine, scrubber, why_no_prober,
+    skip) as a frame. See the module doc for each check."""
+    return to_frame("health", health_rows(inv, prober, **options))
+
+
+def health_rows(
     inv: RawInventory,
     prober: Prober | None,
     *,
@@ -206,10 +215,15 @@ def collect_health(
     local_engine: bool = True,
     scrubber: Scrubber | None = None,
     why_no_prober: str = "no probe engine",
-) -> pd.DataFrame:
-    """The ``health`` frame of the project in ``inv`` (see the module doc for each check).
+    skip: Collection[str] = (),
+) -> list[Row]:
+    """The ``health`` rows of the project in ``inv``, as dicts (:func:`collect_health` makes
+    them a frame; a monitor that checks every few seconds folds the dicts in directly).
 
     ``credentials`` replaces what the containers' environment gives, for every check.
+    ``skip``: services whose probes are not run this time (a monitor's open circuit): their
+    ``http`` / database / cache checks give an ``unknown`` row saying so (:data:`SKIPPED`);
+    their ``docker`` rows are read as always.
     """
     cfg = config or HealthConfig()
     known = roles_of(inv, roles)
@@ -219,14 +233,14 @@ def collect_health(
         creds.register(scrub)
     if credentials is not None:
         credentials.register(scrub)
-    plan = Plan(by_service, known, credentials, cfg)
+    plan = Plan(by_service, known, credentials, cfg, frozenset(skip))
     with ThreadPoolExecutor(max_workers=1) as pool:  # host checks overlap the probe engine's
         external = pool.submit(external_rows, plan, scrub, local_engine)
         rows = internal_rows(plan, prober, scrub, why_no_prober)
         rows += external.result()
     rows += [hr.docker_row(m, compose_identity(m, inv.project)[1], scrub) for m in inv.containers]
     rows += [hr.vanished_row(s, compose_identity(s, inv.project)[1]) for s in inv.vanished]
-    return to_frame("health", rows)
+    return rows
 
 
 @dataclass
@@ -237,6 +251,8 @@ class Plan:
     roles: Roles
     credentials: Credentials | None
     cfg: HealthConfig
+    #: services not probed this time (see :func:`collect_health`)
+    skip: frozenset[str] = frozenset()
 
     def creds(self, target: Member, role: str) -> Credentials:
         if self.credentials is not None:
@@ -290,15 +306,21 @@ def internal_rows(plan: Plan, prober: Prober | None, scrub: Scrubber,
     else:
         path = plan.roles.http_path(backend.service) or "/"
         url = f"http://{backend.service}:{plan.port(backend)}{path}"
-        targets.append(("http", backend, url, http_source_of(plan, backend), {
-            "kind": "http", "url": url, "samples": 1, "warmup": 0, "timeout_s": cfg.timeout_s,
-            "new_connection": True}))
+        if backend.service in plan.skip:
+            rows.append(hr.unknown(backend.service, backend.name, "http", url, SKIPPED))
+        else:
+            targets.append(("http", backend, url, http_source_of(plan, backend), {
+                "kind": "http", "url": url, "samples": 1, "warmup": 0,
+                "timeout_s": cfg.timeout_s, "new_connection": True}))
     for check, role, member in plan.stores():
         software = plan.roles.software(member.service)
         target = f"{member.service}:{plan.port(member)}"
         if not checkable(check, software):
             rows.append(hr.unknown(member.service, member.name, check, target,
                                    f"no {check.split('_')[0]} check for {software}"))
+            continue
+        if member.service in plan.skip:
+            rows.append(hr.unknown(member.service, member.name, check, target, SKIPPED))
             continue
         creds = plan.creds(member, role)
         job: dict[str, Any] = ({
@@ -316,7 +338,11 @@ def internal_rows(plan: Plan, prober: Prober | None, scrub: Scrubber,
     results, error = _run(prober, batches, why_no_prober)
     for i, (check, member, target, source, _job) in enumerate(targets):
         result = results.get(i)
-        if result is not None:
+        if result is not None and source is not member and result.get("error_type") == hr.NOT_FOUND:
+            rows.append(hr.unknown(member.service, member.name, check, target,  # it vanished
+                                   f"container {source.name} stopped during the check: cannot "
+                                   "probe from inside the network", hr.NOT_FOUND))
+        elif result is not None:
             rows.append(_result_row(check, member, target, result, cfg, scrub))
         elif error:
             rows.append(hr.unknown(member.service, member.name, check, target, error))
@@ -369,6 +395,10 @@ def external_rows(plan: Plan, scrub: Scrubber, local_engine: bool) -> list[Row]:
     for check, role, member in plan.stores():
         check = check.replace("_internal", "_external")
         if not checkable(check, plan.roles.software(member.service)):
+            continue
+        if member.service in plan.skip:
+            rows.append(hr.unknown(member.service, member.name, check, "", SKIPPED,
+                                   method="host"))
             continue
         rows.append(_external_row(check, member, plan.port(member), plan.creds(member, role),
                                   plan.cfg, scrub, local_engine))

@@ -514,6 +514,19 @@ class Roles:
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
 
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The ``roles`` frame (its rows are read once, when it is set: lookups are dicts)."""
+        return self._frame
+
+    @frame.setter
+    def frame(self, frame: pd.DataFrame) -> None:
+        self._frame = frame
+        self._records: list[dict[str, Any]] = frame.to_dict("records")
+        self._by_service: dict[str, dict[str, Any]] = {}
+        for rec in self._records:
+            self._by_service.setdefault(str(rec["service"]), rec)
+
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> Roles:
         """Roles from row dicts (missing columns filled)."""
@@ -529,7 +542,7 @@ class Roles:
         return cls(infer_roles(snap.containers, endpoints=snap.endpoints))
 
     def _rows(self, role: str) -> list[dict[str, Any]]:
-        rows = [r for r in self.frame.to_dict("records") if r["role"] == role]
+        rows = [r for r in self._records if r["role"] == role]
         return sorted(rows, key=lambda r: (bool(r["ambiguous"]),
                                            _CONF_RANK.get(str(r["confidence"]), 9),
                                            str(r["service"])))
@@ -544,8 +557,7 @@ class Roles:
         return found[0] if found else None
 
     def _row(self, service: str) -> dict[str, Any] | None:
-        rows = self.frame[self.frame["service"] == service]
-        return None if rows.empty else dict(rows.iloc[0])
+        return self._by_service.get(service)
 
     def role(self, service: str) -> str | None:
         """The role of ``service``, or None when the stack has no such service."""

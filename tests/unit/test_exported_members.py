@@ -9,6 +9,7 @@ EXPECTED = {
     "InputError", "NetworkErrorType", "NotFoundError", "ParameterError",
     "ProjectNotFound", "RevivadiagError", "ServiceNotFound", "Snapshot", "SnapshotMeta",
     "__version__", "snapshot", "diagnose", "Diagnosis", "draw_topology",
+    "HealthMonitor", "collect_stats", "collect_events", "EventWatcher",
 }
 
 
