@@ -30,9 +30,12 @@ from revivadiag.schemas import BOOL, LIST, empty_frame, schema, to_frame
 
 #: the frames of a snapshot, in the order they are collected
 FRAME_NAMES = ("containers", "networks", "endpoints", "ports", "env", "roles",
-               "dns", "reachability", "latency", "health")
+               "dns", "reachability", "latency", "health",
+               "engines", "swarm_nodes", "swarm_services", "swarm_tasks", "swarm_lb")
+#: the Swarm frames (empty when no engine is a Swarm manager)
+SWARM_FRAMES = ("swarm_nodes", "swarm_services", "swarm_tasks", "swarm_lb")
 #: frames an older snapshot directory may lack (read back empty)
-OPTIONAL_FRAMES = ("roles",)
+OPTIONAL_FRAMES = ("roles", "engines", *SWARM_FRAMES)
 FORMATS = ("parquet", "csv")
 META_FILE = "meta.json"
 JSON_FILE = "snapshot.json"
@@ -79,6 +82,12 @@ class Snapshot:
     reachability: pd.DataFrame
     latency: pd.DataFrame
     health: pd.DataFrame
+    #: one row per engine (see :mod:`revivadiag.collect.engines`)
+    engines: pd.DataFrame = field(default_factory=lambda: empty_frame("engines"))
+    swarm_nodes: pd.DataFrame = field(default_factory=lambda: empty_frame("swarm_nodes"))
+    swarm_services: pd.DataFrame = field(default_factory=lambda: empty_frame("swarm_services"))
+    swarm_tasks: pd.DataFrame = field(default_factory=lambda: empty_frame("swarm_tasks"))
+    swarm_lb: pd.DataFrame = field(default_factory=lambda: empty_frame("swarm_lb"))
 
     @classmethod
     def empty(cls, project: str = "") -> Snapshot:
