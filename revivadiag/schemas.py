@@ -262,6 +262,8 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("node_addr", STR, "the address the node advertises to the swarm"),
             ("host_mtu", INT, "MTU of this host's interface holding node_addr (local engines; "
                               "empty when unknown): the path an overlay's VXLAN packets take"),
+            ("ipvs", BOOL, "this host's kernel has IPVS (/proc/net/ip_vs), which Swarm's VIPs "
+                           "need (local engines; empty when unknown)"),
             ("containers", INT, "containers of the project on it"),
             ("duration_s", FLOAT, "wall time spent on it"),
             ("error", STR, "why it did not answer, short, never a secret"),
@@ -364,7 +366,8 @@ SCHEMAS: dict[str, FrameSchema] = {
             "What the diagnose runbook concludes; one row per problem or observation.",
             ("id", STR, "stable identifier, e.g. RD-NET-001"),
             ("severity", STR, "error, warning or info"),
-            ("category", STR, "policy, kpi, config, naming, proxy, source, health, roles"),
+            ("category", STR, "policy, kpi, config, naming, proxy, source, health, roles, "
+                             "engine, swarm"),
             ("title", STR, "one line"),
             ("evidence", STR, "what was observed, with values"),
             ("remediation", STR, "what to do, naming the runbook or README section that does it"),

@@ -33,7 +33,26 @@ def swarm_columns(info: Mapping[str, Any], local: bool) -> dict[str, Any]:
     return {"swarm_state": str(sw.get("LocalNodeState") or "inactive"),
             "node_id": str(sw.get("NodeID") or ""),
             "manager": bool(sw.get("ControlAvailable", False)), "node_addr": addr,
-            "host_mtu": interface_mtu(addr) if local and addr else None}
+            "host_mtu": interface_mtu(addr) if local and addr else None,
+            "ipvs": kernel_has_ipvs() if local else None}
+
+
+def kernel_has_ipvs(proc: Path = Path("/proc")) -> bool:
+    """Whether this host's kernel has IPVS loaded (built in or as the ip_vs module).
+
+    A module not yet loaded would be loaded by dockerd when Swarm needs it; ``modprobe -n``
+    tells whether it exists at all.
+    """
+    import subprocess
+
+    if (proc / "net" / "ip_vs").exists():
+        return True
+    try:
+        done = subprocess.run(["modprobe", "-n", "ip_vs"], capture_output=True, check=False,
+                              timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def interface_mtu(address: str, sys_net: Path = Path("/sys/class/net")) -> int | None:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import docker
 import docker.errors
+
 from revivadiag.engine.client import _short, connect, engine_address
 from revivadiag.errors import ParameterError
 from revivadiag.redact import redact_url

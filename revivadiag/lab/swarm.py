@@ -98,7 +98,9 @@ def _renamed(env: Any, renames: Mapping[str, str]) -> Any:
     pattern = re.compile("|".join(re.escape(k) for k in sorted(renames, key=len, reverse=True)))
 
     def fix(value: Any) -> Any:
-        return pattern.sub(lambda m: renames[m.group(0)], value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        return pattern.sub(lambda m: renames[m.group(0)], value)
 
     if isinstance(env, dict):
         return {k: fix(v) for k, v in env.items()}

@@ -44,7 +44,7 @@ def free_port() -> int:
     return pick_free_ports(1)[0]
 
 
-def _routed() -> list[ipaddress.IPv4Network]:
+def _routed() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     out = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, check=False)
     nets = []
     for line in out.stdout.splitlines():
@@ -186,7 +186,8 @@ def _mounts_under(root: Path) -> list[str]:
     except OSError:
         return []
     prefix = str(root) + "/"
-    return [ln.split()[1] for ln in lines if len(ln.split()) > 1 and ln.split()[1].startswith(prefix)]
+    points = [ln.split()[1] for ln in lines if len(ln.split()) > 1]
+    return [m for m in points if m.startswith(prefix)]
 
 
 @dataclass
