@@ -17,7 +17,7 @@ present.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -221,7 +221,7 @@ def read_project(project: str | None, docker_host: str | None = None) -> RawInve
 
 
 def read_project_secrets(
-    project: str | None, docker_host: str | None = None
+    project: str | None, docker_host: str | None = None, engines: Sequence[Any] | None = None
 ) -> tuple[str, set[str]]:
     """(the project chosen, its secret values): one container list and one inspect each.
 
@@ -231,5 +231,36 @@ def read_project_secrets(
     """
     from revivadiag.redact import secret_values
 
+    if engines:  # several: the secrets of every engine that runs the project
+        return _read_secrets_engines(project, engines)
     inventory = read_project(project, docker_host)
     return inventory.project, secret_values(inventory.containers)
+
+
+def _read_secrets_engines(project: str | None, engines: Sequence[Any]) -> tuple[str, set[str]]:
+    """(project, secrets) over several engines; raises the first engine's error only when
+    none of them runs the project (an engine that does not answer is reported by the run)."""
+    from revivadiag.engine.engines import open_engine
+    from revivadiag.redact import secret_values
+
+    found: str | None = None
+    values: set[str] = set()
+    errors: list[Exception] = []
+    for spec in engines:
+        try:
+            client = open_engine(spec)
+        except EngineError as exc:
+            errors.append(exc)
+            continue
+        try:
+            inventory = gather(client, project if found is None else found)
+        except (ProjectNotFound, EngineError) as exc:
+            errors.append(exc)
+            continue
+        finally:
+            client.close()
+        found = found or inventory.project
+        values |= secret_values(inventory.containers)
+    if found is None:
+        raise next((e for e in errors if isinstance(e, ProjectNotFound)), errors[0])
+    return found, values

@@ -126,9 +126,9 @@ def snapshot(
 
     ``engines`` (addresses or :class:`~revivadiag.engine.engines.EngineSpec`): snapshot
     ``project`` on each of them, one after the other, into one set of frames whose
-    ``engine`` column says where each row comes from. There an engine that does not answer,
-    or runs none of the project, is a row of the ``engines`` frame saying so, not an error;
-    ProjectNotFound only when no engine runs it. Without ``engines``, one engine
+    ``engine`` column says where each row comes from. With two or more, an engine that does
+    not answer, or runs none of the project, is a row of the ``engines`` frame saying so, not
+    an error; ProjectNotFound only when no engine runs it. Without ``engines``, one engine
     (``docker_host``) and EngineUnreachable, ProjectNotFound or ParameterError as they come.
     A Swarm manager's services, tasks and nodes fill the ``swarm_*`` frames.
     """
@@ -143,6 +143,8 @@ def snapshot(
     specs = as_specs(engines)
     if not specs:
         raise ParameterError("engines", [], "expected at least one engine")
+    if len(specs) == 1:  # nothing else to show: its failure is the run's
+        return _snapshot_engine(specs[0], project, options)
     return _snapshot_engines(specs, project, options)
 
 

@@ -217,11 +217,17 @@ def parse_lb(raw: RawSwarm, stack: str) -> pd.DataFrame:
                 rows.append({"engine": raw.engine, "node_id": raw.node_id,
                              "network": str(net.get("Name", "")), "network_id": nid,
                              "service": short_service(full, stack),
-                             "vip": str(svc.get("VIP", "")),
+                             "vip": _vip(svc.get("VIP")),
                              "task_name": str(task.get("Name", "")), "task_id": task_id,
                              "endpoint_ip": str(task.get("EndpointIP", "")),
                              "host_ip": str((task.get("Info") or {}).get("Host IP", ""))})
     return to_frame("swarm_lb", rows)
+
+
+def _vip(value: Any) -> str:
+    """A VIP as the verbose network view gives it (``<nil>`` for a dnsrr service) -> text."""
+    text = str(value or "")
+    return "" if text in ("<nil>", "nil") else text
 
 
 def _bare(addr: str) -> str:

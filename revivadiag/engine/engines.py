@@ -6,7 +6,8 @@ name, else the address with credentials removed) and a concurrency budget (the r
 flight to it: docker-py's connection pool size, and over ssh the channels on its one
 connection). :func:`open_engine` gives one long-lived client per engine;
 :func:`add_engine_options` / :func:`engines_from_args` are the command-line side, shared by
-every command that talks to engines (``snapshot``, ``diagnose``, ``monitor``).
+every command that talks to engines (``snapshot``, ``diagnose``, ``monitor``), live in
+:mod:`revivadiag.engine.options`.
 
 >>> [s.name for s in resolve_engines(["tcp://10.0.0.5:2375", "ssh://ops@db1"])]
 ['tcp://10.0.0.5:2375', 'ssh://ops@db1']
@@ -17,7 +18,6 @@ revivadiag.errors.ParameterError: bad docker host 'ftp://x': ...
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ from revivadiag.errors import ParameterError
 from revivadiag.redact import redact_url
 
 SCHEMES = ("unix", "tcp", "ssh", "npipe")
+
 #: requests in flight to one engine (docker-py's pool; over ssh, channels on one connection,
 #: kept below sshd's default MaxSessions of 10)
 DEFAULT_BUDGET = 8
@@ -100,6 +101,28 @@ def resolve_engines(hosts: Sequence[str] = (), contexts: Sequence[str] = (),
     return list(seen.values())
 
 
+def parse_engine_list(text: str, ssh_config: Path | None = None) -> list[EngineSpec]:
+    """Engines from one comma-separated parameter: entries with ``://`` are addresses, the
+    others Docker context names (the diagnose runbook's ``docker_host``).
+
+    >>> [s.address for s in parse_engine_list("tcp://127.0.0.1:2375, ssh://db1")]
+    ['tcp://127.0.0.1:2375', 'ssh://db1']
+    """
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return resolve_engines([t for t in items if "://" in t], [t for t in items if "://" not in t],
+                           ssh_config)
+
+
+def is_engine_list(text: str) -> bool:
+    """True when ``text`` names several engines or a context (not one plain address).
+
+    >>> is_engine_list("unix:///var/run/docker.sock"), is_engine_list("a,tcp://b:1")
+    (False, True)
+    """
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return len(items) > 1 or any("://" not in t for t in items)
+
+
 def as_specs(engines: Sequence[str | EngineSpec]) -> list[EngineSpec]:
     """Addresses or specs -> specs (the API's ``snapshot(engines=[...])``)."""
     out: list[EngineSpec] = []
@@ -120,29 +143,3 @@ def open_engine(spec: EngineSpec, timeout_s: float = 10.0) -> docker.DockerClien
     """
     return connect(spec.address, timeout_s=timeout_s, max_pool_size=spec.budget,
                    ssh_config=spec.ssh_config)
-
-
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """``--docker-host URL`` (repeatable), ``--context NAME`` (repeatable), ``--ssh-config``."""
-    group = parser.add_argument_group("engines")
-    group.add_argument("--docker-host", metavar="URL", action="append", default=None,
-                       dest="docker_hosts",
-                       help="engine address (unix://, tcp://, ssh://); repeat for several "
-                            "engines; default DOCKER_HOST, else the local socket")
-    group.add_argument("--context", metavar="NAME", action="append", default=None,
-                       dest="contexts", help="a Docker context (docker context ls); repeatable")
-    group.add_argument("--ssh-config", metavar="FILE", type=Path, default=None,
-                       help="ssh_config for ssh:// engines (default ~/.ssh/config)")
-
-
-def engines_from_args(args: argparse.Namespace) -> list[EngineSpec]:
-    """The engines the options of :func:`add_engine_options` name; empty when none was given
-    (the caller then uses its single default engine)."""
-    hosts = list(getattr(args, "docker_hosts", None) or [])
-    contexts = list(getattr(args, "contexts", None) or [])
-    ssh_config = getattr(args, "ssh_config", None)
-    if ssh_config is not None and not Path(ssh_config).is_file():
-        raise ParameterError("ssh config", str(ssh_config), "no such file")
-    if not hosts and not contexts:
-        return []
-    return resolve_engines(hosts, contexts, ssh_config)

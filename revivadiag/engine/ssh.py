@@ -38,7 +38,8 @@ def host_settings(url: str, config_file: Path | None = None) -> dict[str, Any]:
     params: dict[str, Any] = {"hostname": parts.hostname, "port": parts.port,
                               "username": parts.username}
     known: list[str] = []
-    path = (config_file or DEFAULT_CONFIG).expanduser()
+    env = os.environ.get("REVIVADIAG_SSH_CONFIG")
+    path = (config_file or (Path(env) if env else DEFAULT_CONFIG)).expanduser()
     if path.is_file():
         conf = paramiko.SSHConfig.from_path(str(path))
         host = conf.lookup(parts.hostname or "")
