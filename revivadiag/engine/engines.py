@@ -9,7 +9,7 @@ connection). :func:`open_engine` gives one long-lived client per engine;
 every command that talks to engines (``snapshot``, ``diagnose``, ``monitor``), live in
 :mod:`revivadiag.engine.options`.
 
->>> [s.name for s in resolve_engines(["tcp://10.0.0.5:2375", "ssh://ops@db1"])]
+>>> [s.label for s in resolve_engines(["tcp://10.0.0.5:2375", "ssh://ops@db1"])]
 ['tcp://10.0.0.5:2375', 'ssh://ops@db1']
 >>> resolve_engines(["ftp://x"])  # doctest: +ELLIPSIS
 Traceback (most recent call last):

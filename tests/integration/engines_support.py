@@ -55,10 +55,13 @@ def _routed() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return nets
 
 
-def free_pool() -> str:
-    """A /16 from :data:`POOL_CANDIDATES` that overlaps no route of this host."""
+def free_pool(exclude: tuple[str, ...] = ()) -> str:
+    """A /16 from :data:`POOL_CANDIDATES` that overlaps no route of this host (nor
+    ``exclude``)."""
     routed = _routed()
     for cand in POOL_CANDIDATES:
+        if cand in exclude:
+            continue
         net = ipaddress.ip_network(cand)
         if not any(net.overlaps(r) for r in routed):
             return cand
@@ -113,8 +116,11 @@ class SecondEngine:
     def start(self) -> SecondEngine:
         self.root.mkdir(parents=True, exist_ok=True)
         log = (self.root / "dockerd.log").open("wb")
+        # the daemon runs `ps` for /containers/{id}/top: a COLUMNS inherited from a terminal
+        # (pytest sets one) would cut the processes' command lines short
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

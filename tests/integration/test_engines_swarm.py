@@ -170,7 +170,7 @@ def swarm_engine(second: SecondEngine) -> Iterator[SecondEngine]:
     """The second engine as a single-node swarm for one test; always left again."""
     port = free_port()
     second.docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr",
-                  f"127.0.0.1:{port}", "--default-addr-pool", free_pool(),
+                  f"127.0.0.1:{port}", "--default-addr-pool", free_pool((second.pool,)),
                   "--data-path-port", str(_free_udp_port()))
     try:
         yield second
