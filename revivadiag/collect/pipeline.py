@@ -41,7 +41,7 @@ from revivadiag.collect.latency import measure_latency
 from revivadiag.collect.networks import parse_endpoints, parse_networks
 from revivadiag.collect.reachability import collect_reachability
 from revivadiag.collect.roles import Roles, infer_roles
-from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta
+from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta, concat_frames
 from revivadiag.collect.stack import collect_roles
 from revivadiag.collect.swarm_step import collect_swarm, swarm_columns
 from revivadiag.engine.client import describe, engine_address, is_local_address
@@ -55,7 +55,7 @@ from revivadiag.errors import (
     RevivadiagError,
 )
 from revivadiag.redact import Scrubber, project_scrubber, redact_url
-from revivadiag.schemas import empty_frame, schema, to_frame
+from revivadiag.schemas import empty_frame, to_frame
 
 METHODS = ("auto", "setns", "sidecar", "exec")
 #: the timed steps (keys of ``meta.duration_s``, with ``total``)
@@ -216,23 +216,6 @@ def merge_snapshots(parts: Sequence[Snapshot], total_s: float | None = None) -> 
                                      sum(p.meta.duration_s.get("total", 0) for p in parts), 4)
     frames = {name: concat_frames(name, [p[name] for p in parts]) for name in FRAME_NAMES}
     return Snapshot(meta, **frames)
-
-
-def concat_frames(name: str, frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Frames of one schema stacked, dtypes kept (``attrs`` frames stacked too)."""
-    full = [f for f in frames if len(f)]
-    if not full:
-        return frames[0] if frames else empty_frame(name)
-    if len(full) == 1:
-        return full[0]
-    out = pd.concat(full, ignore_index=True)
-    for col, dtype in schema(name).dtypes.items():
-        if str(out[col].dtype) != dtype:
-            out[col] = out[col].astype(dtype)
-    for key in {k for f in full for k, v in f.attrs.items() if isinstance(v, pd.DataFrame)}:
-        out.attrs[key] = pd.concat([f.attrs[key] for f in full if key in f.attrs],
-                                   ignore_index=True)
-    return out
 
 
 def _snapshot_engine(spec: EngineSpec, project: str | None, options: _Options) -> Snapshot:

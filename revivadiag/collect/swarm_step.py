@@ -17,7 +17,7 @@ import pandas as pd
 
 from revivadiag.collect import swarm
 from revivadiag.collect.inventory import RawInventory
-from revivadiag.collect.snapshot import SnapshotMeta
+from revivadiag.collect.snapshot import SnapshotMeta, concat_frames
 from revivadiag.engine.probe import ProbeEngine
 from revivadiag.errors import EngineError, ParameterError, RevivadiagError
 
@@ -118,8 +118,6 @@ def collect_swarm(client: Any, prober: ProbeEngine, engine: str, info: Mapping[s
         return out
     dns, reach = swarm.probe_rows(probes, results, engine)
     for name, extra in (("dns", dns), ("reachability", reach)):
-        base = frames[name]
-        out[name] = (pd.concat([base, extra], ignore_index=True) if len(base) and len(extra)
-                     else (extra if len(extra) else base))
-        out[name].attrs = base.attrs
+        out[name] = concat_frames(name, [frames[name], extra])
+        out[name].attrs = dict(frames[name].attrs)
     return out

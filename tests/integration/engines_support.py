@@ -146,9 +146,13 @@ class SecondEngine:
 
     def docker(self, *args: str, check: bool = True,
                timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
-        """Run the docker CLI against this engine."""
-        return subprocess.run(["docker", "-H", self.unix_url, *args], capture_output=True,
-                              text=True, check=check, timeout=timeout_s)
+        """Run the docker CLI against this engine (``check``: a failure raises with its
+        stderr)."""
+        done = subprocess.run(["docker", "-H", self.unix_url, *args], capture_output=True,
+                              text=True, check=False, timeout=timeout_s)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args[:2])}: {done.stderr.strip()[-500:]}")
+        return done
 
     def load_images(self, images: list[str]) -> None:
         """Copy ``images`` from the shared engine: ``docker save`` piped into ``docker load``."""

@@ -182,11 +182,19 @@ def swarm_engine(second: SecondEngine) -> Iterator[SecondEngine]:
 
 
 def _free_udp_port() -> int:
+    """A UDP port free here in the range Swarm takes for its VXLAN port (1024-49151)."""
+    import random
     import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for _ in range(50):
+        port = random.randint(40000, 49151)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free UDP port for the VXLAN data path")
 
 
 def _deploy(engine: SecondEngine, mode: str, tmp: Path) -> str:
