@@ -90,6 +90,8 @@ class SecondEngine:
     root: Path
     tcp_port: int = field(default_factory=free_port)
     pool: str = field(default_factory=free_pool)
+    #: argv run before dockerd's, e.g. ``nsenter --net=/run/netns/NAME`` (its own netns)
+    wrap: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     _rule: list[str] = field(default_factory=list)
 
@@ -106,7 +108,7 @@ class SecondEngine:
         return f"tcp://127.0.0.1:{self.tcp_port}"
 
     def argv(self) -> list[str]:
-        return ["dockerd", "--host", self.unix_url, "--host", self.tcp_url,
+        return [*self.wrap, "dockerd", "--host", self.unix_url, "--host", self.tcp_url,
                 "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "x"),
                 "--pidfile", str(self.root / "dockerd.pid"), "--bridge=none",
                 "--iptables=false", "--ip-masq=false", "--ip-forward=false",

@@ -44,9 +44,8 @@ class TwoNodes:
         pool_b = free_pool((pool_a,))
         self.swarm_pool = free_pool((pool_a, pool_b))
         self.manager = SecondEngine(Path(f"/tmp/rdt{tag}m"), pool=pool_a)
-        self.worker = SecondEngine(Path(f"/tmp/rdt{tag}w"), pool=pool_b)
-        plain = self.worker.argv
-        self.worker.argv = lambda: ["nsenter", f"--net=/run/netns/{self.ns}", *plain()]
+        self.worker = SecondEngine(Path(f"/tmp/rdt{tag}w"), pool=pool_b,
+                                   wrap=["nsenter", f"--net=/run/netns/{self.ns}"])
         self.stack = f"rdt{tag}"
 
     def start(self) -> TwoNodes:
