@@ -102,9 +102,10 @@ def _service(nodes: TwoNodes, name: str, mode: str) -> None:
 def _running(nodes: TwoNodes, count: int) -> None:
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
-        out = nodes.manager.docker("service", "ls", "--filter",
-                                   f"label=com.docker.stack.namespace={nodes.stack}",
-                                   "--format", "{{.Replicas}}").stdout.split()
+        lines = nodes.manager.docker("service", "ls", "--filter",
+                                     f"label=com.docker.stack.namespace={nodes.stack}",
+                                     "--format", "{{.Replicas}}").stdout.splitlines()
+        out = [ln.split()[0] for ln in lines if ln.strip()]  # "2/2 (max 1 per node)"
         if len(out) == count and all(r.split("/")[0] == r.split("/")[1] for r in out):
             return
         time.sleep(1)
