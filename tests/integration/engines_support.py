@@ -272,9 +272,10 @@ class Sshd:
         return f"ssh://{alias}", config
 
     def connections(self) -> int:
-        """Connections sshd accepted so far (its log's 'Connection from' lines)."""
+        """Logins so far (its log's 'Accepted publickey' lines; the readiness probe of
+        :meth:`start` connects but never logs in)."""
         log = self.root / "sshd.log"
-        return log.read_text(errors="replace").count("Connection from") if log.exists() else 0
+        return log.read_text(errors="replace").count("Accepted publickey") if log.exists() else 0
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -33,7 +33,7 @@ from revivadiag.lab.state import generate_secrets
 from revivadiag.lab.swarm import stack_deploy, stack_rm, write_swarm_ready
 
 pytestmark = pytest.mark.integration
-DEPLOY_WAIT_S = 90.0
+DEPLOY_WAIT_S = 180.0
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +217,9 @@ def _wait_tasks(engine: SecondEngine, stack: str, services: set[str]) -> None:
         if services <= up:
             return
         time.sleep(1)
-    raise AssertionError(f"{stack}: {services} not all running")
+    state = engine.docker("stack", "ps", "--no-trunc", "--format",
+                          "{{.Name}} {{.CurrentState}} {{.Error}}", stack, check=False).stdout
+    raise AssertionError(f"{stack}: {services} not all running:\n{state[-1500:]}")
 
 
 def test_swarm_vip_mode_without_ipvs(swarm_engine: SecondEngine, tmp_path: Path) -> None:
