@@ -136,10 +136,14 @@ def as_specs(engines: Sequence[str | EngineSpec]) -> list[EngineSpec]:
     return out
 
 
-def open_engine(spec: EngineSpec, timeout_s: float = 10.0) -> docker.DockerClient:
+def open_engine(spec: EngineSpec, timeout_s: float | None = None) -> docker.DockerClient:
     """One long-lived client for ``spec``, with at most ``spec.budget`` requests in flight.
 
-    Raises EngineUnreachable naming the (redacted) address when it does not answer.
+    ``timeout_s``: per request; default 10 s, 30 s over ssh:// (each new channel starts
+    ``docker system dial-stdio`` on the far side). Raises EngineUnreachable naming the
+    (redacted) address when it does not answer.
     """
+    if timeout_s is None:
+        timeout_s = 30.0 if spec.address.startswith("ssh://") else 10.0
     return connect(spec.address, timeout_s=timeout_s, max_pool_size=spec.budget,
                    ssh_config=spec.ssh_config)

@@ -125,7 +125,7 @@ def test_two_engines_one_over_ssh(second: SecondEngine, second_lab: LabConfig, s
     before = sshd.connections()
     snap = rd.snapshot(project=lab_current.prefix, samples=2,
                        engines=[SHARED, EngineSpec(url, ssh_config=config)])
-    assert list(snap.engines["status"]) == ["ok", "ok"]
+    assert list(snap.engines["status"]) == ["ok", "ok"], snap.engines["error"].tolist()
     remote = snap.engines[snap.engines["engine"] == url].iloc[0]
     assert (bool(remote["local"]), remote["method"]) == (False, "sidecar")
     assert sorted(snap.containers[snap.containers["engine"] == url]["name"]) == sorted(
@@ -237,7 +237,8 @@ def test_swarm_vip_mode_without_ipvs(swarm_engine: SecondEngine, tmp_path: Path)
         dns = snap.dns[snap.dns["query_kind"].isin(["swarm_service", "swarm_tasks"])]
         db_vip = svc.loc["database", "vips"][0].rsplit(":", 1)[1].split("/")[0]
         by_query = {q: set(g["answers"].sum()) for q, g in dns.groupby("query")}
-        assert by_query["database"] == {db_vip}
+        shown = dns[["source_service", "query", "answers", "rcode", "error"]].to_string()
+        assert by_query["database"] == {db_vip}, shown
         task_ips = {a.rsplit(":", 1)[1].split("/")[0] for a in snap.swarm_tasks[
             (snap.swarm_tasks["service"] == "database")
             & (snap.swarm_tasks["state"] == "running")]["addresses"].sum()}
