@@ -72,6 +72,10 @@ BOOL = "boolean"
 TS = "datetime64[ns, UTC]"
 LIST = "object"
 
+#: the last column of every snapshot frame: which engine the row came from
+ENGINE_COLUMN = ("engine", "string", "the engine the row comes from: its Docker context name, "
+                                     "else its address with credentials removed")
+
 SCHEMAS: dict[str, FrameSchema] = {
     s.name: s
     for s in (
@@ -91,6 +95,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("pid", INT, "host PID of its init process, 0 when not running"),
             ("exposed_ports", LIST, "ports the image/container exposes, e.g. '5432/tcp'"),
             ("labels", STR, "JSON object of its labels, secret-looking values redacted"),
+            ENGINE_COLUMN,
         ),
         _s(
             "networks",
@@ -102,6 +107,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("gateway", STR, "IPv4 gateway"),
             ("internal", BOOL, "internal networks have no route out"),
             ("project", STR, "compose project label of the network, if any"),
+            ENGINE_COLUMN,
         ),
         _s(
             "endpoints",
@@ -112,6 +118,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("ipv4", STR, "address on that network"),
             ("aliases", LIST, "network aliases (list of str)"),
             ("dns_names", LIST, "every name Docker's resolver answers for it there"),
+            ENGINE_COLUMN,
         ),
         _s(
             "ports",
@@ -122,6 +129,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("protocol", STR, "tcp or udp"),
             ("host_ip", STR, "host address it is bound to"),
             ("host_port", INT, "host port"),
+            ENGINE_COLUMN,
         ),
         _s(
             "env",
@@ -131,6 +139,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("key", STR, "variable name"),
             ("value", STR, "value, or '***' when sensitive"),
             ("is_sensitive", BOOL, "the value was redacted"),
+            ENGINE_COLUMN,
         ),
         _s(
             "dns",
@@ -153,6 +162,7 @@ SCHEMAS: dict[str, FrameSchema] = {
                                  "or empty when nothing was asked (NOT_ASKED)"),
             ("inferred", BOOL, "true when this source did not ask itself (measured_on differs): "
                                "Docker answers every container on the same networks alike"),
+            ENGINE_COLUMN,
         ),
         _s(
             "reachability",
@@ -180,6 +190,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("inferred", BOOL, "true when no connect was made from this source to this target "
                                "port: carried over from measured_on (same networks, so Docker "
                                "isolates them alike) or decided by the name lookup"),
+            ENGINE_COLUMN,
         ),
         _s(
             "latency",
@@ -196,6 +207,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("mean_ms", FLOAT, "mean"),
             ("method", STR, "setns, sidecar, exec or host"),
             ("error_type", STR, "the most frequent NetworkErrorType among failures"),
+            ENGINE_COLUMN,
         ),
         _s(
             "health",
@@ -210,6 +222,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("error_type", STR, "a NetworkErrorType when unhealthy"),
             ("detail", STR, "short explanation, never a secret"),
             ("method", STR, "setns, sidecar, exec or host"),
+            ENGINE_COLUMN,
         ),
         _s(
             "roles",
@@ -229,6 +242,93 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("alternatives", STR, "the other candidates when ambiguous"),
             ("route", STR, "the proxy location that forwards to it (e.g. /api/), when known"),
             ("http_path", STR, "HTTP path that answered (backend: direct; proxy: through it)"),
+            ENGINE_COLUMN,
+        ),
+        _s(
+            "engines",
+            "One row per engine of a snapshot: did it answer, what it is, its Swarm role.",
+            ("engine", STR, "the engine's name (its context name, else its redacted address)"),
+            ("address", STR, "unix://, tcp:// or ssh:// address, credentials removed"),
+            ("status", STR, "ok, unreachable (nothing answered), no_project (it answered but "
+                            "runs no container of the project) or error"),
+            ("server_version", STR, "Docker Engine version"),
+            ("api_version", STR, "API version negotiated"),
+            ("local", BOOL, "the engine runs on this host (setns is possible)"),
+            ("method", STR, "probe method used there: setns, sidecar or exec"),
+            ("swarm_state", STR, "inactive, pending, active, error or locked"),
+            ("node_id", STR, "its Swarm node id, empty outside Swarm"),
+            ("manager", BOOL, "it is a Swarm manager (the manager's view of services and "
+                              "tasks is read from it)"),
+            ("node_addr", STR, "the address the node advertises to the swarm"),
+            ("host_mtu", INT, "MTU of this host's interface holding node_addr (local engines; "
+                              "empty when unknown): the path an overlay's VXLAN packets take"),
+            ("ipvs", BOOL, "this host's kernel has IPVS (/proc/net/ip_vs), which Swarm's VIPs "
+                           "need (local engines; empty when unknown)"),
+            ("containers", INT, "containers of the project on it"),
+            ("duration_s", FLOAT, "wall time spent on it"),
+            ("error", STR, "why it did not answer, short, never a secret"),
+        ),
+        _s(
+            "swarm_nodes",
+            "Swarm nodes, as a manager lists them.",
+            ("engine", STR, "the manager engine that listed them"),
+            ("node_id", STR, "node id"),
+            ("hostname", STR, "node hostname"),
+            ("role", STR, "manager or worker"),
+            ("availability", STR, "active, pause or drain"),
+            ("state", STR, "ready, down, unknown, disconnected"),
+            ("addr", STR, "address the node is reached at"),
+            ("leader", BOOL, "the manager leader"),
+            ("engine_version", STR, "its Docker Engine version"),
+        ),
+        _s(
+            "swarm_services",
+            "Swarm services of the stack: replicas desired and running, endpoint mode, VIPs.",
+            ("engine", STR, "the manager engine that listed them"),
+            ("service_id", STR, "service id"),
+            ("name", STR, "full service name (<stack>_<service>)"),
+            ("service", STR, "the name inside the stack (what the tasks resolve)"),
+            ("stack", STR, "com.docker.stack.namespace label"),
+            ("image", STR, "image, digest removed"),
+            ("mode", STR, "replicated or global"),
+            ("replicas_desired", INT, "replicas asked for (global: nodes that should run one)"),
+            ("replicas_running", INT, "tasks in state running"),
+            ("endpoint_mode", STR, "vip or dnsrr"),
+            ("vips", LIST, "virtual IPs, network:address/prefix (vip mode only)"),
+            ("networks", LIST, "networks it is attached to"),
+            ("ports", LIST, "target ports it serves (from the image and the roles), as str"),
+            ("update_order", STR, "stop-first or start-first"),
+        ),
+        _s(
+            "swarm_tasks",
+            "Swarm tasks of the stack, as the manager records them.",
+            ("engine", STR, "the manager engine that listed them"),
+            ("task_id", STR, "task id"),
+            ("service", STR, "the name inside the stack"),
+            ("slot", INT, "replica slot (empty for a global service)"),
+            ("node_id", STR, "node it is scheduled on"),
+            ("node", STR, "that node's hostname"),
+            ("desired_state", STR, "running, shutdown, ..."),
+            ("state", STR, "running, starting, failed, shutdown, ..."),
+            ("container_id", STR, "its container (empty before it starts)"),
+            ("addresses", LIST, "network:address of each attachment"),
+            ("error", STR, "the task's error message, when any"),
+            ("updated_at", TS, "when its status last changed"),
+        ),
+        _s(
+            "swarm_lb",
+            "Each node's view of a network's endpoints (GET /networks/{id}?verbose=true): what "
+            "its load balancer and DNS hold, to compare with the tasks the manager runs.",
+            ("engine", STR, "the engine whose view this is"),
+            ("node_id", STR, "its Swarm node id"),
+            ("network", STR, "network name"),
+            ("network_id", STR, "network id"),
+            ("service", STR, "the name inside the stack"),
+            ("vip", STR, "the service's VIP on that network (empty for dnsrr)"),
+            ("task_name", STR, "<stack>_<service>.<slot>.<task id>"),
+            ("task_id", STR, "the task id parsed from task_name"),
+            ("endpoint_ip", STR, "the address the node would send the task's traffic to"),
+            ("host_ip", STR, "the node that task runs on, as this node knows it"),
         ),
         _s(
             "violations",
@@ -266,7 +366,8 @@ SCHEMAS: dict[str, FrameSchema] = {
             "What the diagnose runbook concludes; one row per problem or observation.",
             ("id", STR, "stable identifier, e.g. RD-NET-001"),
             ("severity", STR, "error, warning or info"),
-            ("category", STR, "policy, kpi, config, naming, proxy, source, health, roles"),
+            ("category", STR, "policy, kpi, config, naming, proxy, source, health, roles, "
+                             "engine, swarm"),
             ("title", STR, "one line"),
             ("evidence", STR, "what was observed, with values"),
             ("remediation", STR, "what to do, naming the runbook or README section that does it"),

@@ -35,6 +35,7 @@ from revivadiag.analyze.kpis import compute_kpis
 from revivadiag.analyze.policy import Policy, compare, load_policy
 from revivadiag.analyze.proxy_audit import declared_watcher
 from revivadiag.analyze.source_audit import audit_source
+from revivadiag.analyze.swarm import swarm_findings
 from revivadiag.collect.live_facts import ReuseMeasurement
 from revivadiag.collect.roles import Roles, declared_networks
 from revivadiag.collect.snapshot import Snapshot, records
@@ -169,6 +170,7 @@ def diagnose(
     findings = build_findings(violations=violations, kpis=kpis, checks=checks,
                               health=snapshot.health, source_findings=source,
                               roles=roles.problems(),
-                              policy_problems=[(p, policy_severity) for p in problems])
+                              policy_problems=[(p, policy_severity) for p in problems],
+                              extra=swarm_findings(snapshot))
     return Diagnosis(snapshot.project, env, findings, kpis, violations, checks, source, reuse,
                      pol.origin, notes, roles.frame, problems)

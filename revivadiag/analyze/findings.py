@@ -34,6 +34,7 @@ ENVCONF = "README § Environment configuration"
 KPI = "README § Performance KPIs"
 SOURCE = "README § Source audit (revivadiag audit-source)"
 HEALTH = "runbooks/diagnose.ipynb health table (README § Diagnose)"
+ENGINES = "README § Several engines and Swarm"
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,34 @@ CATALOGUE: dict[str, Entry] = {e.id: e for e in (
        f"Read BACKEND_INTERNAL_URL, DATABASE_INTERNAL_HOST, REDIS_INTERNAL_URL: {SOURCE}"),
     _e("RD-SRC-003", "warning", "source", "Source and config name containers instead of services",
        f"Use the compose service names: {SOURCE}; {MIGRATE}"),
+    _e("RD-ENG-001", "error", "engine", "An engine did not answer: its rows are missing",
+       f"Check the address (docker -H URL info), the ssh key and known_hosts, or the context: "
+       f"{ENGINES}"),
+    _e("RD-SWM-001", "error", "swarm",
+       "A service's VIP answers nothing while its tasks do",
+       "VIP load balancing needs IPVS in the kernel of every node (CONFIG_IP_VS, module ip_vs); "
+       "where it is missing, set `deploy: endpoint_mode: dnsrr` on the service (clients then "
+       f"resolve the tasks' addresses and must re-resolve): {ENGINES}"),
+    _e("RD-SWM-002", "error", "swarm", "A service runs fewer replicas than desired",
+       "docker service ps --no-trunc SERVICE shows why its tasks fail (a failing health check, "
+       f"a dependency unreachable, a placement constraint, an image missing on a node): {ENGINES}"),
+    _e("RD-SWM-003", "error", "swarm",
+       "A node's load balancer holds a task that no longer runs (stale backend)",
+       "Traffic to the service is partly sent nowhere. Force a refresh: docker service update "
+       f"--force SERVICE; if it persists, restart dockerd on that node (moby#25985): {ENGINES}"),
+    _e("RD-SWM-004", "error", "swarm",
+       "A running task is missing from a node's load balancer (divergence)",
+       "That node never sends traffic to the task: check the gossip ports (7946 tcp/udp) "
+       f"between nodes, then docker service update --force SERVICE: {ENGINES}"),
+    _e("RD-SWM-005", "warning", "swarm",
+       "Pooled connections will cross IPVS's 900 s idle timeout",
+       "IPVS silently forgets connections idle for 900 s; the next query on a pooled database "
+       "or Redis connection then hangs or resets. Enable TCP keepalive below 900 s in the "
+       "client (libpq keepalives_idle=300, redis-py socket_keepalive) or recycle pooled "
+       f"connections sooner, or use endpoint_mode: dnsrr for the database: {ENGINES}"),
+    _e("RD-SWM-006", "error", "swarm", "An overlay network's MTU exceeds the path's",
+       "VXLAN adds 50 bytes: set the overlay's com.docker.network.driver.mtu to the path MTU "
+       f"minus 50 (driver_opts in the compose file): {ENGINES}"),
 )}
 
 #: config check id -> finding id (a ``warn`` status lowers an error to a warning)
@@ -256,14 +285,18 @@ def build_findings(
     source_findings: pd.DataFrame | None = None,
     roles: list[str] | None = None,
     policy_problems: list[tuple[str, str]] | None = None,
+    extra: list[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """The ``findings`` frame from whichever analysis frames are given.
 
     ``roles``: one line per ambiguous or undecided role
     (:meth:`~revivadiag.collect.roles.Roles.problems`); ``policy_problems``: (line,
-    severity) per name the policy uses that the stack lacks.
+    severity) per name the policy uses that the stack lacks; ``extra``: (finding id,
+    evidence) pairs from other analyses (:func:`revivadiag.analyze.swarm.swarm_findings`).
     """
     c = _Collector()
+    for fid, evidence in extra or []:
+        c.add(fid, evidence)
     for line in roles or []:
         c.add("RD-ROLE-001", line)
     for line, severity in policy_problems or []:

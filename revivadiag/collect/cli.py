@@ -1,8 +1,12 @@
 """``revivadiag snapshot``: collect every frame, write them to a directory and/or print JSON.
 
     revivadiag snapshot [--project P] [--out DIR] [--format parquet|csv] [--json -|FILE]
-                        [--docker-host URL] [--method auto|setns|sidecar|exec] [--samples N]
-                        [--progress] [--full]
+                        [--docker-host URL ...] [--context NAME ...] [--ssh-config FILE]
+                        [--method auto|setns|sidecar|exec] [--samples N] [--progress] [--full]
+
+``--docker-host`` and ``--context`` repeat: every engine named is snapshotted into one set of
+frames (their ``engine`` column), and one that does not answer is an ``engines`` row saying
+so. With none, DOCKER_HOST or the local socket, and an unreachable engine exits 2.
 
 ``--json -`` prints exactly one JSON object on stdout (frame name -> list of records) and
 nothing else; the progress bar goes to stderr, shown when stderr is a terminal or with
@@ -19,6 +23,7 @@ import sys
 from pathlib import Path
 
 from revivadiag.collect.pipeline import METHODS, snapshot
+from revivadiag.engine.options import add_engine_options, engines_from_args
 from revivadiag.outpaths import check_output_dir, check_output_file
 
 FORMATS = ("parquet", "csv")
@@ -39,8 +44,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--format", choices=FORMATS, default="parquet", help="frame file format")
     p.add_argument("--json", metavar="FILE", dest="json_out",
                    help="write the frames as one JSON object to FILE ('-' for stdout)")
-    p.add_argument("--docker-host", metavar="URL", help="engine address (unix://, tcp://, "
-                                                         "ssh://); default DOCKER_HOST")
     p.add_argument("--method", choices=METHODS, default="auto", help="probe method")
     p.add_argument("--samples", type=_positive_int, default=20, metavar="N",
                    help="HTTP samples per latency path (default 20)")
@@ -49,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--full", action="store_true", help="probe from every container itself "
                    "(default: one container per set of networks stands for the others; the rows "
                    "say which in measured_on / inferred)")
+    add_engine_options(p)
     p.set_defaults(func=run)
 
 
@@ -69,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json_out not in (None, "-"):
         check_output_file(Path(args.json_out))
     progress = bool(args.progress) or sys.stderr.isatty()
-    snap = snapshot(project=args.project, docker_host=args.docker_host, samples=args.samples,
-                    method=args.method, progress=progress, full=args.full)
+    engines = engines_from_args(args)
+    snap = snapshot(project=args.project, samples=args.samples, method=args.method,
+                    progress=progress, full=args.full, engines=engines or None)
     if args.out is not None:
         snap.write(args.out, format=args.format)
         print(f"snapshot of {snap.project!r} written to {args.out}", file=sys.stderr)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from revivadiag.collect.inventory import NUMBER_LABEL, PROJECT_LABEL, SERVICE_LABEL
+from revivadiag.collect.inventory import NUMBER_LABEL, PROJECT_LABEL, SERVICE_LABEL, STACK_LABEL
 from revivadiag.redact import MASK, is_sensitive_label, redact_url
 from revivadiag.schemas import to_frame
 
@@ -70,6 +70,8 @@ def compose_identity(
     """(project, service, number) of a container: labels first, then its name."""
     labels = _labels(inspect)
     name = container_name(inspect)
+    if not labels.get(PROJECT_LABEL) and labels.get(STACK_LABEL):
+        return swarm_identity(labels, name)
     parsed = parse_compose_name(name, labels.get(PROJECT_LABEL) or project)
     proj = labels.get(PROJECT_LABEL) or (parsed[0] if parsed else (project or ""))
     service = labels.get(SERVICE_LABEL) or (parsed[1] if parsed else name)
@@ -78,6 +80,21 @@ def compose_identity(
         parsed[2] if parsed else None
     )
     return proj, service, number
+
+
+def swarm_identity(labels: Mapping[str, str], name: str) -> tuple[str, str, int | None]:
+    """(stack, service in the stack, slot) of a Swarm task's container.
+
+    >>> swarm_identity({STACK_LABEL: "shop", "com.docker.swarm.service.name": "shop_api"},
+    ...                "shop_api.2.k3x9")
+    ('shop', 'api', 2)
+    """
+    from revivadiag.collect.swarm import SWARM_SERVICE_LABEL, parse_task_name, short_service
+
+    stack = str(labels.get(STACK_LABEL, ""))
+    full, slot, _ = parse_task_name(name)
+    service = short_service(str(labels.get(SWARM_SERVICE_LABEL) or full), stack)
+    return stack, service, slot
 
 
 def container_name(inspect: Mapping[str, Any]) -> str:

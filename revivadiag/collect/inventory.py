@@ -17,7 +17,7 @@ present.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +30,8 @@ from revivadiag import seed
 from revivadiag.errors import EngineError, EngineUnreachable, ProjectNotFound
 
 PROJECT_LABEL = "com.docker.compose.project"
+#: a Swarm stack's containers carry this instead (``docker stack deploy``): read as the project
+STACK_LABEL = "com.docker.stack.namespace"
 SERVICE_LABEL = "com.docker.compose.service"
 NUMBER_LABEL = "com.docker.compose.container-number"
 #: the project used when several run and none was asked for (the seed's stack)
@@ -60,8 +62,17 @@ class RawInventory:
 
 def projects_of(summaries: Iterable[Mapping[str, Any]]) -> list[str]:
     """Sorted compose project names found in container list entries."""
-    names = {str((s.get("Labels") or {}).get(PROJECT_LABEL, "")) for s in summaries}
+    names = {project_label(s.get("Labels") or {}) for s in summaries}
     return sorted(n for n in names if n)
+
+
+def project_label(labels: Mapping[str, Any]) -> str:
+    """The compose project of a container's labels, else its Swarm stack, else ``""``.
+
+    >>> project_label({STACK_LABEL: "shop"}), project_label({})
+    ('shop', '')
+    """
+    return str(labels.get(PROJECT_LABEL) or labels.get(STACK_LABEL) or "")
 
 
 def choose_project(requested: str | None, known: list[str]) -> str:
@@ -101,12 +112,24 @@ def list_project(
     """(project chosen, its container list entries, API calls made): usually one call."""
     if project is not None:
         summaries = _list(client, {"label": f"{PROJECT_LABEL}={project}"})
+        calls = 1
+        if not summaries:  # a Swarm stack of that name?
+            summaries, calls = _list(client, {"label": f"{STACK_LABEL}={project}"}), 2
         if not summaries:
-            raise ProjectNotFound(project, projects_of(_list(client, {"label": PROJECT_LABEL})))
-        return project, summaries, 1
-    every = _list(client, {"label": PROJECT_LABEL})
+            raise ProjectNotFound(project, projects_of(_every(client)))
+        return project, summaries, calls
+    every = _every(client)
     chosen = choose_project(None, projects_of(every))
-    return chosen, [s for s in every if (s.get("Labels") or {}).get(PROJECT_LABEL) == chosen], 1
+    return chosen, [s for s in every if project_label(s.get("Labels") or {}) == chosen], 2
+
+
+def _every(client: docker.DockerClient) -> list[Inspect]:
+    """Every container of a compose project or a Swarm stack (two list calls)."""
+    seen: dict[str, Inspect] = {}
+    for label in (PROJECT_LABEL, STACK_LABEL):
+        for s in _list(client, {"label": label}):
+            seen.setdefault(str(s.get("Id")), s)
+    return list(seen.values())
 
 
 def inspect_containers(
@@ -198,7 +221,7 @@ def read_project(project: str | None, docker_host: str | None = None) -> RawInve
 
 
 def read_project_secrets(
-    project: str | None, docker_host: str | None = None
+    project: str | None, docker_host: str | None = None, engines: Sequence[Any] | None = None
 ) -> tuple[str, set[str]]:
     """(the project chosen, its secret values): one container list and one inspect each.
 
@@ -208,5 +231,36 @@ def read_project_secrets(
     """
     from revivadiag.redact import secret_values
 
+    if engines:  # several: the secrets of every engine that runs the project
+        return _read_secrets_engines(project, engines)
     inventory = read_project(project, docker_host)
     return inventory.project, secret_values(inventory.containers)
+
+
+def _read_secrets_engines(project: str | None, engines: Sequence[Any]) -> tuple[str, set[str]]:
+    """(project, secrets) over several engines; raises the first engine's error only when
+    none of them runs the project (an engine that does not answer is reported by the run)."""
+    from revivadiag.engine.engines import open_engine
+    from revivadiag.redact import secret_values
+
+    found: str | None = None
+    values: set[str] = set()
+    errors: list[Exception] = []
+    for spec in engines:
+        try:
+            client = open_engine(spec)
+        except EngineError as exc:
+            errors.append(exc)
+            continue
+        try:
+            inventory = gather(client, project if found is None else found)
+        except (ProjectNotFound, EngineError) as exc:
+            errors.append(exc)
+            continue
+        finally:
+            client.close()
+        found = found or inventory.project
+        values |= secret_values(inventory.containers)
+    if found is None:
+        raise next((e for e in errors if isinstance(e, ProjectNotFound)), errors[0])
+    return found, values

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from revivadiag.collect.containers import compose_identity, container_name
-from revivadiag.collect.inventory import PROJECT_LABEL
+from revivadiag.collect.inventory import project_label
 from revivadiag.schemas import to_frame
 
 Row = dict[str, Any]
@@ -48,7 +48,7 @@ def parse_network(network: Mapping[str, Any]) -> Row:
         "subnet": subnet,
         "gateway": gateway,
         "internal": bool(network.get("Internal", False)),
-        "project": (network.get("Labels") or {}).get(PROJECT_LABEL, ""),
+        "project": project_label(network.get("Labels") or {}),
     }
 
 

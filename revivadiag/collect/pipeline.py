@@ -22,12 +22,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import docker
+import docker.errors
 import pandas as pd
+import requests.exceptions
 from tqdm import tqdm
 
 from revivadiag.collect.containers import parse_containers, parse_ports
@@ -39,18 +42,29 @@ from revivadiag.collect.latency import measure_latency
 from revivadiag.collect.networks import parse_endpoints, parse_networks
 from revivadiag.collect.reachability import collect_reachability
 from revivadiag.collect.roles import Roles, infer_roles
-from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta
+from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta, concat_frames
 from revivadiag.collect.stack import collect_roles
-from revivadiag.engine.client import connect, describe
+from revivadiag.collect.swarm_step import collect_swarm, swarm_columns
+from revivadiag.engine.client import describe, engine_address, is_local_address
+from revivadiag.engine.engines import EngineSpec, as_specs, open_engine
 from revivadiag.engine.probe import ProbeEngine, prestart
-from revivadiag.errors import EngineError, ParameterError, RevivadiagError
+from revivadiag.errors import (
+    EngineError,
+    EngineUnreachable,
+    ParameterError,
+    ProjectNotFound,
+    RevivadiagError,
+)
 from revivadiag.redact import Scrubber, project_scrubber, redact_url
-from revivadiag.schemas import empty_frame
+from revivadiag.schemas import empty_frame, to_frame
 
 METHODS = ("auto", "setns", "sidecar", "exec")
 #: the timed steps (keys of ``meta.duration_s``, with ``total``)
 STEPS = ("connect", "inventory", "api_frames", "roles", "dns", "reachability", "latency",
-         "health")
+         "health", "swarm")
+#: the frames one engine's collection fills whose rows carry that engine's name
+PER_ENGINE_FRAMES = ("containers", "networks", "endpoints", "ports", "env", "roles", "dns",
+                     "reachability", "latency", "health")
 #: a normalised compose dict, or a loader given the snapshot so far (``project`` and the API
 #: frames as attributes: what :func:`revivadiag.collect.compose.declared_project` reads)
 ComposeSource = Mapping[str, Any] | Callable[[Any], Mapping[str, Any] | None] | None
@@ -98,6 +112,7 @@ def snapshot(
     policy: Any = None,
     compose: ComposeSource = None,
     full: bool = False,
+    engines: Sequence[str | EngineSpec] | None = None,
 ) -> Snapshot:
     """Every frame of ``project`` (default: the only compose project, else the seed's).
 
@@ -108,24 +123,118 @@ def snapshot(
     config --format json``) or a loader given the files the containers' labels name, for
     ``x-revivadiag`` role declarations. ``full``: every container asks every name and
     connects to every target port itself, instead of one container per set of networks
-    standing for the others (the rows say which: ``measured_on``, ``inferred``). Raises
-    EngineUnreachable, ProjectNotFound or ParameterError.
+    standing for the others (the rows say which: ``measured_on``, ``inferred``).
+
+    ``engines`` (addresses or :class:`~revivadiag.engine.engines.EngineSpec`): snapshot
+    ``project`` on each of them, one after the other, into one set of frames whose
+    ``engine`` column says where each row comes from. With two or more, an engine that does
+    not answer, or runs none of the project, is a row of the ``engines`` frame saying so, not
+    an error; ProjectNotFound only when no engine runs it. Without ``engines``, one engine
+    (``docker_host``) and EngineUnreachable, ProjectNotFound or ParameterError as they come.
+    A Swarm manager's services, tasks and nodes fill the ``swarm_*`` frames.
     """
     if method not in METHODS:
         raise ParameterError("method", method, f"expected one of {', '.join(METHODS)}")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ParameterError("samples", samples, "expected an integer >= 1")
+    options = _Options(samples, method, progress, health_config, _policy_roles(policy),
+                       compose, full)
+    if engines is None:
+        return _snapshot_engine(EngineSpec(engine_address(docker_host)), project, options)
+    specs = as_specs(engines)
+    if not specs:
+        raise ParameterError("engines", [], "expected at least one engine")
+    if len(specs) == 1:  # nothing else to show: its failure is the run's
+        return _snapshot_engine(specs[0], project, options)
+    return _snapshot_engines(specs, project, options)
+
+
+@dataclass(frozen=True)
+class _Options:
+    samples: int
+    method: str
+    progress: bool
+    health_config: HealthConfig | None
+    policy_roles: Mapping[str, Sequence[str]]
+    compose: ComposeSource
+    full: bool
+
+
+def _snapshot_engines(specs: Sequence[EngineSpec], project: str | None,
+                      options: _Options) -> Snapshot:
+    """One snapshot per engine, merged; failures become ``engines`` rows."""
+    started = time.perf_counter()
+    parts: list[Snapshot] = []
+    missing: list[ProjectNotFound] = []
+    for spec in specs:
+        t0 = time.perf_counter()
+        try:
+            parts.append(_snapshot_engine(spec, project, options))
+        except ProjectNotFound as exc:
+            missing.append(exc)
+            parts.append(_failed_part(spec, project, "no_project", str(exc), t0))
+        except EngineError as exc:
+            parts.append(_failed_part(spec, project, "unreachable"
+                                      if isinstance(exc, EngineUnreachable) else "error",
+                                      str(exc), t0))
+    if len(missing) == len(specs):
+        raise missing[0]
+    return merge_snapshots(parts, time.perf_counter() - started)
+
+
+def _failed_part(spec: EngineSpec, project: str | None, status: str, error: str,
+                 t0: float) -> Snapshot:
+    snap = Snapshot.empty(project or "")
+    snap.meta.engine_address = redact_url(spec.address)
+    snap.meta.notes.append(f"engine {spec.label}: {status}: {error}")
+    snap.engines = to_frame("engines", [{
+        "engine": spec.label, "address": redact_url(spec.address), "status": status,
+        "local": is_local_address(spec.address), "error": error[:300],
+        "duration_s": round(time.perf_counter() - t0, 4)}])
+    return snap
+
+
+def merge_snapshots(parts: Sequence[Snapshot], total_s: float | None = None) -> Snapshot:
+    """One snapshot of several engines' snapshots: frames concatenated (each row keeps its
+    ``engine``), metadata joined (notes prefixed by nothing: they name their engine)."""
+    ok = [p for p in parts if p.engines.empty or (p.engines["status"] == "ok").any()]
+    first = (ok or list(parts))[0]
+    meta = SnapshotMeta(project=first.meta.project, method_requested=first.meta.method_requested,
+                        samples=first.meta.samples, revivadiag_version=_version())
+    meta.taken_at = min((p.meta.taken_at for p in parts if p.meta.taken_at), default="")
+    meta.engine_address = ", ".join(p.meta.engine_address for p in parts)
+    meta.engine_version = ", ".join(sorted({p.meta.engine_version for p in ok
+                                            if p.meta.engine_version}))
+    meta.api_version = ", ".join(sorted({p.meta.api_version for p in ok if p.meta.api_version}))
+    meta.method = ",".join(dict.fromkeys(m for p in ok for m in p.meta.method.split(",") if m))
+    meta.api_calls = sum(p.meta.api_calls for p in parts)
+    for p in parts:
+        meta.notes.extend(p.meta.notes)
+        for key, value in p.meta.duration_s.items():
+            if key != "total":
+                meta.duration_s[key] = round(meta.duration_s.get(key, 0.0) + value, 4)
+    meta.duration_s["total"] = round(total_s if total_s is not None else
+                                     sum(p.meta.duration_s.get("total", 0) for p in parts), 4)
+    frames = {name: concat_frames(name, [p[name] for p in parts]) for name in FRAME_NAMES}
+    return Snapshot(meta, **frames)
+
+
+def _snapshot_engine(spec: EngineSpec, project: str | None, options: _Options) -> Snapshot:
+    """The snapshot of one engine, every row's ``engine`` set to ``spec.label``."""
     started = time.perf_counter()
     taken_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-    timer = _Timer(steps=len(STEPS), progress=progress)
+    timer = _Timer(steps=len(STEPS), progress=options.progress)
     try:
         with timer.step("connect"):
-            client = connect(docker_host)
-            info = describe(client, docker_host)
-            prestart(method, info.is_local)  # the setns fork server starts during inventory
+            client = open_engine(spec)
+            info = describe(client, spec.address)
+            prestart(options.method, info.is_local)  # the setns fork server starts meanwhile
         try:
-            snap = _collect(client, project, samples, method, info.is_local, health_config,
-                            timer, _policy_roles(policy), compose, full)
+            engine_info = _engine_info(client, spec.address)
+            snap = _collect(client, project, options.samples, options.method, info.is_local,
+                            options.health_config, timer, options.policy_roles,
+                            options.compose, options.full, engine=spec.label,
+                            engine_info=engine_info)
         finally:
             client.close()
     finally:
@@ -135,7 +244,23 @@ def snapshot(
     snap.meta.engine_version = info.server_version
     snap.meta.api_version = info.api_version
     snap.meta.duration_s = {**timer.durations, "total": round(time.perf_counter() - started, 4)}
+    snap.engines = to_frame("engines", [{
+        "engine": spec.label, "address": redact_url(info.address), "status": "ok",
+        "server_version": info.server_version, "api_version": info.api_version,
+        "local": info.is_local, "method": snap.meta.method,
+        **swarm_columns(engine_info, info.is_local),
+        "containers": len(snap.containers), "duration_s": snap.meta.duration_s["total"],
+        "error": ""}])
     return snap
+
+
+def _engine_info(client: docker.DockerClient, address: str) -> dict[str, Any]:
+    """The engine's ``/info`` (its Swarm state); EngineUnreachable when it stops answering."""
+    try:
+        info: dict[str, Any] = client.info()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise EngineUnreachable(redact_url(address), str(exc)[:300]) from exc
+    return info
 
 
 def _policy_roles(policy: Any) -> dict[str, tuple[str, ...]]:
@@ -157,7 +282,8 @@ def _compose_data(inv: RawInventory, frames: Mapping[str, pd.DataFrame],
 def _collect(client: docker.DockerClient, project: str | None, samples: int, method: str,
              local: bool, health_config: HealthConfig | None, timer: _Timer,
              policy_roles: Mapping[str, Sequence[str]], compose: ComposeSource,
-             full: bool = False) -> Snapshot:
+             full: bool = False, engine: str = "",
+             engine_info: Mapping[str, Any] | None = None) -> Snapshot:
     with timer.step("inventory"):
         inv = gather(client, project)
     scrubber = project_scrubber(inv.containers)
@@ -189,10 +315,15 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
         with timer.step("health"):
             frames["health"] = collect_health(inv, prober, roles=roles, config=health_config,
                                               local_engine=local, scrubber=scrubber)
+        with timer.step("swarm"):
+            frames.update(collect_swarm(client, prober, engine, engine_info or {}, inv,
+                                        frames, meta))
     for name, cols in FREE_TEXT.items():
         frames[name] = scrub_columns(frames[name], cols, scrubber)
     meta.method = methods_used(frames)
-    return Snapshot(meta, **{name: frames[name] for name in FRAME_NAMES})
+    for name in PER_ENGINE_FRAMES:
+        frames[name] = with_engine(frames[name], engine)
+    return Snapshot(meta, **{name: frames[name] for name in FRAME_NAMES if name in frames})
 
 
 def _roles_frame(client: docker.DockerClient, inv: RawInventory,
@@ -242,6 +373,14 @@ def _probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame]
     except RevivadiagError as exc:
         meta.notes.append(f"{name}: not collected: {type(exc).__name__}: {exc}")
         return empty_frame(name)
+
+
+def with_engine(frame: pd.DataFrame, engine: str) -> pd.DataFrame:
+    """``frame`` with its ``engine`` column set to ``engine`` (``attrs`` kept)."""
+    out = frame.copy()
+    out["engine"] = pd.Series([engine] * len(out), index=out.index, dtype="string")
+    out.attrs = frame.attrs
+    return out
 
 
 def with_paths(roles: pd.DataFrame, paths: Mapping[str, str]) -> pd.DataFrame:

@@ -148,7 +148,7 @@ def nginx_conf_path(top: dict[str, Any]) -> str:
         is_master = "nginx" in cmd and "master" in cmd
         if is_master or cmd.startswith(("nginx", "/usr/sbin/nginx")):
             m = _CONF_ARG.search(" " + cmd)
-            if m:
+            if m and not m.group(1).endswith("/"):  # `ps` may cut a long line: "-c /"
                 return m.group(1)
     return "/etc/nginx/nginx.conf"
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,9 +30,12 @@ from revivadiag.schemas import BOOL, LIST, empty_frame, schema, to_frame
 
 #: the frames of a snapshot, in the order they are collected
 FRAME_NAMES = ("containers", "networks", "endpoints", "ports", "env", "roles",
-               "dns", "reachability", "latency", "health")
+               "dns", "reachability", "latency", "health",
+               "engines", "swarm_nodes", "swarm_services", "swarm_tasks", "swarm_lb")
+#: the Swarm frames (empty when no engine is a Swarm manager)
+SWARM_FRAMES = ("swarm_nodes", "swarm_services", "swarm_tasks", "swarm_lb")
 #: frames an older snapshot directory may lack (read back empty)
-OPTIONAL_FRAMES = ("roles",)
+OPTIONAL_FRAMES = ("roles", "engines", *SWARM_FRAMES)
 FORMATS = ("parquet", "csv")
 META_FILE = "meta.json"
 JSON_FILE = "snapshot.json"
@@ -79,6 +82,12 @@ class Snapshot:
     reachability: pd.DataFrame
     latency: pd.DataFrame
     health: pd.DataFrame
+    #: one row per engine (see :mod:`revivadiag.collect.engines`)
+    engines: pd.DataFrame = field(default_factory=lambda: empty_frame("engines"))
+    swarm_nodes: pd.DataFrame = field(default_factory=lambda: empty_frame("swarm_nodes"))
+    swarm_services: pd.DataFrame = field(default_factory=lambda: empty_frame("swarm_services"))
+    swarm_tasks: pd.DataFrame = field(default_factory=lambda: empty_frame("swarm_tasks"))
+    swarm_lb: pd.DataFrame = field(default_factory=lambda: empty_frame("swarm_lb"))
 
     @classmethod
     def empty(cls, project: str = "") -> Snapshot:
@@ -129,6 +138,28 @@ class Snapshot:
         meta = SnapshotMeta.from_dict(json.loads(meta_path.read_text(encoding="utf-8")))
         frames = {name: _read_frame(name, src) for name in FRAME_NAMES}
         return cls(meta, **frames)
+
+
+def concat_frames(name: str, frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of one schema stacked, dtypes kept (``attrs`` frames stacked too)."""
+    full = [f for f in frames if len(f)]
+    if not full:
+        return frames[0] if frames else empty_frame(name)
+    if len(full) == 1:
+        return full[0]
+    plain = []
+    for f in full:  # pandas compares attrs on concat: frames kept there cannot be compared
+        f = f.copy()
+        f.attrs = {}
+        plain.append(f)
+    out = pd.concat(plain, ignore_index=True)
+    for col, dtype in schema(name).dtypes.items():
+        if str(out[col].dtype) != dtype:
+            out[col] = out[col].astype(dtype)
+    for key in {k for f in full for k, v in f.attrs.items() if isinstance(v, pd.DataFrame)}:
+        out.attrs[key] = pd.concat([f.attrs[key] for f in full if key in f.attrs],
+                                   ignore_index=True)
+    return out
 
 
 def records(name: str, frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import docker
@@ -15,6 +16,7 @@ import docker.errors
 import requests.exceptions
 
 from revivadiag.errors import EngineUnreachable
+from revivadiag.redact import redact_url
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
@@ -44,24 +46,35 @@ def is_local_address(address: str) -> bool:
     return False
 
 
-def connect(docker_host: str | None = None, timeout_s: float = 10.0) -> docker.DockerClient:
+def connect(docker_host: str | None = None, timeout_s: float = 10.0,
+            max_pool_size: int = 10, ssh_config: Path | None = None) -> docker.DockerClient:
     """A client for the engine at ``docker_host`` (tcp://, ssh://, unix://), version negotiated.
 
-    Raises EngineUnreachable naming the address when the engine does not answer.
+    ``max_pool_size``: requests in flight at most. ssh:// goes over one SSH connection
+    (:mod:`revivadiag.engine.ssh`; ``ssh_config`` names its ssh_config file). Raises
+    EngineUnreachable naming the address (credentials removed) when the engine does not answer.
     """
     address = engine_address(docker_host)
-    kwargs: dict[str, object] = {"base_url": address, "version": "auto", "timeout": timeout_s}
-    if address.startswith("ssh://"):
-        kwargs["use_ssh_client"] = True
     try:
-        client = docker.DockerClient(**kwargs)
+        if urlsplit(address).scheme == "ssh":
+            from revivadiag.engine.ssh import ssh_client
+
+            client = ssh_client(address, ssh_config, timeout_s, max_pool_size)
+        else:
+            client = docker.DockerClient(base_url=address, version="auto", timeout=timeout_s,
+                                         max_pool_size=max_pool_size)
         if urlsplit(address).scheme in ("unix", "npipe"):
             # no HTTP proxy, netrc or CA bundle applies to a local socket: skip requests'
             # look-up of them in the environment on every call
             client.api.trust_env = False
         client.ping()
-    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
-        raise EngineUnreachable(address, _short(exc)) from exc
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
+            EOFError) as exc:
+        raise EngineUnreachable(redact_url(address), _short(exc)) from exc
+    except Exception as exc:  # paramiko's SSHException family, imported lazily
+        if type(exc).__module__.startswith("paramiko"):
+            raise EngineUnreachable(redact_url(address), _short(exc)) from exc
+        raise
     return client
 
 

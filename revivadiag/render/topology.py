@@ -105,18 +105,93 @@ def graph_from_snapshot(snap: Any, policy: Policy | None = None) -> nx.MultiDiGr
     edges are only ``allowed`` (open) or ``denied``.
     """
     g = nx.MultiDiGraph(source="snapshot", project=_project_of(snap))
-    add_containers(g, _frame(snap, "containers"))
-    add_networks(g, _frame(snap, "networks"))
-    add_endpoints(g, _frame(snap, "endpoints"))
-    add_ports(g, _frame(snap, "ports"))
+    frames = engine_qualified(snap)
+    add_containers(g, frames["containers"])
+    add_networks(g, frames["networks"])
+    add_endpoints(g, frames["endpoints"])
+    add_ports(g, frames["ports"])
+    add_groups(g, container_groups(frames["containers"], _frame(snap, "swarm_tasks")))
     if policy is not None:
         roles = _frame(snap, "roles")
         if roles.empty:
             roles = infer_roles(_frame(snap, "containers"), endpoints=_frame(snap, "endpoints"))
         policy = bound_to(policy, Roles(roles))
         add_expected(g, policy)
-    add_observed(g, _frame(snap, "reachability"), policy)
+    add_observed(g, frames["reachability"], policy)
     return g
+
+
+# ---------------------------------------------------------------- engines and nodes
+
+#: columns naming a container, per frame (qualified by engine when a snapshot has several)
+_CONTAINER_COLUMNS = {"containers": ("name",), "endpoints": ("container",),
+                      "ports": ("container",), "reachability": ("source", "target")}
+
+
+def engine_qualified(snap: Any) -> dict[str, pd.DataFrame]:
+    """The frames the graph is drawn from; when the snapshot spans several engines, every
+    container name becomes ``<engine>/<name>`` (the same project on two engines has the same
+    container names) and each network ``<engine>/<name>`` unless it is an overlay (one
+    network spanning the engines)."""
+    frames = {name: _frame(snap, name) for name in (*_CONTAINER_COLUMNS, "networks")}
+    engines = frames["containers"].get("engine")
+    if engines is None or engines.nunique() < 2:
+        return frames
+    overlays = set(frames["networks"][frames["networks"]["driver"] == "overlay"]["name"])
+    out = {}
+    for name, frame in frames.items():
+        frame = frame.copy()
+        if "engine" in frame.columns:
+            for col in _CONTAINER_COLUMNS.get(name, ()):
+                frame[col] = _qualify(frame["engine"], frame[col])
+            net_col = {"networks": "name", "endpoints": "network"}.get(name)
+            if net_col:
+                local = ~frame[net_col].isin(overlays)
+                frame.loc[local, net_col] = _qualify(frame["engine"], frame[net_col])[local]
+        out[name] = frame
+    out["networks"] = out["networks"].drop_duplicates(subset=["name"])
+    return out
+
+
+def _qualify(engine: pd.Series, names: pd.Series) -> pd.Series:
+    return pd.Series([f"{e}/{n}" if n else n for e, n in zip(engine, names, strict=True)],
+                     index=names.index, dtype="string")
+
+
+def container_groups(containers: pd.DataFrame, tasks: pd.DataFrame | None = None
+                     ) -> dict[str, str]:
+    """container name -> its group for the drawing: the Swarm node its task runs on (from
+    ``swarm_tasks``), else its engine, else ``""``.
+
+    >>> c = pd.DataFrame({"name": ["a", "b"], "container_id": ["1", "2"], "engine": ["e1", "e2"]})
+    >>> t = pd.DataFrame({"container_id": ["2"], "node": ["worker-1"]})
+    >>> container_groups(c, t)
+    {'a': 'e1', 'b': 'worker-1'}
+    """
+    nodes: dict[str, str] = {}
+    if tasks is not None and len(tasks):
+        nodes = {str(r["container_id"]): str(r["node"]) for r in tasks.to_dict("records")
+                 if r["container_id"] and r["node"]}
+    out = {}
+    for r in containers.to_dict("records"):
+        out[str(r["name"])] = nodes.get(str(r.get("container_id", ""))) or _text(r.get("engine"))
+    return out
+
+
+def add_groups(g: nx.MultiDiGraph, groups: Mapping[str, str]) -> None:
+    """``group`` on each container node (its engine or Swarm node: a key a layout may cluster
+    by) and ``groups`` on each network node (the groups of the containers attached: more than
+    one is a network spanning engines or nodes, e.g. an overlay)."""
+    for name, group in groups.items():
+        node = container_node(name)
+        if node in g:
+            g.nodes[node]["group"] = group
+    for node, data in g.nodes(data=True):
+        if data.get("kind") != "network":
+            continue
+        attached = {g.nodes[src].get("group", "") for src, _, k in g.in_edges(node, keys=True)
+                    if k == "attachment"}
+        data["groups"] = sorted(a for a in attached if a)
 
 
 def bound_to(policy: Policy, roles: Roles) -> Policy:

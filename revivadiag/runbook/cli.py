@@ -15,11 +15,13 @@ as parameters are taken relative to the current directory (the notebook runs in 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from revivadiag.engine.options import SSH_CONFIG_ENV, add_engine_options, engines_from_args
 from revivadiag.errors import RevivadiagError, RunbookError
 
 EXIT_OK, EXIT_ERRORS, EXIT_TOOL_FAILED = 0, 1, 2
@@ -51,11 +53,6 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML here")
     parser.add_argument(
-        "--docker-host",
-        metavar="URL",
-        help="engine address (unix://, tcp://, ssh://); default $DOCKER_HOST",
-    )
-    parser.add_argument(
         "--runbook",
         default="diagnose",
         metavar="NAME_OR_PATH",
@@ -64,6 +61,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--kernel", metavar="NAME", help="Jupyter kernel (default: one running this interpreter)"
     )
+    add_engine_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -73,8 +71,11 @@ def run(args: argparse.Namespace) -> int:
     from revivadiag.runbook.params import DiagnoseParams, defaults, parse_pairs
 
     values = {**defaults(), **parse_pairs(args.parameter)}
-    if args.docker_host:
-        values["docker_host"] = args.docker_host
+    specs = engines_from_args(args)  # contexts resolved, addresses checked: exit 2 when bad
+    if specs:  # several engines travel as one comma-separated parameter (contexts by name)
+        values["docker_host"] = ",".join(s.name or s.address for s in specs)
+    if args.ssh_config is not None:  # the runbook's kernel inherits it
+        os.environ[SSH_CONFIG_ENV] = str(args.ssh_config.resolve())
     values.update(absolute_paths(values))
     params = DiagnoseParams.resolve(**values)
     # input checks first, before the heavier imports and before the engine is asked anything
@@ -92,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     def read_secrets() -> str:
         project, found = read_project_secrets(params.project_or_none,
-                                              params.docker_host_or_none)
+                                              params.docker_host_or_none,
+                                              engines=params.engines)
         values["project"] = project
         secrets.update(found)
         return project

@@ -48,12 +48,14 @@ def take_snapshot(params: DiagnoseParams) -> Snapshot:
     def compose(view: Any) -> Mapping[str, Any] | None:
         return compose_data(view, params)
 
+    engines = params.engines
     return snapshot(
         project=params.project_or_none,
-        docker_host=params.docker_host_or_none,
+        docker_host=None if engines else params.docker_host_or_none,
         samples=params.samples,
         policy=policy_of(params),
         compose=compose,
+        engines=engines,
     )
 
 
@@ -161,7 +163,7 @@ def run_diagnosis(snap: Snapshot, params: DiagnoseParams) -> Diagnosis:
         policy=params.policy_file or None,
         live=params.live,
         source_path=params.source_path or None,
-        docker_host=params.docker_host_or_none,
+        docker_host=params.first_engine,
         compose=compose_data(snap, params),
     )
 

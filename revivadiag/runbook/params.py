@@ -42,7 +42,8 @@ DIAGNOSE: tuple[Parameter, ...] = (
     Parameter("environment", "development", "development or production (allowed host ports)"),
     Parameter("policy_file", "", "access policy YAML; empty: the seed's access matrix"),
     Parameter("samples", 20, "HTTP samples per latency path"),
-    Parameter("docker_host", "", "engine URL (unix://, tcp://, ssh://); empty: $DOCKER_HOST"),
+    Parameter("docker_host", "", "engine URL (unix://, tcp://, ssh://), or several and Docker "
+                                 "context names, comma-separated; empty: $DOCKER_HOST"),
     Parameter("live", True, "talk to the proxy: connection reuse, page, WebSocket, burst"),
     Parameter("source_path", "", "source tree to audit for hard-coded URLs; empty: skip"),
     Parameter("compose_file", "", "compose file(s), comma-separated; empty: from the labels"),
@@ -131,6 +132,22 @@ class DiagnoseParams:
     def docker_host_or_none(self) -> str | None:
         """The engine address, or None for $DOCKER_HOST / the local socket."""
         return self.docker_host or None
+
+    @property
+    def engines(self) -> list[Any] | None:
+        """EngineSpecs when ``docker_host`` names several engines or a context (comma-
+        separated; entries without ``://`` are context names), else None (one engine)."""
+        from revivadiag.engine.engines import is_engine_list, parse_engine_list
+
+        if not self.docker_host or not is_engine_list(self.docker_host):
+            return None
+        return list(parse_engine_list(self.docker_host))
+
+    @property
+    def first_engine(self) -> str | None:
+        """The address of the first engine named (what the live checks use), or None."""
+        engines = self.engines
+        return engines[0].address if engines else self.docker_host_or_none
 
     @property
     def compose_files(self) -> list[str]:

@@ -123,7 +123,7 @@ def test_ports_frame() -> None:
     validate("ports", frame)
     assert frame.to_dict(orient="records") == [{
         "container": "snapdev_web_1", "service": "web", "container_port": 3011,
-        "protocol": "tcp", "host_ip": "127.0.0.1", "host_port": 39011}]
+        "protocol": "tcp", "host_ip": "127.0.0.1", "host_port": 39011, "engine": ""}]
 
 
 def test_ports_with_null_and_multiple_bindings() -> None:

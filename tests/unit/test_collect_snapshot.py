@@ -123,8 +123,8 @@ def test_cli_options_parse() -> None:
     args = build_parser().parse_args([
         "snapshot", "--project", "p", "--out", "d", "--format", "csv", "--json", "-",
         "--docker-host", "tcp://127.0.0.1:2375", "--method", "exec", "--samples", "5"])
-    assert (args.project, str(args.out), args.format, args.json_out, args.docker_host,
-            args.method, args.samples) == ("p", "d", "csv", "-", "tcp://127.0.0.1:2375",
+    assert (args.project, str(args.out), args.format, args.json_out, args.docker_hosts,
+            args.method, args.samples) == ("p", "d", "csv", "-", ["tcp://127.0.0.1:2375"],
                                            "exec", 5)
 
 
