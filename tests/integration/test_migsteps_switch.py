@@ -95,8 +95,12 @@ class Loop:
         return line
 
 
-def blue_of(before: dict[str, Any]) -> dict[str, Any]:
-    return dict(before["blue"])
+def ready_ctx(engine: Any, inst: LabInstance, tmp_path: Path) -> tuple[Context, dict[str, Any]]:
+    """A context whose ``readiness`` step has run (its result is what verify compares)."""
+    ctx = make_ctx(engine, inst, tmp_path)
+    ready = build(StepSpec("readiness", "readiness"))
+    ctx.results["readiness"] = ready.apply(ctx, ready.capture(ctx))
+    return ctx, dict(ctx.results["readiness"])
 
 
 def now_state(engine: Any, ref: str) -> dict[str, Any]:
@@ -129,7 +133,7 @@ def test_backend_blue_green_zero_failures_then_undo(engine: Any, lab_target_prod
     inst = lab_target_prod
     ctx = make_ctx(engine, inst, tmp_path)
     step, before = replace(ctx, "backend", service="backend")
-    with Loop(inst.url("/api/health")) as loop:
+    with Loop(inst.url("/api/debug/echo")) as loop:
         result = step.apply(ctx, before)
         time.sleep(6)  # the proxy re-resolves every 5 s: requests keep flowing after it
     loop.report("lab backend blue-green")
@@ -169,14 +173,11 @@ def test_half_done_switch_is_partial_and_undo_restores(engine: Any, lab_target_p
 def test_database_stop_start_keeps_rows_then_undo(engine: Any, lab_target_prod: LabInstance,
                                                   tmp_path: Path) -> None:
     inst = lab_target_prod
-    ctx = make_ctx(engine, inst, tmp_path)
-    ready = build(StepSpec("readiness", "readiness"))
-    ctx.results["readiness"] = ready.apply(ctx, ready.capture(ctx))
-    fp = ctx.results["readiness"]
+    ctx, fp = ready_ctx(engine, inst, tmp_path)
     assert fp["tables"]["public.users"]["rows"] >= 1
     assert Path(fp["dump"]["path"]).stat().st_size > 0
     step, before = replace(ctx, "db", service="database", stateful=True)
-    with Loop(inst.url("/api/health")) as loop:
+    with Loop(inst.url("/api/debug/echo")) as loop:
         result = step.apply(ctx, before)
         time.sleep(3)
     loop.report("lab database stop-start")
@@ -185,6 +186,10 @@ def test_database_stop_start_keeps_rows_then_undo(engine: Any, lab_target_prod: 
     assert step.classify(ctx, before) is Applied.APPLIED
     green = now_state(engine, result["green"]["id"])
     assert green["mounts"] == before["blue"]["mounts"]  # the same volume
+    deadline = time.monotonic() + 60  # the backend reconnects by itself (its retries)
+    while httpx.get(inst.url("/api/health"), timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, "the backend never reached the new database"
+        time.sleep(1)
     after = rd.data_fingerprint(ctx, dump=False)
     assert rd.compare_fingerprints(fp, after) == []
     step.undo(ctx, before, step.inverse(before))
@@ -198,7 +203,7 @@ def test_shop_api_blue_green_zero_failures(engine: Any, lab_factory: Factory,
     ctx = make_ctx(engine, inst, tmp_path)
     step, before = replace(ctx, "api", service="api")
     assert "api" in before["aliases_in_use"]
-    with Loop(inst.url("/api/healthz")) as loop:
+    with Loop(inst.url("/api/echo")) as loop:
         result = step.apply(ctx, before)
         time.sleep(3)
     loop.report("shop api blue-green")
@@ -241,7 +246,7 @@ def test_current_to_target_every_service_then_compose_owns_it(
               StepSpec("net-old", "network.remove", {"network": f"{p}_network"}),
               StepSpec("cleanup", "cleanup")]
     done: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
-    with Loop(inst.url("/api/health")) as loop:
+    with Loop(inst.url("/api/debug/echo")) as loop:
         for spec in specs:
             step = build(spec)
             before = step.capture(ctx)
@@ -302,9 +307,7 @@ def test_network_kinds_apply_classify_undo(engine: Any, lab_target_prod: LabInst
 def test_sql_proxy_reload_readiness_verify(engine: Any, lab_target_prod: LabInstance,
                                            tmp_path: Path) -> None:
     inst = lab_target_prod
-    ctx = make_ctx(engine, inst, tmp_path)
-    ready = build(StepSpec("ready", "readiness"))
-    ctx.results["ready"] = ready.apply(ctx, ready.capture(ctx))
+    ctx, _fp = ready_ctx(engine, inst, tmp_path)
     up_sql = tmp_path / "001.sql"
     up_sql.write_text("create table notes (id int primary key, body text);\n"
                       "insert into notes values (1, 'kept');\n")
