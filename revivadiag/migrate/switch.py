@@ -502,13 +502,25 @@ def restore_networks(client: Any, ref: str, state: Mapping[str, Any]) -> None:
     for net in now:
         if net not in want:
             eng.disconnect(client, ref, net)
+    endpoints = (found.get("NetworkSettings") or {}).get("Networks") or {}
     for net, ep in want.items():
         have = now.get(net)
-        if have is not None and sorted(have["aliases"]) == sorted(ep["aliases"]):
+        if have is not None and sorted(have["aliases"]) == sorted(ep["aliases"]) and \
+                _same_network(client, net, (endpoints.get(net) or {}).get("NetworkID")):
             continue
         if have is not None:
             eng.disconnect(client, ref, net)
         eng.connect(client, ref, net, ep["aliases"])
+
+
+def _same_network(client: Any, name: str, network_id: str | None) -> bool:
+    """Whether the endpoint's network id is the live network's (a network removed and made
+    again by an undo has a new id: a stopped container still naming the old one would not
+    start)."""
+    try:
+        return not network_id or client.api.inspect_network(name).get("Id") == network_id
+    except docker.errors.NotFound:
+        return False
 
 
 def drift(ctx: Context, result: Mapping[str, Any]) -> list[str]:

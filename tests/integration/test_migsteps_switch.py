@@ -144,7 +144,7 @@ def test_backend_blue_green_zero_failures_then_undo(engine: Any, lab_target_prod
     green = now_state(engine, result["green"]["id"])
     assert green["name"] == before["blue"]["name"]
     assert set(green["networks"]) == set(before["blue"]["networks"])
-    assert [k for k, _ in green["env"]] == [k for k, _ in before["blue"]["env"]]
+    assert sorted(green["env"]) == sorted(before["blue"]["env"])  # same keys and values
     assert not loop.failures, loop.report("lab backend blue-green")
     step.undo(ctx, before, step.inverse(before))
     assert_restored(engine, before)
