@@ -396,8 +396,12 @@ def listening(sockets: Iterable[conn.Socket]) -> list[int]:
     return sorted({s.local_port for s in sockets if s.state == "LISTEN"})
 
 
-def established(sockets: Sequence[conn.Socket], ports: Iterable[int]) -> int:
-    """Established connections *to* the container's own listening ``ports``."""
+def established(sockets: Sequence[conn.Socket], ports: Iterable[int],
+                local_ips: set[str] | None = None) -> int:
+    """Established connections *to* the container's own listening ``ports`` from another
+    host, on ``local_ips`` when given (a connection left on a network the container has
+    left is dead, not draining)."""
     wanted = set(ports)
     return sum(1 for s in sockets if s.state == "ESTABLISHED" and s.local_port in wanted
-               and s.remote_ip not in ("127.0.0.1", "::1"))
+               and s.remote_ip not in ("127.0.0.1", "::1")
+               and (local_ips is None or s.local_ip in local_ips))
