@@ -440,12 +440,21 @@ def describe(before_hint: Mapping[str, Any], stateful: bool, mode: Mode) -> list
             "stop blue, start green)"]
 
 
+def kept_blue(client: Any, step_id: str, before: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Blue as it is now: by id, else under the name it was kept under (``cleanup``'s undo
+    recreates it there with a new id)."""
+    found = eng.inspect(client, before["blue"]["id"])
+    if found is None:
+        found = eng.inspect(client, aside_name(before["blue"]["name"], step_id))
+    return found
+
+
 def classify(ctx: Context, step_id: str, before: Mapping[str, Any]) -> Applied:
     """not_applied: no green, blue as before; applied: green runs under the target name and
     blue is stopped aside (or gone); partial: anything between."""
     client = ctx.client
     blue_state = before["blue"]
-    blue = eng.inspect(client, blue_state["id"])
+    blue = kept_blue(client, step_id, before)
     greens = eng.step_containers(client, step_id)
     blue_as_before = blue is not None and eng.name_of(blue) == blue_state["name"] and \
         bool(blue["State"]["Running"]) == bool(blue_state["running"])
@@ -465,7 +474,7 @@ def undo(ctx: Context, step_id: str, before: Mapping[str, Any]) -> dict[str, Any
     remove green, from any of the three classify states."""
     client = ctx.client
     blue_state = before["blue"]
-    blue = eng.inspect(client, blue_state["id"])
+    blue = kept_blue(client, step_id, before)
     if blue is None:
         raise StepError(f"undo {step_id}", f"{blue_state['name']} was removed (cleanup ran?): "
                         "undo the cleanup step first")
