@@ -268,6 +268,27 @@ def _shared_aliases(client: Any, old_id: str, spec: eng.Spec, in_use: Mapping[st
     return out
 
 
+def _quiet_disconnect(client: Any, ref: str, network: str, ports: list[int],
+                      max_s: float = 3.0) -> None:
+    """Disconnect at a moment when no connection to ``ports`` is open on that network
+    (polled in the socket table every 5 ms, at most ``max_s``): a request in flight there
+    would hang, its peer's address gone. New connections can still arrive between the last
+    poll and the disconnect (a few ms): clients that resolve an alias per request may see
+    one of them fail."""
+    found = eng.inspect(client, ref)
+    ep = (((found or {}).get("NetworkSettings") or {}).get("Networks") or {}).get(network)
+    address = {str((ep or {}).get("IPAddress") or "")}
+    deadline = time.monotonic() + max_s
+    while found is not None and ports and time.monotonic() < deadline:
+        sockets = eng.socket_table(client, found)
+        busy = [x for x in sockets if x.local_ip in address and x.local_port in ports
+                and x.state in ("ESTABLISHED", "SYN_RECV", "NEW_SYN_RECV")]
+        if not busy:
+            break
+        time.sleep(0.005)
+    eng.disconnect(client, ref, network)
+
+
 def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str | None,
           final: str | None, proxies: list[str], port: int | None, ports: list[int],
           stop_s: float, in_use: Mapping[str, list[str]]) -> dict[str, Any]:
@@ -291,7 +312,7 @@ def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str
         eng.rename(client, gid, final)
     cut = _shared_aliases(client, old_id, spec, in_use)
     for net in cut:
-        eng.disconnect(client, old_id, net)
+        _quiet_disconnect(client, old_id, net, ports or ([port] if port else []))
     reloads = reload_proxies(client, proxies, ctx.log)
     drain = _drain(ctx, old_id, ports or ([port] if port else []))
     ctx.log(f"{step_id}: drained in {drain['drain_ms']} ms ({drain['left']} connections left)")
