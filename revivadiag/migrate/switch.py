@@ -34,9 +34,11 @@ rollback until the ``cleanup`` step removes it. Until then ``docker-compose ps``
 the traffic enters) cannot have two containers on the same port. Green is first started
 *unpublished* (no port binding, no alias) to prove its configuration healthy, then removed;
 the final green is created with the port, blue is stopped (freeing the port) and green
-started at once. The window — from the first refused connection on the host port to the
-first accepted one — is measured by a loop of TCP connects to 127.0.0.1 every 5 ms during the
-move and reported as ``window_ms``: requests arriving then are refused (nothing in Docker
+started at once. The window — from the first request on the host port that gets no HTTP
+answer to the first that gets one again — is measured by ``HEAD /`` to 127.0.0.1 every 5 ms
+during the move (the engine's port forwarder accepts connections even with no container
+behind it, so a TCP connect proves nothing) and reported as ``window_ms``: requests arriving
+then fail (nothing in Docker
 lets two containers hold one published port, so this window cannot be zero).
 
 **Another service that publishes a host port** (a backend published for debugging): the
@@ -195,9 +197,22 @@ def _drain(ctx: Context, blue_id: str, ports: list[int]) -> dict[str, Any]:
             "polls": polls, "bounded": time.monotonic() - started >= ctx.drain_s}
 
 
+def answers_http(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """True when ``host:port`` answers ``HEAD /`` with an HTTP status line (any status): the
+    engine's port forwarder accepts connections even while no container is behind it."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(b"HEAD / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            return sock.recv(16).startswith(b"HTTP/")
+    except OSError:
+        return False
+
+
 class _PortWatch:
-    """TCP connects to 127.0.0.1:port every 5 ms in a thread (bounded by ``max_s``): the first
-    refused and the first accepted-after-refused times give the window."""
+    """``HEAD /`` to 127.0.0.1:port every 5 ms in a thread (bounded by ``max_s``): the first
+    unanswered and the first answered-again times give the window."""
 
     def __init__(self, port: int, max_s: float) -> None:
         self.port = port
@@ -219,7 +234,7 @@ class _PortWatch:
     def _run(self) -> None:
         started = time.monotonic()
         while not self._stop.is_set() and time.monotonic() - started < self.max_s:
-            ok = eng.tcp_open("127.0.0.1", self.port, timeout_s=0.2)
+            ok = answers_http("127.0.0.1", self.port)
             self.attempts += 1
             now = time.monotonic()
             if not ok and self.first_refused is None:
