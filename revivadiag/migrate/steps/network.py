@@ -8,9 +8,10 @@ network that exists already is left alone (re-running changes nothing); undo rem
 network that did not exist before the step (and carries the project's label). No label of
 ours goes on it: Compose warns about labels it did not set.
 
-``network.remove`` disconnects the project's containers still attached (green's temporary endpoints from a switch, blue containers kept for rollback),
-then removes it; its inverse holds the network's configuration and every endpoint with its
-aliases, so undo recreates it and reconnects them.
+``network.remove`` disconnects the project's containers still attached (green's temporary
+endpoints from a switch, blue containers kept for rollback), then removes it; its inverse
+holds the network's configuration and every endpoint with its aliases, so undo recreates it
+and reconnects them.
 """
 
 from __future__ import annotations
