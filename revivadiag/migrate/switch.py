@@ -480,8 +480,12 @@ def kept_blue(client: Any, step_id: str, before: Mapping[str, Any]) -> dict[str,
     """Blue as it is now: by id, else under the name it was kept under (``cleanup``'s undo
     recreates it there with a new id)."""
     found = eng.inspect(client, before["blue"]["id"])
-    if found is None:
-        found = eng.inspect(client, aside_name(before["blue"]["name"], step_id))
+    for name in (aside_name(before["blue"]["name"], step_id), before["blue"]["name"]):
+        if found is not None:
+            break
+        found = eng.inspect(client, name)
+        if found is not None and eng.STEP_LABEL in (found["Config"].get("Labels") or {}):
+            found = None  # a green of this step, not blue
     return found
 
 
