@@ -240,17 +240,22 @@ def test_shop_api_blue_green_zero_failures(engine: Any, lab_factory: Factory,
     assert_restored(engine, before)
 
 
-def compose_up_recreates(inst: LabInstance, variant: str) -> str:
-    """Output of ``compose up -d --no-build`` with ``variant``'s files on the instance."""
+def compose_run(inst: LabInstance, variant: str, *args: str) -> str:
+    """Output of ``compose <args>`` with ``variant``'s files on the instance."""
     config = LabConfig(prefix=inst.prefix, variant=variant, profile=inst.profile,
                        ports=dict(inst.config.ports))
     import os
 
     env = {**os.environ, **compose_env(config, read_secrets(inst.prefix))}
-    proc = subprocess.run(compose_argv(config, "up", "-d", "--no-build"), env=env,
+    proc = subprocess.run(compose_argv(config, *args), env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-500:]
     return proc.stdout + proc.stderr
+
+
+def compose_up_recreates(inst: LabInstance, variant: str) -> str:
+    """Output of ``compose up -d --no-build`` with ``variant``'s files on the instance."""
+    return compose_run(inst, variant, "up", "-d", "--no-build")
 
 
 def test_current_to_target_every_service_then_compose_owns_it(
@@ -259,6 +264,13 @@ def test_current_to_target_every_service_then_compose_owns_it(
     first, the old one removed, blue containers cleaned up): `up -d` with the target files
     then recreates nothing."""
     inst = lab_factory("current", "production")
+    try:
+        migrate_every_service(engine, inst, tmp_path)
+    finally:  # the target networks are unknown to the lab's own `down` (current files)
+        compose_run(inst, "target", "down", "--remove-orphans", "--timeout", "5")
+
+
+def migrate_every_service(engine: Any, inst: LabInstance, tmp_path: Path) -> None:
     ctx = make_ctx(engine, inst, tmp_path, target_variant="target")
     p = inst.prefix
     specs = [StepSpec(f"net-{k}", "network.create", {"network": f"{p}_{k}", "compose_key": k})
