@@ -234,7 +234,7 @@ def test_shop_api_blue_green_zero_failures(engine: Any, lab_factory: Factory,
     assert result["out_of_dns"] == [f"{inst.prefix}_front"]  # only where the proxy asks `api`
     # Goal 0. The proxy resolves the alias `api`, which Docker drops only with blue's endpoint:
     # a request a proxy worker already sent to blue's address when it leaves `front` hangs
-    # (seen: 1 in each of 3 runs here). More than that is a regression.
+    # (seen: 1 in each of 4 runs here). More than that is a regression.
     assert len(loop.failures) <= 1, loop.report("shop api blue-green")
     step.undo(ctx, before, step.inverse(before))
     assert_restored(engine, before)
