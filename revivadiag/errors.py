@@ -31,6 +31,7 @@ The tree::
      │    ├── LabStartError
      │    └── FaultStateError        `lab break` on a broken lab, `lab heal` with nothing broken
      ├── RunbookError                a runbook step or its notebook failed
+     │    └── StepError              a migration step could not be applied or undone
      ├── ProberError                 the migration prober cannot send its traffic
      │    └── NoProxyPort            the proxy publishes no port the prober can reach on loopback
      └── FrameError                  a row does not fit its frame's schema (strict frames)
@@ -291,6 +292,20 @@ class NoProxyPort(ProberError):
             f"the prober needs a published proxy port on 127.0.0.1, and {proxy or 'no proxy'} "
             f"offers none ({detail}); publish one, or give the plan's prober.port",
         )
+
+
+class StepError(RunbookError):
+    """A migration step could not be applied, classified or undone: the engine refused an
+    operation, a new container never became healthy, a value needed to recreate a container
+    is held by no live container any more."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        RunbookError.__init__(self, "migrate", reason)
+        self.args = (f"migrate: {what}: {reason}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class FrameError(RevivadiagError):
