@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,21 +85,48 @@ def find_compose_cli(search_path: str | None = None,
     if legacy := shutil.which("docker-compose", path=search_path):
         candidates.append((legacy,))
     key = tuple(candidates)
-    if runner is run_command and key in _FOUND:
+    if runner is not run_command:
+        return _probe(candidates, env, runner)
+    with _FOUND_LOCK:  # a second caller waits for the first one's answer
+        if key not in _FOUND:
+            _FOUND[key] = _probe(candidates, env, runner)
         return _FOUND[key]
-    found = _probe(candidates, env, runner)
-    if runner is run_command:
-        _FOUND[key] = found
-    return found
 
 
 #: executables found -> the CLI they gave (asking a CLI its version costs ~0.5 s)
 _FOUND: dict[tuple[tuple[str, ...], ...], ComposeCli | None] = {}
+_FOUND_LOCK = threading.Lock()
+
+
+def script_version(path: str) -> str | None:
+    """The version a Python entry script of Compose v1 pins (``__requires__ =
+    'docker-compose==1.29.2'`` in pip's and Debian's ``/usr/bin/docker-compose``), read
+    from the file instead of starting it (a Python start costs ~0.5 s); None for anything
+    else, e.g. a Compose v2 binary.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix="-compose") as f:
+    ...     _ = f.write("#!/usr/bin/python3\\n__requires__ = 'docker-compose==1.29.2'\\n")
+    ...     f.flush()
+    ...     script_version(f.name)
+    '1.29.2'
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return None
+    if not head.startswith(b"#!") or b"python" not in head.split(b"\n", 1)[0]:
+        return None
+    found = re.search(rb"__requires__\s*=\s*['\"]docker-compose==(\d+\.\d+\.\d+)['\"]", head)
+    return found.group(1).decode() if found else None
 
 
 def _probe(candidates: list[tuple[str, ...]], env: Mapping[str, str],
            runner: Runner) -> ComposeCli | None:
     for argv in candidates:
+        if runner is run_command and len(argv) == 1 and (pinned := script_version(argv[0])):
+            return ComposeCli(argv, pinned)
         try:
             proc = runner([*argv, "version", "--short"], env, Path.cwd(), COMPOSE_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired):
@@ -138,8 +166,16 @@ def compose_config(
     options = [a for p in profiles for a in ("--profile", p)]
     key = _answer_key([*cli.argv, project, str(project_directory), *options], environ,
                       [*files, *([env_file] if env_file else [])])
-    if runner is run_command and key is not None and key in _ANSWERS:
-        return copy.deepcopy(_ANSWERS[key])
+    if runner is run_command and key is not None:
+        with _ANSWERS_LOCK:  # the same question asked meanwhile by another thread: wait
+            asked = _ASKED.setdefault(key, threading.Lock())
+        with asked:
+            if key not in _ANSWERS:
+                _ANSWERS[key] = compose_config(
+                    cli, files, project=project, project_directory=project_directory,
+                    profiles=profiles, environ=environ, env_file=env_file,
+                    timeout_s=timeout_s, runner=_uncached, scrubber=scrubber)
+            return copy.deepcopy(_ANSWERS[key])
     stdout = _run_config(cli, files, project=project, project_directory=project_directory,
                          options=options, args=["config", *(["--format", "json"] if cli.json
                                                             else [])],
@@ -152,15 +188,22 @@ def compose_config(
         raise ComposeFileError(origin, f"{cli} config printed something unreadable") from exc
     if not isinstance(data, dict):
         raise ComposeFileError(origin, f"{cli} config printed no project")
-    if runner is run_command and key is not None:
-        _ANSWERS[key] = copy.deepcopy(data)
     return data
+
+
+def _uncached(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
+              timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """:func:`run_command` under another name: what :func:`compose_config` runs when it
+    fills its cache."""
+    return run_command(argv, env, cwd, timeout_s)
 
 
 #: Compose's ``config`` answers in this process, by :func:`_answer_key` (a call costs
 #: 0.3-0.8 s; a runbook asks for the same project more than once). ``config --hash`` is not
 #: kept: it depends on the images, which may be rebuilt meanwhile.
 _ANSWERS: dict[str, dict[str, Any]] = {}
+_ASKED: dict[str, threading.Lock] = {}
+_ANSWERS_LOCK = threading.Lock()
 
 
 def _answer_key(command: Sequence[str], environ: Mapping[str, str],

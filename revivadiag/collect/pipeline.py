@@ -288,13 +288,7 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
         inv = gather(client, project)
     scrubber = project_scrubber(inv.containers)
     with timer.step("api_frames"):
-        frames: dict[str, pd.DataFrame] = {
-            "containers": parse_containers(inv.containers, inv.vanished, inv.project),
-            "networks": parse_networks(inv.networks),
-            "endpoints": parse_endpoints(inv.containers, inv.project),
-            "ports": parse_ports(inv.containers, inv.project),
-            "env": parse_env(inv.containers, inv.project, scrubber),
-        }
+        frames = api_frames(inv, scrubber)
     meta = SnapshotMeta(project=inv.project, method_requested=method, samples=samples,
                         api_calls=inv.api_calls, revivadiag_version=_version())
     with timer.step("roles"), ThreadPoolExecutor(1, "revivadiag-compose") as pool:
@@ -324,6 +318,18 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
     for name in PER_ENGINE_FRAMES:
         frames[name] = with_engine(frames[name], engine)
     return Snapshot(meta, **{name: frames[name] for name in FRAME_NAMES if name in frames})
+
+
+def api_frames(inv: RawInventory, scrubber: Scrubber) -> dict[str, pd.DataFrame]:
+    """The frames the engine's API answers alone: containers, networks, endpoints, ports and
+    env (values scrubbed)."""
+    return {
+        "containers": parse_containers(inv.containers, inv.vanished, inv.project),
+        "networks": parse_networks(inv.networks),
+        "endpoints": parse_endpoints(inv.containers, inv.project),
+        "ports": parse_ports(inv.containers, inv.project),
+        "env": parse_env(inv.containers, inv.project, scrubber),
+    }
 
 
 def _roles_frame(client: docker.DockerClient, inv: RawInventory,

@@ -85,13 +85,14 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.junit)
     check_compose_files(params.compose_files)
 
-    from revivadiag.collect.inventory import read_project_secrets
     from revivadiag.runbook import execute as ex
 
     runbook = ex.runbook_path(args.runbook)
     secrets: set[str] = set()
 
     def read_secrets() -> str:
+        from revivadiag.collect.inventory import read_project_secrets  # docker: ~0.3 s
+
         project, found = read_project_secrets(params.project_or_none,
                                               params.docker_host_or_none,
                                               engines=params.engines)
@@ -121,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     written = output.write_outputs(
         out_dir, execution, values, secrets, started=started, runbook=runbook, junit=args.junit
     )
+    ex.finish_kernels()
     for path in written.paths:
         print(f"revivadiag: wrote {path}", file=sys.stderr)
     print(f"revivadiag: {written.summary} in {execution.duration_s:.1f} s", file=sys.stderr)

@@ -133,21 +133,25 @@ def skip_unused_format_checkers() -> None:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
-#: a module name a runbook may ask the kernel to preload (nothing else reaches its code)
-_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+#: what a runbook may ask the kernel to preload: a module path, or ``module:function`` (a
+#: function called with no arguments once the module is loaded); nothing else reaches the
+#: kernel's code
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+                          r"(:[A-Za-z_][A-Za-z0-9_]*)?$")
 
 
 def runbook_preload(runbook: Path) -> list[str]:
     """The modules a runbook's metadata (``revivadiag.preload``) asks the kernel to import
-    in the background as it starts; names that are not plain module paths are ignored.
+    in the background as it starts (``module:function`` also calls the function, e.g. a
+    cached probe); names that are not plain module paths are ignored.
 
     >>> import tempfile, json
     >>> with tempfile.TemporaryDirectory() as d:
     ...     p = Path(d) / "r.ipynb"
     ...     _ = p.write_text(json.dumps({"metadata": {"revivadiag": {
-    ...         "preload": ["pandas", "os; import x", 3]}}}))
+    ...         "preload": ["pandas", "os:getcwd", "os; import x", "os:a()", 3]}}}))
     ...     runbook_preload(p)
-    ['pandas']
+    ['pandas', 'os:getcwd']
     """
     try:
         meta = json.loads(runbook.read_text(encoding="utf-8")).get("metadata", {})
@@ -167,8 +171,9 @@ def preload_arguments(modules: Sequence[str]) -> list[str]:
     if not modules:
         return []
     code = ("import importlib, threading; threading.Thread(target=lambda: "
-            f"[importlib.import_module(m) for m in {list(modules)!r}], daemon=True, "
-            "name='revivadiag-preload').start()")
+            "[(lambda m, f: getattr(m, f)() if f else m)"
+            "(importlib.import_module(n.partition(':')[0]), n.partition(':')[2]) "
+            f"for n in {list(modules)!r}], daemon=True, name='revivadiag-preload').start()")
     return [f"--IPKernelApp.exec_lines={code}"]
 
 
@@ -219,7 +224,24 @@ def stop_kernel(manager: Any) -> threading.Thread:
 
     reaper = threading.Thread(target=reap, name="revivadiag-kernel-reaper")
     reaper.start()
+    _PENDING.append((reaper, process))
     return reaper
+
+
+#: kernels asked to shut down whose reaper has not finished, with their processes
+_PENDING: list[tuple[threading.Thread, Any]] = []
+
+
+def finish_kernels(grace_s: float = 0.3) -> None:
+    """Once the outputs are written: give each kernel still exiting ``grace_s`` more, then
+    kill it (its notebook is saved, and its exit hooks only save IPython's history)."""
+    while _PENDING:
+        reaper, process = _PENDING.pop()
+        reaper.join(grace_s)
+        if reaper.is_alive() and process is not None:
+            with contextlib.suppress(OSError):
+                process.kill()
+            reaper.join()
 
 
 def kernel_messages(text: str) -> list[str]:
