@@ -17,6 +17,7 @@ It prints one JSON line: {"ok": ..., "error": type, "message": ..., "migration_i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -91,10 +92,8 @@ class NetStep:
 
     def undo(self, ctx: Context, before: Mapping[str, Any], undo: Mapping[str, Any]) -> None:
         for name in undo["remove"]:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 ctx.client.networks.get(name).remove()
-            except docker.errors.NotFound:
-                pass
 
     def drift(self, ctx: Context, result: Mapping[str, Any]) -> list[str]:
         out = []
@@ -126,7 +125,8 @@ def hooks() -> Any:
 
 def project_networks(client: Any, project: str) -> dict[str, str]:
     """name -> id of every network labelled with the project."""
-    return {n.name: n.id for n in client.networks.list(filters={"label": f"{PROJECT_LABEL}={project}"})}
+    found = client.networks.list(filters={"label": f"{PROJECT_LABEL}={project}"})
+    return {n.name: n.id for n in found}
 
 
 def remove_project_networks(client: Any, project: str) -> None:
