@@ -32,6 +32,9 @@ COMMANDS = {
                      "find hard-coded service URLs, ports and container names in a source tree"),
     "diagnose": ("revivadiag.runbook.cli",
                  "run the diagnose runbook: executed notebook, HTML report, findings.json"),
+    "migrate": ("revivadiag.migrate.cli",
+                "run, approve or roll back a migration plan; plan and draft one"),
+    "migrations": ("revivadiag.migrate.migrations_cli", "the migration journal as a table"),
 }
 
 EXIT_TOOL_FAILED = 2

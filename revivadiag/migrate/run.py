@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import os
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -372,7 +373,8 @@ class Executor:
             if self.prober is not None:
                 self.probe_report = self.prober.stop()
             if self.mirror is not None:
-                for pause in FINAL_SYNC_TRIES:
+                tries = FINAL_SYNC_TRIES if self.state().finished else (0.0,)
+                for pause in tries:
                     time.sleep(pause)
                     if self.mirror.sync(self.journal):
                         break
@@ -573,3 +575,81 @@ def _read_state(path: Path) -> RunState:
 
     records, _, _ = parse_lines(path.read_bytes(), str(path))
     return replay(records, path.name[: -len(SUFFIX)])
+
+
+# ---------------------------------------------------------------- the real parts
+
+
+def plan_from_file(path: str | Path, *, mode: Mode | str | None = None) -> RunPlan:
+    """A :class:`RunPlan` from a plan file (mig-plan's :func:`~revivadiag.migrate.plan.load_plan`):
+    its target files resolved, the variables Compose substitutes read from its env files and
+    this process's environment (memory only, never written)."""
+    from revivadiag.migrate import plan as plan_mod
+
+    path = Path(path)
+    plan = plan_mod.load_plan(path)
+    target = getattr(plan, "target", None)
+    files = tuple(Path(f) for f in (getattr(target, "compose_files", None) or ()))
+    project_directory = getattr(target, "project_directory", None)
+    env: dict[str, str] = {}
+    for env_file in getattr(target, "env_files", None) or ():
+        env.update(read_env_file(Path(env_file)))
+    env.update(os.environ)
+    plan_mode = Mode(str(mode or getattr(plan, "mode", None) or Mode.BLUE_GREEN))
+    return RunPlan(
+        name=str(plan.name), project=str(plan.project),
+        steps=tuple(plan.steps), fingerprint=str(getattr(plan, "fingerprint", "") or ""),
+        mode=plan_mode, path=str(path), sha256=file_sha256(path), target_files=files,
+        project_directory=Path(project_directory) if project_directory else None,
+        compose_env=env, prober=getattr(plan, "prober", None), source=plan)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines (``#`` comments and blank lines skipped, one pair of quotes off).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.env"
+    >>> _ = p.write_text("# c\\nA=1\\nB='two words'\\n")
+    >>> read_env_file(p)
+    {'A': '1', 'B': 'two words'}
+    """
+    out: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip().removeprefix("export ").strip()] = value
+    return out
+
+
+def check_plan(plan: RunPlan, client: Any) -> None:
+    """mig-plan's live validation and freshness check (typed ``PlanError``; changes nothing)."""
+    from revivadiag.migrate import plan as plan_mod
+
+    source = plan.source
+    if source is None:
+        return
+    plan_mod.check_fresh(source, client)
+    plan_mod.validate_plan(source, client)
+
+
+def start_prober(client: Any, plan: RunPlan) -> ProberLike | None:
+    """mig-probe's prober against the project's proxy, started."""
+    from revivadiag.migrate import prober as prober_mod
+
+    target = prober_mod.probe_target(client, plan.project, plan.prober)
+    prober: ProberLike = prober_mod.Prober(target)
+    prober.start()
+    return prober
+
+
+def default_hooks(*, mirror: bool = True, probe: bool = True) -> Hooks:
+    """The real steps (mig-steps), plan checks (mig-plan) and prober (mig-probe)."""
+    from revivadiag.migrate.steps import build
+
+    return Hooks(build=build, check=check_plan,
+                 prober=start_prober if probe else (lambda client, plan: None), mirror=mirror)
