@@ -11,7 +11,17 @@ The tree::
      ├── InputError                  bad input; nothing was changed
      │    ├── ComposeFileError       a compose file that does not parse or validate
      │    ├── PolicyError            a malformed policy file
-     │    ├── PlanError              a malformed migration plan
+     │    ├── PlanError              a malformed migration plan (file, step, key)
+     │    │    ├── UnknownStepKindError   a step kind no implementation knows
+     │    │    ├── DuplicateStepIdError   two steps with one id
+     │    │    ├── UnknownProjectError    the plan's project runs no container
+     │    │    ├── UnknownContainerError  a step names a container the project lacks
+     │    │    ├── UnknownServiceError    a step names a service the project lacks
+     │    │    ├── TargetNameTakenError   a target name held by a container outside the plan
+     │    │    ├── DuplicateTargetError   two steps create the same name
+     │    │    ├── MissingVolumeError     a volume the plan keeps does not exist
+     │    │    ├── UnhealthyServiceError  a service is not healthy (or not running)
+     │    │    └── StalePlanError         the live state changed since the plan was made
      │    ├── ParameterError         an unknown variant, profile, port or option
      │    └── OutputPathError        an output path that is a file, or cannot be written
      ├── CredentialsError            a password or token was rejected
@@ -123,12 +133,61 @@ class PolicyError(InputError):
 
 
 class PlanError(InputError):
-    """A malformed migration plan."""
+    """A malformed migration plan (``step`` and ``key`` name where, when known)."""
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, step: str = "", key: str = "") -> None:
         self.path = path
         self.reason = reason
-        super().__init__(f"plan {path}: {reason}")
+        self.step = step
+        self.key = key
+        where = "".join([f", step {step!r}" if step else "", f", key {key!r}" if key else ""])
+        super().__init__(f"plan {path}{where}: {reason}")
+
+
+class UnknownStepKindError(PlanError):
+    """A step's ``kind`` is none of the known kinds."""
+
+
+class DuplicateStepIdError(PlanError):
+    """Two steps of one plan share an ``id``."""
+
+
+class UnknownProjectError(PlanError):
+    """No container carries the plan's compose project label."""
+
+
+class UnknownContainerError(PlanError):
+    """A step names a container the project does not have."""
+
+
+class UnknownServiceError(PlanError):
+    """A step names a service the project does not have."""
+
+
+class TargetNameTakenError(PlanError):
+    """A name the plan would create is held by a container or network outside the plan."""
+
+
+class DuplicateTargetError(PlanError):
+    """Two steps would create the same container or network name."""
+
+
+class MissingVolumeError(PlanError):
+    """A volume a replaced service keeps does not exist on the engine."""
+
+
+class UnhealthyServiceError(PlanError):
+    """A service of the project is not healthy (or, without a healthcheck, not running)."""
+
+
+class StalePlanError(PlanError):
+    """The live state differs from the one the plan was made against: re-plan it.
+
+    ``changes`` lists what changed, one line each."""
+
+    def __init__(self, path: str, reason: str, changes: list[str] | None = None) -> None:
+        self.changes = list(changes or [])
+        super().__init__(path, reason)
 
 
 class ParameterError(InputError):

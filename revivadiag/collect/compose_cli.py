@@ -186,3 +186,54 @@ def file_named(message: str, files: Sequence[Path]) -> str:
         if any(n in message for n in names):
             return str(f)
     return ""
+
+
+def config_hashes(
+    cli: ComposeCli,
+    files: Sequence[Path],
+    *,
+    project: str,
+    project_directory: Path,
+    environ: Mapping[str, str],
+    env_file: Path | None = None,
+    timeout_s: float = COMPOSE_TIMEOUT_S,
+    runner: Runner = run_command,
+    scrubber: Scrubber | None = None,
+) -> dict[str, str]:
+    """service -> the config hash Compose labels its container with
+    (``com.docker.compose.config-hash``), from ``<cli> config --hash=*``: what Compose
+    compares to decide that ``up`` must recreate a container. ComposeFileError on failure.
+
+    >>> def fake(argv, env, cwd, timeout):
+    ...     out = "db 93bc1445f3267169\\napi 5d511db734ae7853\\n"
+    ...     return subprocess.CompletedProcess(argv, 0, out, "")
+    >>> config_hashes(ComposeCli(("docker-compose",), "1.29.2"), [Path("c.yml")], project="p",
+    ...               project_directory=Path("."), environ={}, runner=fake)
+    {'db': '93bc1445f3267169', 'api': '5d511db734ae7853'}
+    """
+    argv = [*cli.argv]
+    for f in files:
+        argv += ["-f", str(f.absolute())]
+    argv += ["--project-name", project, "--project-directory", str(project_directory)]
+    if env_file is not None:
+        argv += ["--env-file", str(env_file)]
+    argv += ["config", "--hash=*"]
+    origin = ",".join(str(f) for f in files)
+    scrub = scrubber or Scrubber()
+    try:
+        proc = runner(argv, environ, project_directory, timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ComposeFileError(origin, f"{cli} config --hash gave no answer in {timeout_s:g} s"
+                               ) from None
+    except OSError as exc:
+        raise ComposeFileError(origin, f"cannot run {cli}: {exc.strerror or exc}") from exc
+    if proc.returncode != 0:
+        problem = scrub.scrub(cli_problem(proc.stderr or proc.stdout))
+        raise ComposeFileError(file_named(problem, files) or origin,
+                               f"{cli} config --hash rejects it: {problem}")
+    out: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and re.fullmatch(r"[0-9a-f]{16,}", parts[1]):
+            out[parts[0]] = parts[1]
+    return out
