@@ -30,6 +30,7 @@ The tree::
      │    ├── PortInUseError
      │    └── LabStartError
      ├── RunbookError                a runbook step or its notebook failed
+     │    └── StepError              a migration step could not be applied or undone
      ├── MigrationError              a migration run could not go on
      │    ├── JournalError           a journal that cannot be read or written
      │    ├── MigrationLocked        another run holds the project's lock
@@ -263,6 +264,20 @@ class RunbookError(RevivadiagError):
         self.cell = cell
         where = f" (cell {cell})" if cell is not None else ""
         super().__init__(f"runbook {runbook}{where}: {reason}")
+
+
+class StepError(RunbookError):
+    """A migration step could not be applied, classified or undone: the engine refused an
+    operation, a new container never became healthy, a value needed to recreate a container
+    is held by no live container any more."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        RunbookError.__init__(self, "migrate", reason)
+        self.args = (f"migrate: {what}: {reason}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class MigrationError(RevivadiagError):

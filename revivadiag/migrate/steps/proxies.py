@@ -1,0 +1,97 @@
+"""Finding the project's proxies by role and making them reload (re-resolve their upstreams).
+
+The proxy is found by its role (:mod:`revivadiag.collect.roles`), never by name. nginx is
+reloaded through ``exec``: its running configuration (the master's ``-c`` file) is checked
+first with ``nginx -t``; a reload only happens when the check passes. A proxy without an
+``nginx`` binary (Traefik, Caddy watching the engine themselves) is left alone and said so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker.errors
+
+from revivadiag.collect.containers import parse_containers
+from revivadiag.collect.inventory import gather
+from revivadiag.collect.networks import parse_endpoints
+from revivadiag.collect.proxy_config import nginx_conf_path
+from revivadiag.collect.roles import Roles
+from revivadiag.collect.stack import collect_roles
+from revivadiag.errors import StepError
+from revivadiag.redact import project_scrubber
+
+
+def project_roles(client: Any, project: str) -> Roles:
+    """The roles of the project's services, decided from the live stack."""
+    inv = gather(client, project)
+    frames = {"containers": parse_containers(inv.containers, inv.vanished, inv.project),
+              "endpoints": parse_endpoints(inv.containers, inv.project)}
+    roles, _facts = collect_roles(client, inv, frames)
+    return Roles(roles)
+
+
+def role_containers(client: Any, project: str, role: str, roles: Roles | None = None
+                    ) -> list[str]:
+    """Names of the running containers of every service holding ``role``."""
+    roles = roles or project_roles(client, project)
+    services = set(roles.services(role))
+    if not services:
+        return []
+    listed = client.api.containers(filters={"label": f"com.docker.compose.project={project}"})
+    return sorted(str(c["Names"][0]).lstrip("/") for c in listed
+                  if (c.get("Labels") or {}).get("com.docker.compose.service") in services)
+
+
+def _exec(client: Any, name: str, argv: list[str]) -> tuple[int, str]:
+    try:
+        res = client.api.exec_create(name, argv, stdout=True, stderr=True)
+        out = client.api.exec_start(res["Id"])
+        code = client.api.exec_inspect(res["Id"]).get("ExitCode")
+    except docker.errors.APIError as exc:
+        text = str(exc.explanation or exc)
+        if "executable file not found" in text or "no such file" in text.lower():
+            return 127, text
+        raise StepError(f"exec in {name}", text) from exc
+    return int(code if code is not None else 1), bytes(out or b"").decode("utf-8", "replace")
+
+
+def reload_nginx(client: Any, name: str, check_only: bool = False) -> str:
+    """``nginx -t`` then ``nginx -s reload`` with the master's own configuration file.
+    Returns what was done; StepError when the configuration check fails (nothing reloaded)."""
+    try:
+        conf = nginx_conf_path(client.api.top(name))
+    except docker.errors.APIError as exc:
+        raise StepError(f"reload {name}", str(exc.explanation or exc)) from exc
+    code, out = _exec(client, name, ["nginx", "-t", "-c", conf])
+    if code == 127 or ("OCI runtime exec failed" in out):
+        return f"{name}: no nginx binary, not reloaded"
+    if code != 0:
+        found = client.api.inspect_container(name)
+        scrub = project_scrubber([found])
+        lines = [ln for ln in out.splitlines() if ln.strip()][-3:]
+        raise StepError(f"reload {name}", "nginx -t rejects the configuration: "
+                        + scrub.scrub(" | ".join(lines)))
+    if check_only:
+        return f"{name}: nginx -t -c {conf} ok"
+    code, out = _exec(client, name, ["nginx", "-s", "reload", "-c", conf])
+    if code != 0:
+        raise StepError(f"reload {name}", f"nginx -s reload exited {code}")
+    return f"{name}: nginx -t ok, reloaded ({conf})"
+
+
+def reload_proxies(client: Any, names: list[str], log: Any = None) -> list[str]:
+    """Reload each named proxy container that still runs; what was done, one line each."""
+    done = []
+    for name in names:
+        try:
+            found = client.api.inspect_container(name)
+        except docker.errors.NotFound:
+            continue
+        if not (found.get("State") or {}).get("Running"):
+            continue
+        line = reload_nginx(client, name)
+        done.append(line)
+        if log is not None:
+            log(line)
+    return done

@@ -1,0 +1,475 @@
+"""Replacing one service's container: blue-green beside it, stop-start on its volume, or in
+place.
+
+Names: *blue* is the container running now, *green* the one that replaces it (created from
+the target compose files by :mod:`revivadiag.migrate.steps.compose_target`, so Compose owns
+the end state, or from blue's own configuration with a changed environment for
+``config.env``). Green carries the label ``io.revivadiag.migrate.step=<step id>``; blue is
+never removed here: it is stopped, renamed aside (``<name>_rdblue_<step>``) and kept for
+rollback until the ``cleanup`` step removes it. Until then ``docker-compose ps`` lists it
+(stopped) and ``up -d`` would start it again: run ``up -d`` checks after ``cleanup``.
+
+**Blue-green** (the default for a stateless service that publishes no host port):
+
+1. green is created beside blue on the target networks, with Compose's aliases (service
+   name + declared aliases) plus blue's name when the name changes (and the final name while
+   green still has a temporary one), so old and new names both resolve; blue's networks
+   that the target does not have (the old flat network) get a temporary endpoint of green
+   with the same aliases, so clients not yet replaced find it. These temporary endpoints are
+   listed in the result and left for ``network.remove`` of that network (or ``cleanup``).
+2. green starts; traffic moves only once it is ready: its healthcheck reports healthy, or,
+   without one, a TCP connect to its learned port (the port blue listens on, read from blue's
+   socket table, else the image's exposed port) succeeds, or, with no port at all, it ran
+   2 s without restarting.
+3. blue leaves DNS: it is renamed aside (its container-name record goes to green's alias)
+   and disconnected from every network on which it shares an alias with green (Docker can
+   only drop an alias with the endpoint); the project's proxies (role ``proxy``) are then
+   reloaded at once (``nginx -t`` first) so that names resolved once are resolved again.
+4. blue drains: its established connections to its listening ports (its socket table) are
+   polled until none is left, at most ``ctx.drain_s``; then it is stopped with its own stop
+   signal (SIGTERM by default): a WebSocket server closes its connections itself and clients
+   reconnect through the proxy to green. The proxies are reloaded once more.
+
+**A service that publishes a host port** (the edge proxy) cannot have two containers on the
+same port. Green is first started *unpublished* (no port binding, no alias) to prove its
+configuration healthy, then removed; the final green is created with the port, blue is
+stopped (freeing the port) and green started at once. The window — from the first refused
+connection on the host port to the first accepted one — is measured by a loop of TCP
+connects to 127.0.0.1 every 5 ms during the move and reported as ``window_ms``: requests
+arriving then are refused.
+
+**Stateful** services (``stateful: true``: PostgreSQL, Redis on the same volume) and
+**in-place** mode stop blue before starting green (created beforehand, so only ``start`` is
+in the window): ``window_ms`` is the time without a running container, ``ready_ms`` until
+green is healthy. The backend's retries with backoff cover the gap.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import docker.errors
+
+from revivadiag.errors import StepError
+from revivadiag.migrate.model import Applied, Context, Mode
+from revivadiag.migrate.steps import engine as eng
+from revivadiag.migrate.steps.compose_target import load_target
+from revivadiag.migrate.steps.proxies import reload_proxies, role_containers
+
+BLUE_SUFFIX = "_rdblue_"
+GREEN_SUFFIX = "_rdgreen"
+PROBE_SUFFIX = "_rdprobe"
+UNDO_SUFFIX = "_rdundo"
+
+
+def short(step_id: str) -> str:
+    """A name-safe form of a step id."""
+    return "".join(c if c.isalnum() or c in "_.-" else "-" for c in step_id)[:40]
+
+
+def aside_name(name: str, step_id: str) -> str:
+    return f"{name}{BLUE_SUFFIX}{short(step_id)}"
+
+
+def find_blue(client: Any, project: str, service: str, name: str | None) -> dict[str, Any]:
+    """The container to replace: by name, else the service's only running container."""
+    if name:
+        found = eng.inspect(client, name)
+        if found is None:
+            raise StepError(f"replace {service}", f"no container named {name!r}")
+        return found
+    running = [c for c in eng.service_containers(client, project, service)
+               if (c.get("State") or {}).get("Running")]
+    if len(running) != 1:
+        raise StepError(f"replace {service}", f"expected one running container of the "
+                        f"service, found {len(running)}")
+    return running[0]
+
+
+def capture(ctx: Context, service: str, from_name: str | None, to_name: str | None
+            ) -> dict[str, Any]:
+    """The before-state of a switch: blue's full configuration (no secret values), the
+    target name, and the proxies found by role."""
+    blue = find_blue(ctx.client, ctx.project, service, from_name)
+    state = eng.container_state(blue)
+    proxies = [p for p in role_containers(ctx.client, ctx.project, "proxy")
+               if p != state["name"]]
+    return {"service": service, "blue": state, "to": to_name or state["name"],
+            "proxies": proxies}
+
+
+def learned_port(client: Any, blue: Mapping[str, Any] | None, spec: eng.Spec) -> int | None:
+    """The port to probe green on: one blue listens on (its socket table) that green exposes
+    too, else green's first exposed port."""
+    exposed = sorted(int(p.split("/")[0]) for p in (spec.body.get("ExposedPorts") or {})
+                     if p.endswith("/tcp"))
+    if blue is not None and (blue.get("State") or {}).get("Running"):
+        listening = eng.listening(eng.socket_table(client, blue))
+        both = [p for p in listening if not exposed or p in exposed]
+        if both:
+            return both[0]
+    return exposed[0] if exposed else None
+
+
+def green_spec(ctx: Context, step_id: str, before: Mapping[str, Any], name: str,
+               env_set: Mapping[str, str] | None = None, env_unset: tuple[str, ...] = ()
+               ) -> eng.Spec:
+    """Green's create spec: from the target files, or (``env_set``/``env_unset`` given and no
+    target files) blue's own live configuration with the environment changed."""
+    service = str(before["service"])
+    number = int((before["blue"]["config"].get("Labels") or {}).get(eng.NUMBER_LABEL) or 1)
+    if ctx.target_files:
+        spec = load_target(ctx).spec(service, name, number=number, step_id=step_id)
+    else:
+        blue = eng.inspect(ctx.client, before["blue"]["id"])
+        if blue is None:
+            raise StepError(f"replace {service}", "blue is gone and no target files are given")
+        spec = eng.spec_from_state(before["blue"], [blue], name)
+        spec.body["Labels"] = {**(spec.body.get("Labels") or {}), eng.STEP_LABEL: step_id}
+    if env_set or env_unset:
+        env = dict(e.split("=", 1) for e in spec.body.get("Env") or [] if "=" in e)
+        for key in env_unset:
+            env.pop(key, None)
+        env.update(env_set or {})
+        spec.body["Env"] = [f"{k}={v}" for k, v in env.items()]
+    return spec
+
+
+def _with_switch_aliases(client: Any, spec: eng.Spec, before: Mapping[str, Any], temp: bool
+                         ) -> list[str]:
+    """Add the old and new names as aliases, and temporary endpoints on blue's networks the
+    target lacks; returns those temporary networks."""
+    blue = before["blue"]
+    extra = [n for n in ([blue["name"]] if blue["name"] != before["to"] else [])
+             + ([before["to"]] if temp else [])]
+    for net in spec.networks:
+        spec.networks[net] = list(dict.fromkeys([*spec.networks[net], *extra]))
+    temporary = []
+    for net, ep in blue["networks"].items():
+        if net in spec.networks:
+            continue
+        try:
+            client.api.inspect_network(net)
+        except docker.errors.NotFound:  # removed since: nothing to join
+            continue
+        spec.networks[net] = list(dict.fromkeys([*ep.get("aliases", []), *extra]))
+        temporary.append(net)
+    return temporary
+
+
+def _shared_alias_networks(before: Mapping[str, Any], spec: eng.Spec) -> list[str]:
+    """Blue's networks on which it has an alias (other than its name) green has too."""
+    out = []
+    for net, ep in before["blue"]["networks"].items():
+        mine = set(ep.get("aliases", [])) - {before["blue"]["name"]}
+        if mine & set(spec.networks.get(net, [])):
+            out.append(net)
+    return out
+
+
+def _drain(ctx: Context, blue_id: str, ports: list[int]) -> dict[str, Any]:
+    """Wait until blue has no established connection to ``ports`` (two polls in a row), at
+    most ``ctx.drain_s``."""
+    started = time.monotonic()
+    quiet = 0
+    left = 0
+    polls = 0
+    while time.monotonic() - started < ctx.drain_s:
+        found = eng.inspect(ctx.client, blue_id)
+        if found is None or not (found.get("State") or {}).get("Running"):
+            left = 0
+            break
+        left = eng.established(eng.socket_table(ctx.client, found), ports)
+        polls += 1
+        quiet = quiet + 1 if left == 0 else 0
+        if quiet >= 2:
+            break
+        time.sleep(0.25)
+    return {"drain_ms": round((time.monotonic() - started) * 1000), "left": left,
+            "polls": polls, "bounded": time.monotonic() - started >= ctx.drain_s}
+
+
+class _PortWatch:
+    """TCP connects to 127.0.0.1:port every 5 ms in a thread (bounded by ``max_s``): the first
+    refused and the first accepted-after-refused times give the window."""
+
+    def __init__(self, port: int, max_s: float) -> None:
+        self.port = port
+        self.max_s = max_s
+        self.first_refused: float | None = None
+        self.back: float | None = None
+        self.attempts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _PortWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.is_set() and time.monotonic() - started < self.max_s:
+            ok = eng.tcp_open("127.0.0.1", self.port, timeout_s=0.2)
+            self.attempts += 1
+            now = time.monotonic()
+            if not ok and self.first_refused is None:
+                self.first_refused = now
+            if ok and self.first_refused is not None:
+                self.back = now
+                return
+            time.sleep(0.005)
+
+    def wait_back(self, timeout_s: float) -> None:
+        self._thread.join(timeout=timeout_s)
+
+    @property
+    def window_ms(self) -> float | None:
+        if self.first_refused is None:
+            return 0.0
+        if self.back is None:
+            return None
+        return round((self.back - self.first_refused) * 1000, 1)
+
+
+def _loopback_port(bindings: Mapping[str, Any]) -> int | None:
+    for hosts in bindings.values():
+        for h in hosts or []:
+            if h.get("HostPort") and h.get("HostIp") in ("127.0.0.1", "", "0.0.0.0"):
+                return int(h["HostPort"])
+    return None
+
+
+def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bool = False,
+          env_set: Mapping[str, str] | None = None, env_unset: tuple[str, ...] = ()
+          ) -> dict[str, Any]:
+    """Replace blue by green (see the module doc); the result is the reference for drift."""
+    client = ctx.client
+    blue_state = before["blue"]
+    blue = eng.inspect(client, blue_state["id"])
+    if blue is None:
+        raise StepError(f"replace {before['service']}", f"{blue_state['name']} is gone")
+    to = str(before["to"])
+    holder = eng.inspect(client, to)
+    if holder is not None and holder["Id"] != blue["Id"]:
+        raise StepError(f"replace {before['service']}", f"the name {to!r} is taken by another "
+                        "container")
+    temp = eng.name_of(blue) == to
+    green_name = f"{to}{GREEN_SUFFIX}" if temp else to
+    spec = green_spec(ctx, step_id, before, green_name, env_set, env_unset)
+    temporary = _with_switch_aliases(client, spec, before, temp)
+    port = learned_port(client, blue, spec)
+    listening = eng.listening(eng.socket_table(client, blue)) if blue["State"]["Running"] else []
+    published = bool(spec.port_bindings)
+    stop_s = float(blue_state["config"].get("StopTimeout") or 10)
+    aside = aside_name(blue_state["name"], step_id)
+    result: dict[str, Any] = {"service": before["service"], "to": to, "temporary": temporary,
+                              "blue": {"id": blue["Id"], "aside": aside}}
+    t0 = time.monotonic()
+    if stateful or ctx.mode is Mode.IN_PLACE:
+        how = "stop-start" if stateful else "in-place"
+        ctx.log(f"{step_id}: {how}: create {green_name}, stop {eng.name_of(blue)}, start green")
+        gid = eng.create(client, spec)
+        t_stop = time.monotonic()
+        eng.stop(client, blue["Id"], stop_s)
+        t_stopped = time.monotonic()
+        eng.rename(client, blue["Id"], aside)
+        if temp:
+            eng.rename(client, gid, to)
+        eng.start(client, gid)
+        t_started = time.monotonic()
+        eng.wait_ready(client, gid, ctx.health_timeout_s, port)
+        t_ready = time.monotonic()
+        result.update(mode=how, window_ms=round((t_started - t_stopped) * 1000, 1),
+                      stop_ms=round((t_stopped - t_stop) * 1000, 1),
+                      ready_ms=round((t_ready - t_stop) * 1000, 1))
+        result["proxies"] = reload_proxies(client, list(before.get("proxies") or []), ctx.log)
+    elif published:
+        ctx.log(f"{step_id}: publishes {list(spec.port_bindings)}: prove green unpublished, "
+                "then move the port")
+        probe = eng.Spec(f"{to}{PROBE_SUFFIX}", spec.without_ports().body,
+                         {n: [] for n in spec.networks})
+        pid = eng.create(client, probe)
+        try:
+            eng.start(client, pid)
+            eng.wait_ready(client, pid, ctx.health_timeout_s, port)
+        finally:
+            eng.remove(client, pid)
+        gid = eng.create(client, spec)
+        host_port = _loopback_port(spec.port_bindings)
+        watch = _PortWatch(host_port, max_s=stop_s + ctx.health_timeout_s) if host_port else None
+        if watch:
+            watch.__enter__()
+        try:
+            t_stop = time.monotonic()
+            eng.stop(client, blue["Id"], stop_s)
+            t_stopped = time.monotonic()
+            eng.start(client, gid)
+            t_started = time.monotonic()
+            eng.rename(client, blue["Id"], aside)
+            if temp:
+                eng.rename(client, gid, to)
+            if watch:
+                watch.wait_back(10.0)
+            eng.wait_ready(client, gid, ctx.health_timeout_s, port)
+        finally:
+            if watch:
+                watch.__exit__()
+        result.update(mode="port-move", stop_ms=round((t_stopped - t_stop) * 1000, 1),
+                      start_ms=round((t_started - t_stopped) * 1000, 1),
+                      window_ms=watch.window_ms if watch else None,
+                      host_port=host_port)
+    else:
+        ctx.log(f"{step_id}: blue-green: create {green_name} beside {eng.name_of(blue)}")
+        gid = eng.create(client, spec)
+        eng.start(client, gid)
+        waited = eng.wait_ready(client, gid, ctx.health_timeout_s, port)
+        t_ready = time.monotonic()
+        eng.rename(client, blue["Id"], aside)
+        if temp:
+            eng.rename(client, gid, to)
+        cut = _shared_alias_networks(before, spec)
+        for net in cut:
+            eng.disconnect(client, blue["Id"], net)
+        reloads = reload_proxies(client, list(before.get("proxies") or []), ctx.log)
+        drain = _drain(ctx, blue["Id"], listening or ([port] if port else []))
+        ctx.log(f"{step_id}: blue drained in {drain['drain_ms']} ms "
+                f"({drain['left']} connections left)")
+        eng.stop(client, blue["Id"], stop_s)
+        reloads += reload_proxies(client, list(before.get("proxies") or []), ctx.log)
+        result.update(mode="blue-green", window_ms=0.0, ready_s=round(waited, 2),
+                      out_of_dns=cut, drain=drain, proxies=reloads,
+                      switch_ms=round((time.monotonic() - t_ready) * 1000, 1))
+    green = eng.inspect(client, gid)
+    assert green is not None
+    result["green"] = {"id": gid, "name": eng.name_of(green),
+                       "networks": sorted(green["NetworkSettings"]["Networks"] or {})}
+    result["total_ms"] = round((time.monotonic() - t0) * 1000, 1)
+    ctx.log(f"{step_id}: {before['service']} now runs as {eng.name_of(green)} "
+            f"({result['mode']}, window {result.get('window_ms')} ms)")
+    return result
+
+
+def describe(before_hint: Mapping[str, Any], stateful: bool, mode: Mode) -> list[str]:
+    """The Docker operations of a switch, one line each (the dry run)."""
+    service = before_hint.get("service")
+    blue = before_hint.get("from") or f"the running container of {service}"
+    to = before_hint.get("to") or blue
+    if stateful or mode is Mode.IN_PLACE:
+        return [f"docker create {to} (target configuration of {service}, same volumes)",
+                f"docker stop {blue}", f"docker rename {blue} {blue}{BLUE_SUFFIX}<step>",
+                f"docker start {to}; wait until healthy", "nginx -t && nginx -s reload in the "
+                "proxies"]
+    return [f"docker create {to} on the target networks (aliases: service, {blue})",
+            f"docker start {to}; wait until healthy (healthcheck or TCP on its port)",
+            f"docker rename {blue} {blue}{BLUE_SUFFIX}<step>; disconnect it where it shares "
+            "an alias", "nginx -t && nginx -s reload in the proxies",
+            f"wait until {blue} has no established connection (drain)",
+            f"docker stop {blue} (kept for rollback until cleanup)",
+            "(a published service: green proven unpublished first, then the port moved: "
+            "stop blue, start green)"]
+
+
+def classify(ctx: Context, step_id: str, before: Mapping[str, Any]) -> Applied:
+    """not_applied: no green, blue as before; applied: green runs under the target name and
+    blue is stopped aside (or gone); partial: anything between."""
+    client = ctx.client
+    blue_state = before["blue"]
+    blue = eng.inspect(client, blue_state["id"])
+    greens = eng.step_containers(client, step_id)
+    blue_as_before = blue is not None and eng.name_of(blue) == blue_state["name"] and \
+        bool(blue["State"]["Running"]) == bool(blue_state["running"])
+    if not greens and blue_as_before:
+        return Applied.NOT_APPLIED
+    green_done = [g for g in greens if eng.name_of(g) == before["to"]
+                  and g["State"]["Running"]]
+    blue_done = blue is None or (not blue["State"]["Running"]
+                                 and eng.name_of(blue) != before["to"])
+    if len(greens) == 1 and green_done and blue_done:
+        return Applied.APPLIED
+    return Applied.PARTIAL
+
+
+def undo(ctx: Context, step_id: str, before: Mapping[str, Any]) -> dict[str, Any]:
+    """Give blue back exactly as captured (name, networks, aliases; started if it ran) and
+    remove green, from any of the three classify states."""
+    client = ctx.client
+    blue_state = before["blue"]
+    blue = eng.inspect(client, blue_state["id"])
+    if blue is None:
+        raise StepError(f"undo {step_id}", f"{blue_state['name']} was removed (cleanup ran?): "
+                        "undo the cleanup step first")
+    greens = eng.step_containers(client, step_id)
+    for g in greens:
+        if eng.name_of(g) in (blue_state["name"], before["to"]):
+            eng.rename(client, g["Id"], f"{eng.name_of(g)}{UNDO_SUFFIX}")
+    if eng.name_of(blue) != blue_state["name"]:
+        eng.rename(client, blue["Id"], blue_state["name"])
+    restore_networks(client, blue["Id"], blue_state)
+    published = bool(blue_state["host_config"].get("PortBindings"))
+    stop_first = published or bool(before.get("stateful")) or any(
+        eng.inspect(client, g["Id"]) and (g.get("HostConfig") or {}).get("PortBindings")
+        for g in greens)
+    t0 = time.monotonic()
+    if stop_first:
+        for g in greens:
+            eng.remove(client, g["Id"])
+    if blue_state["running"]:
+        eng.start(client, blue["Id"])
+        eng.wait_ready(client, blue["Id"], ctx.health_timeout_s,
+                       learned_port(client, None, eng.Spec("", {"ExposedPorts":
+                                    blue_state["config"].get("ExposedPorts") or {}})))
+    reload_proxies(client, list(before.get("proxies") or []), ctx.log)
+    for g in greens:
+        eng.remove(client, g["Id"])
+    reload_proxies(client, list(before.get("proxies") or []), ctx.log)
+    ctx.log(f"{step_id}: undone: {blue_state['name']} back, {len(greens)} green removed")
+    return {"removed": [eng.name_of(g) for g in greens],
+            "ms": round((time.monotonic() - t0) * 1000, 1)}
+
+
+def restore_networks(client: Any, ref: str, state: Mapping[str, Any]) -> None:
+    """Make the container's endpoints those of ``state`` (networks and aliases)."""
+    found = eng.inspect(client, ref)
+    assert found is not None
+    now = eng.container_state(found)["networks"]
+    want = state["networks"]
+    for net in now:
+        if net not in want:
+            eng.disconnect(client, ref, net)
+    for net, ep in want.items():
+        have = now.get(net)
+        if have is not None and sorted(have["aliases"]) == sorted(ep["aliases"]):
+            continue
+        if have is not None:
+            eng.disconnect(client, ref, net)
+        eng.connect(client, ref, net, ep["aliases"])
+
+
+def drift(ctx: Context, result: Mapping[str, Any]) -> list[str]:
+    """What no longer matches what the switch left: green gone, renamed, stopped, off one of
+    its networks; blue (kept aside) gone or running."""
+    out = []
+    green = eng.inspect(ctx.client, result["green"]["id"])
+    if green is None:
+        return [f"{result['green']['name']} (green) no longer exists"]
+    if eng.name_of(green) != result["green"]["name"]:
+        out.append(f"green is named {eng.name_of(green)}, not {result['green']['name']}")
+    if not green["State"]["Running"]:
+        out.append(f"{eng.name_of(green)} is not running")
+    nets = set(green["NetworkSettings"]["Networks"] or {})
+    missing = sorted(set(result["green"]["networks"]) - nets)
+    if missing:
+        out.append(f"{eng.name_of(green)} left {', '.join(missing)}")
+    blue = eng.inspect(ctx.client, result["blue"]["id"])
+    if blue is None:
+        out.append(f"{result['blue']['aside']} (blue, kept for rollback) no longer exists")
+    elif blue["State"]["Running"]:
+        out.append(f"{eng.name_of(blue)} (blue) runs again")
+    return out
