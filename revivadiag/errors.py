@@ -38,6 +38,8 @@ The tree::
      │    ├── MigrationNotFound      no journal for that migration id
      │    ├── StepFailed             a step failed (its completed steps were rolled back)
      │    └── RollbackRefused        the live state drifted from what the steps left
+     ├── ProberError                 the migration prober cannot send its traffic
+     │    └── NoProxyPort            the proxy publishes no port the prober can reach on loopback
      └── FrameError                  a row does not fit its frame's schema (strict frames)
 
 Failed probes are *rows* (with an ``error_type`` column, one of :class:`NetworkErrorType`),
@@ -346,6 +348,28 @@ class RollbackRefused(MigrationError):
         self.drift = list(drift)
         super().__init__(f"migration {migration_id}: rollback refused, the live state drifted "
                          f"(use --force to undo anyway): " + "; ".join(self.drift))
+
+
+class ProberError(RevivadiagError):
+    """The migration prober cannot run against the stack (nothing was sent)."""
+
+    def __init__(self, project: str, reason: str) -> None:
+        self.project = project
+        self.reason = reason
+        super().__init__(f"prober for project {project!r}: {reason}")
+
+
+class NoProxyPort(ProberError):
+    """The proxy publishes no host port on loopback: the prober has nowhere to send."""
+
+    def __init__(self, project: str, proxy: str, detail: str) -> None:
+        self.proxy = proxy
+        self.detail = detail
+        super().__init__(
+            project,
+            f"the prober needs a published proxy port on 127.0.0.1, and {proxy or 'no proxy'} "
+            f"offers none ({detail}); publish one, or give the plan's prober.port",
+        )
 
 
 class FrameError(RevivadiagError):

@@ -308,6 +308,28 @@ SCHEMAS: dict[str, FrameSchema] = {
                              "shop-target"),
             ("profile", STR, "io.revivadiag.profile label: development or production"),
         ),
+        _s(
+            "probe_requests",
+            "The migration prober: one row per request, WebSocket event or session check "
+            "(revivadiag.migrate.prober).",
+            ("seq", INT, "order in which the rows were started, from 0"),
+            ("t", TS, "wall-clock time the request was sent (UTC; the prober's start plus t_s)"),
+            ("t_s", FLOAT, "monotonic seconds since the prober started, when it was sent"),
+            ("kind", STR, "http (the steady stream), ws (the WebSocket client) or session"),
+            ("op", STR, "get; ws: connect, reconnect, echo, close; session: login, write, "
+                        "check"),
+            ("path", STR, "URL path on the proxy's loopback port"),
+            ("step", STR, "the migration step marked as running when it was sent (empty: none)"),
+            ("status", INT, "HTTP status (101 for a WebSocket handshake; the close code for a "
+                            "close); missing when no answer came"),
+            ("ok", BOOL, "a correct answer within the deadline (a close: a clean one)"),
+            ("latency_ms", FLOAT, "from sending to the answer (to giving up when it failed)"),
+            ("retries", INT, "refused connects (and connections closed before any answer) "
+                             "retried within the deadline"),
+            ("error_type", STR, "one of the seed's network error types when not ok, else empty"),
+            ("detail", STR, "why it failed, e.g. HTTP 502, echo differs, session lost (no "
+                            "secret)"),
+        ),
     )
 }
 

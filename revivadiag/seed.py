@@ -64,6 +64,15 @@ NAMING = "{project}_{service}"
 BACKEND_HEALTH_PATH = "/health"
 #: the path the seed's proxy forwards to the backend
 API_PREFIX = "/api/"
+#: the seed's WebSocket location on the proxy (``NEXT_PUBLIC_WEBSOCKET_URL``'s path)
+WEBSOCKET_PATH = "/ws"
+#: the seed's end-to-end session test: log in, then read the profile with the session
+LOGIN_PATH = "/api/auth/login"
+PROFILE_PATH = "/api/user/profile"
+#: the user of the seed's end-to-end test (seed design, "Test login through proxy"); tried
+#: only when neither the plan nor the environment names credentials, never printed
+TEST_USER_EMAIL = "test@example.com"
+TEST_USER_PASSWORD = "password"  # noqa: S105 - the seed's published test fixture, not a secret
 
 
 def is_seed_stack(services: Iterable[str]) -> bool:
