@@ -74,12 +74,9 @@ def register(subparsers: Any) -> None:
     _common(rb_p)
     rb_p.set_defaults(func=cmd_rollback)
 
-    try:  # MERGE: mig-plan's module; the guard goes once it is on this branch
-        from revivadiag.migrate.plan_cli import register_plan_commands
-    except ModuleNotFoundError:
-        pass
-    else:
-        register_plan_commands(sub)
+    from revivadiag.migrate.plan_cli import register_plan_commands
+
+    register_plan_commands(sub)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -154,7 +151,7 @@ def _print_summary(executor: Any) -> None:
     print(frame[["id", "kind", "status", "duration_s"]].to_string(index=False))
     report = executor.probe_report
     if report is not None:
-        print(json.dumps(report.summary(), default=str))
+        print(json.dumps(report.summary(frame), default=str))
 
 
 def cmd_approve(args: argparse.Namespace) -> int:

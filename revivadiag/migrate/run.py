@@ -46,6 +46,7 @@ from revivadiag.errors import (
     JournalError,
     MigrationError,
     MigrationNotFound,
+    RevivadiagError,
     RollbackRefused,
     StepFailed,
 )
@@ -210,10 +211,18 @@ class Executor:
     # -- lifecycle
 
     def start_prober(self) -> None:
-        if self.prober is None and not self.ctx.dry_run:
+        """Start the prober (a stack it cannot probe is noted in the journal, not fatal:
+        the prober measures the run, it does not gate it)."""
+        if self.prober is not None or self.ctx.dry_run:
+            return
+        try:
             self.prober = self.hooks.prober(self.ctx.client, self.plan)
-            if self.prober is not None:
-                self.ctx.mark = self.prober.mark
+        except RevivadiagError as exc:
+            self.journal.append("note", text=f"prober not started: {exc}")
+            self.log(f"prober not started: {exc}")
+            return
+        if self.prober is not None:
+            self.ctx.mark = self.prober.mark
 
     def pending(self) -> list[str]:
         """Step ids not completed yet, in plan order."""
@@ -582,26 +591,36 @@ def _read_state(path: Path) -> RunState:
 
 def plan_from_file(path: str | Path, *, mode: Mode | str | None = None) -> RunPlan:
     """A :class:`RunPlan` from a plan file (mig-plan's :func:`~revivadiag.migrate.plan.load_plan`):
-    its target files resolved, the variables Compose substitutes read from its env files and
-    this process's environment (memory only, never written)."""
+    its target files resolved, the variables Compose substitutes read from its env files, then
+    this process's environment, then, for a lab instance, the lab's own (ports, secrets:
+    :func:`revivadiag.migrate.labplans.target_env`). Memory only, never written."""
     from revivadiag.migrate import plan as plan_mod
 
     path = Path(path)
     plan = plan_mod.load_plan(path)
-    target = getattr(plan, "target", None)
-    files = tuple(Path(f) for f in (getattr(target, "compose_files", None) or ()))
-    project_directory = getattr(target, "project_directory", None)
     env: dict[str, str] = {}
-    for env_file in getattr(target, "env_files", None) or ():
-        env.update(read_env_file(Path(env_file)))
+    for env_file in plan.target.env_files:
+        env.update(read_env_file(plan.resolve(env_file)))
     env.update(os.environ)
-    plan_mode = Mode(str(mode or getattr(plan, "mode", None) or Mode.BLUE_GREEN))
+    env.update(lab_env(plan.project))
+    plan_mode = Mode(str(mode or plan.mode or Mode.BLUE_GREEN))
     return RunPlan(
-        name=str(plan.name), project=str(plan.project),
-        steps=tuple(plan.steps), fingerprint=str(getattr(plan, "fingerprint", "") or ""),
-        mode=plan_mode, path=str(path), sha256=file_sha256(path), target_files=files,
-        project_directory=Path(project_directory) if project_directory else None,
-        compose_env=env, prober=getattr(plan, "prober", None), source=plan)
+        name=plan.name, project=plan.project, steps=tuple(plan.steps),
+        fingerprint=plan.fingerprint or "", mode=plan_mode, path=str(path),
+        sha256=file_sha256(path), target_files=tuple(plan.target_files()),
+        project_directory=plan.target_directory(), compose_env=env, prober=plan.prober,
+        source=plan)
+
+
+def lab_env(project: str) -> dict[str, str]:
+    """The target variables of a lab instance named ``project`` ({} for any other project)."""
+    from revivadiag.lab.state import load_config
+
+    if load_config(project) is None:
+        return {}
+    from revivadiag.migrate.labplans import target_env
+
+    return target_env(project)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -637,12 +656,16 @@ def check_plan(plan: RunPlan, client: Any) -> None:
     plan_mod.validate_plan(source, client)
 
 
+#: the prober's bound (it stops by itself after this long)
+PROBER_MAX_S = 3600.0
+
+
 def start_prober(client: Any, plan: RunPlan) -> ProberLike | None:
     """mig-probe's prober against the project's proxy, started."""
-    from revivadiag.migrate import prober as prober_mod
+    from revivadiag.migrate.prober import Prober, probe_target
 
-    target = prober_mod.probe_target(client, plan.project, plan.prober)
-    prober: ProberLike = prober_mod.Prober(target)
+    target = probe_target(client, plan.project, plan.prober, environ=plan.compose_env or None)
+    prober = Prober(target, max_duration_s=PROBER_MAX_S)
     prober.start()
     return prober
 

@@ -169,7 +169,7 @@ def probe_summary(session: Session) -> dict[str, Any]:
     report = getattr(session.executor, "probe_report", None)
     if report is None:
         return {}
-    return dict(report.summary())
+    return dict(report.summary(session.executor.steps_frame()))
 
 
 def timeline(session: Session) -> Any:
