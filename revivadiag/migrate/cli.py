@@ -126,10 +126,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         if args.direct:
-            executor = mr.run(plan, client, hooks, resume=args.resume, approve=args.approve,
-                              mode=mode, root=args.journal_dir, log=_say)
-            _say(f"migration {executor.migration_id}: {executor.state().status}")
-            _print_summary(executor)
+            executor = mr.open_run(plan, client, hooks, resume=args.resume,
+                                   approve=args.approve, mode=mode, root=args.journal_dir,
+                                   log=_say)
+            try:
+                executor.start_prober()
+                executor.run_all()
+            finally:
+                executor.close()
+                _say(f"migration {executor.migration_id}: {executor.state().status}")
+                _print_summary(executor)
             return EXIT_OK
         # the gate, in this process: no kernel starts for a run nobody approved
         gate = mr.open_run(plan, client, hooks, resume=args.resume, approve=args.approve,

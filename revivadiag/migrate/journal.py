@@ -49,8 +49,10 @@ import json
 import os
 import re
 import secrets
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -473,9 +475,12 @@ class MirrorStatus:
 class PgMirror:
     """Reconciles a journal into the project's PostgreSQL (found by role), never raising.
 
-    ``target`` finds (container id, db user, db name, password) each time it is asked, so a
-    database container that was renamed or replaced is found again; the password goes to
-    ``psql`` through the exec's environment, never its argv, and is never logged.
+    As a journal listener it only *signals* a background thread, which upserts the latest
+    state (several appends coalesce into one write): a slow or absent database never delays
+    a step. :meth:`flush` waits (bounded) for the mirror to catch up, at the end of a run.
+    The database is found again at every write, so one that was renamed or replaced in the
+    meantime is found; the password goes to ``psql`` through the exec's environment, never
+    its argv, and is never logged.
     """
 
     def __init__(self, client: Any, project: str, timeout_s: float = 8.0,
@@ -485,28 +490,68 @@ class PgMirror:
         self.timeout_s = timeout_s
         self.status = MirrorStatus()
         self.locate = locate or locate_database
+        self._journal: Journal | None = None
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     def __call__(self, journal: Journal) -> None:
-        self.sync(journal)
+        """A journal listener: schedule a sync (returns at once)."""
+        self._journal = journal
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="revivadiag-mirror",
+                                            daemon=True)
+            self._thread.start()
+        self._idle.clear()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            if self._journal is not None:
+                self.sync(self._journal)
+            if not self._wake.is_set():
+                self._idle.set()
+
+    def flush(self, journal: Journal, tries: Sequence[float] = (0.0,)) -> bool:
+        """Sync now (after the background thread is idle), retrying after each pause in
+        ``tries``; True when the table holds the whole journal."""
+        self._idle.wait(timeout=self.timeout_s * 2)
+        for pause in tries:
+            time.sleep(pause)
+            if self.sync(journal):
+                return True
+        return False
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
 
     def sync(self, journal: Journal) -> bool:
         """Upsert every row of the journal; False (and ``status.last_error``) on failure."""
-        last = int(journal.records[-1]["seq"]) if journal.records else 0
-        if last <= self.status.synced_seq:
-            return True
-        self.status.attempts += 1
-        try:
-            target = self.locate(self.client, self.project)
-            if target is None:
-                self.status.last_error = "no running PostgreSQL database in the project"
+        with self._lock:
+            records = list(journal.records)
+            last = int(records[-1]["seq"]) if records else 0
+            if last <= self.status.synced_seq:
+                return True
+            self.status.attempts += 1
+            try:
+                target = self.locate(self.client, self.project)
+                if target is None:
+                    self.status.last_error = "no running PostgreSQL database in the project"
+                    return False
+                self.status.database = target.name
+                state = replay(records, journal.migration_id)
+                run_psql(self.client, target, upsert_sql(step_rows(state)), self.timeout_s)
+            except Exception as exc:  # the mirror never stops a run
+                self.status.last_error = " ".join(str(exc).split())[:300] or type(exc).__name__
                 return False
-            self.status.database = target.name
-            run_psql(self.client, target, upsert_sql(step_rows(journal.state())), self.timeout_s)
-        except Exception as exc:  # the mirror never stops a run
-            self.status.last_error = " ".join(str(exc).split())[:300] or type(exc).__name__
-            return False
-        self.status.synced_seq, self.status.last_error = last, ""
-        return True
+            self.status.synced_seq, self.status.last_error = last, ""
+            return True
 
 
 @dataclass(frozen=True)
@@ -535,8 +580,9 @@ def locate_database(client: Any, project: str) -> DbTarget | None:
         member = by_service.get(service)
         if member is None or not member.running:
             continue
-        if roles.software(service) not in CHECKABLE["postgres_internal"]:
-            continue
+        software = roles.software(service)
+        if software and software not in CHECKABLE["postgres_internal"]:
+            continue  # MySQL, MongoDB, ...: not a table psql can write (unknown: psql tells)
         own = raw_env(member.inspect)
         users = [raw_env(m.inspect) for m in users_of(by_service, member, roles)]
         creds = credentials_from_env(users[0] if users else {}, own, {})

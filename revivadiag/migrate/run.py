@@ -383,13 +383,10 @@ class Executor:
                 self.probe_report = self.prober.stop()
             if self.mirror is not None:
                 tries = FINAL_SYNC_TRIES if self.state().finished else (0.0,)
-                for pause in tries:
-                    time.sleep(pause)
-                    if self.mirror.sync(self.journal):
-                        break
-                else:
+                if not self.mirror.flush(self.journal, tries):
                     self.log(f"mirror not reconciled: {self.mirror.status.last_error} "
                              "(the local journal is complete; the next run reconciles it)")
+                self.mirror.close()
         finally:
             self.lock.release()
         return self.state()
@@ -460,7 +457,7 @@ def open_run(plan: RunPlan, client: Any, hooks: Hooks, *, resume: str | None = N
         if hooks.mirror:
             executor.mirror = PgMirror(client, plan.project)
             journal.listeners.append(executor.mirror)
-            executor.mirror.sync(journal)
+            executor.mirror(journal)  # reconcile what an earlier process left unmirrored
         st = journal.state()
         if approve and not st.approved and not st.finished:
             journal.append("approved", who=who, how=approve_how)
