@@ -128,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.direct:
             executor = mr.open_run(plan, client, hooks, resume=args.resume,
                                    approve=args.approve, mode=mode, root=args.journal_dir,
-                                   log=_say)
+                                   run_dir=args.out or Path.cwd(), log=_say)
             try:
                 executor.start_prober()
                 executor.run_all()

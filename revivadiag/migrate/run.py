@@ -381,6 +381,7 @@ class Executor:
         try:
             if self.prober is not None:
                 self.probe_report = self.prober.stop()
+                self.write_probe_report()
             if self.mirror is not None:
                 tries = FINAL_SYNC_TRIES if self.state().finished else (0.0,)
                 if not self.mirror.flush(self.journal, tries):
@@ -390,6 +391,23 @@ class Executor:
         finally:
             self.lock.release()
         return self.state()
+
+    def write_probe_report(self) -> list[Path]:
+        """``probe_requests.csv`` (every request: t, kind, path, status, ok, latency_ms, step,
+        error_type) and ``probe_summary.json`` into the run directory."""
+        import json
+
+        report = self.probe_report
+        if report is None:
+            return []
+        folder = Path(self.ctx.run_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        csv = folder / "probe_requests.csv"
+        report.requests.to_csv(csv, index=False)
+        summary = folder / "probe_summary.json"
+        summary.write_text(json.dumps(report.summary(self.steps_frame()), indent=1,
+                                      default=str) + "\n", encoding="utf-8")
+        return [csv, summary]
 
     def steps_frame(self) -> pd.DataFrame:
         """One row per step: id, kind, status, started, ended, duration_s (from the journal)."""

@@ -85,7 +85,7 @@ def open_session(*, plan: str = "", mode: str = "", dry_run: bool = False,
         return session
     executor = mr.open_run(run_plan, client, hooks, resume=migration_id or None,
                            approve=approve, approve_how="runbook", mode=chosen,
-                           root=journal_dir or None, log=_log)
+                           root=journal_dir or None, run_dir=Path.cwd(), log=_log)
     executor.start_prober()
     session.executor = executor
     st = executor.state()
@@ -177,9 +177,10 @@ def timeline(session: Session) -> Any:
     report = getattr(session.executor, "probe_report", None)
     if report is None:
         return None
+    from revivadiag.render.draw import show
     from revivadiag.render.migration import timeline_figure
 
-    return timeline_figure(report.requests, session.executor.steps_frame())
+    return show(timeline_figure(report.requests, session.executor.steps_frame()))
 
 
 def record(session: Session) -> dict[str, Any]:
