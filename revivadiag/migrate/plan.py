@@ -45,6 +45,7 @@ network.disconnect, network.remove, config.env, proxy.reload, sql, verify, clean
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -139,7 +140,7 @@ class Plan:
     def resolve(self, name: str) -> Path:
         """A path named in the plan, made absolute."""
         p = Path(name)
-        return p if p.is_absolute() else (self.base_dir / p)
+        return Path(os.path.normpath(p if p.is_absolute() else (self.base_dir / p).absolute()))
 
     def target_files(self) -> list[Path]:
         """The target's compose files, absolute."""
