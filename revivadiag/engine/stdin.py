@@ -50,7 +50,17 @@ def exec_with_stdin(api: Any, container_id: str, argv: list[str], payload: bytes
     stdin (say, ``python3`` is not in the container) is not an error here: its exit code
     and output tell.
     """
-    exec_id = api.exec_create(container_id, argv, stdin=True, stdout=True, stderr=True)["Id"]
+    code, out, err = exec_with_stdin_bytes(api, container_id, argv, payload, timeout_s)
+    return code, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def exec_with_stdin_bytes(api: Any, container_id: str, argv: list[str], payload: bytes,
+                          timeout_s: float, *, user: str = "",
+                          environment: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
+    """:func:`exec_with_stdin` with the output as bytes, run as ``user`` with
+    ``environment`` added (a secret there is not shown by ``docker inspect``, unlike argv)."""
+    exec_id = api.exec_create(container_id, argv, stdin=True, stdout=True, stderr=True,
+                              user=user, environment=environment or None)["Id"]
     sock = api.exec_start(exec_id, socket=True)
     try:
         # a process that is gone already broke the pipe: read what it said
@@ -61,8 +71,7 @@ def exec_with_stdin(api: Any, container_id: str, argv: list[str], payload: bytes
     finally:
         sock.close()
     code = api.exec_inspect(exec_id).get("ExitCode")
-    return (-1 if code is None else int(code), (out or b"").decode(errors="replace"),
-            (err or b"").decode(errors="replace"))
+    return (-1 if code is None else int(code)), (out or b""), (err or b"")
 
 
 def create_with_stdin(api: Any, image: str, argv: list[str], *, name: str, entrypoint: list[str],

@@ -27,7 +27,6 @@ change is expected (``expect_changed``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from collections.abc import Iterable, Mapping
@@ -35,10 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import docker.errors
-from docker.utils.socket import consume_socket_output, demux_adaptor, frames_iter
 
 from revivadiag.collect.roles import Roles
-from revivadiag.engine.stdin import send_and_close_write
+from revivadiag.engine.stdin import exec_with_stdin_bytes
 from revivadiag.errors import StepError
 from revivadiag.migrate.model import Context
 from revivadiag.migrate.steps import engine as eng
@@ -59,20 +57,10 @@ def exec_io(client: Any, container: str, argv: list[str], payload: bytes = b"", 
     """Run ``argv`` in the container with ``payload`` on stdin; (exit code, stdout, stderr).
     Secrets go in ``environment`` (not shown by ``docker inspect``) or on stdin."""
     try:
-        exec_id = client.api.exec_create(container, argv, stdin=True, stdout=True, stderr=True,
-                                         user=user, environment=dict(environment or {}))["Id"]
-        sock = client.api.exec_start(exec_id, socket=True)
+        return exec_with_stdin_bytes(client.api, container, argv, payload, timeout_s,
+                                     user=user, environment=dict(environment or {}))
     except docker.errors.APIError as exc:
         raise StepError(f"exec {argv[0]} in {container}", str(exc.explanation or exc)) from exc
-    try:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            send_and_close_write(sock, payload, timeout_s)
-        frames = (demux_adaptor(*frame) for frame in frames_iter(sock, tty=False))
-        out, err = consume_socket_output(frames, demux=True)
-    finally:
-        sock.close()
-    code = client.api.exec_inspect(exec_id).get("ExitCode")
-    return (-1 if code is None else int(code)), (out or b""), (err or b"")
 
 
 # ---------------------------------------------------------------- finding the data

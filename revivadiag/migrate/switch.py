@@ -30,13 +30,21 @@ rollback until the ``cleanup`` step removes it. Until then ``docker-compose ps``
    signal (SIGTERM by default): a WebSocket server closes its connections itself and clients
    reconnect through the proxy to green. The proxies are reloaded once more.
 
-**A service that publishes a host port** (the edge proxy) cannot have two containers on the
-same port. Green is first started *unpublished* (no port binding, no alias) to prove its
-configuration healthy, then removed; the final green is created with the port, blue is
-stopped (freeing the port) and green started at once. The window — from the first refused
-connection on the host port to the first accepted one — is measured by a loop of TCP
-connects to 127.0.0.1 every 5 ms during the move and reported as ``window_ms``: requests
-arriving then are refused.
+**The edge proxy** (a service holding the ``proxy`` role that publishes a host port: where
+the traffic enters) cannot have two containers on the same port. Green is first started
+*unpublished* (no port binding, no alias) to prove its configuration healthy, then removed;
+the final green is created with the port, blue is stopped (freeing the port) and green
+started at once. The window — from the first refused connection on the host port to the
+first accepted one — is measured by a loop of TCP connects to 127.0.0.1 every 5 ms during the
+move and reported as ``window_ms``: requests arriving then are refused (nothing in Docker
+lets two containers hold one published port, so this window cannot be zero).
+
+**Another service that publishes a host port** (a backend published for debugging): the
+traffic through the proxy must not see the port move. Blue-green runs twice: first to an
+*interim* green without the port (``<name>_rdprobe``, same aliases), which takes the traffic
+while blue drains and stops (freeing the port); then to the final green with the port, while
+the interim drains, stops and is removed. Only direct host clients of the published port see
+a gap (``host_port_window_ms``); the proxy's traffic has none.
 
 **Stateful** services (``stateful: true``: PostgreSQL, Redis on the same volume) and
 **in-place** mode stop blue before starting green (created beforehand, so only ``start`` is
@@ -57,7 +65,7 @@ from revivadiag.errors import StepError
 from revivadiag.migrate.model import Applied, Context, Mode
 from revivadiag.migrate.steps import engine as eng
 from revivadiag.migrate.steps.compose_target import load_target
-from revivadiag.migrate.steps.proxies import reload_proxies, role_containers
+from revivadiag.migrate.steps.proxies import project_facts, reload_proxies, role_containers
 
 BLUE_SUFFIX = "_rdblue_"
 GREEN_SUFFIX = "_rdgreen"
@@ -95,10 +103,14 @@ def capture(ctx: Context, service: str, from_name: str | None, to_name: str | No
     target name, and the proxies found by role."""
     blue = find_blue(ctx.client, ctx.project, service, from_name)
     state = eng.container_state(blue)
-    proxies = [p for p in role_containers(ctx.client, ctx.project, "proxy")
+    roles, names = project_facts(ctx.client, ctx.project)
+    proxies = [p for p in role_containers(ctx.client, ctx.project, "proxy", roles)
                if p != state["name"]]
+    mine = {state["name"], to_name or state["name"]}
+    mine |= {a for ep in state["networks"].values() for a in ep.get("aliases", [])}
     return {"service": service, "blue": state, "to": to_name or state["name"],
-            "proxies": proxies}
+            "proxies": proxies, "proxy_services": roles.services("proxy"),
+            "aliases_in_use": sorted(mine & set(names))}
 
 
 def learned_port(client: Any, blue: Mapping[str, Any] | None, spec: eng.Spec) -> int | None:
@@ -143,10 +155,10 @@ def _with_switch_aliases(client: Any, spec: eng.Spec, before: Mapping[str, Any],
     """Add the old and new names as aliases, and temporary endpoints on blue's networks the
     target lacks; returns those temporary networks."""
     blue = before["blue"]
-    extra = [n for n in ([blue["name"]] if blue["name"] != before["to"] else [])
-             + ([before["to"]] if temp else [])]
-    for net in spec.networks:
-        spec.networks[net] = list(dict.fromkeys([*spec.networks[net], *extra]))
+    extra = [blue["name"]] if blue["name"] != before["to"] else []
+    for net in spec.networks:  # the old name where blue's clients are: blue's own networks
+        if net in blue["networks"]:
+            spec.networks[net] = list(dict.fromkeys([*spec.networks[net], *extra]))
     temporary = []
     for net, ep in blue["networks"].items():
         if net in spec.networks:
@@ -158,16 +170,6 @@ def _with_switch_aliases(client: Any, spec: eng.Spec, before: Mapping[str, Any],
         spec.networks[net] = list(dict.fromkeys([*ep.get("aliases", []), *extra]))
         temporary.append(net)
     return temporary
-
-
-def _shared_alias_networks(before: Mapping[str, Any], spec: eng.Spec) -> list[str]:
-    """Blue's networks on which it has an alias (other than its name) green has too."""
-    out = []
-    for net, ep in before["blue"]["networks"].items():
-        mine = set(ep.get("aliases", [])) - {before["blue"]["name"]}
-        if mine & set(spec.networks.get(net, [])):
-            out.append(net)
-    return out
 
 
 def _drain(ctx: Context, blue_id: str, ports: list[int]) -> dict[str, Any]:
@@ -246,6 +248,57 @@ def _loopback_port(bindings: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _shared_aliases(client: Any, old_id: str, spec: eng.Spec, in_use: set[str]) -> list[str]:
+    """Networks on which the running container ``old_id`` has an alias (not its name) that
+    ``spec`` gives the new container too and that clients use (``in_use``): Docker drops an
+    alias only with the endpoint, so blue leaves those networks."""
+    found = eng.inspect(client, old_id)
+    if found is None:
+        return []
+    state = eng.container_state(found)
+    out = []
+    for net, ep in state["networks"].items():
+        mine = set(ep.get("aliases", [])) - {state["name"]}
+        if mine & set(spec.networks.get(net, [])) & in_use:
+            out.append(net)
+    return out
+
+
+def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str | None,
+          final: str | None, proxies: list[str], port: int | None, ports: list[int],
+          stop_s: float, in_use: set[str]) -> dict[str, Any]:
+    """Blue-green from the running ``old_id`` to a new container of ``spec``: create, start,
+    wait ready; rename old aside (``aside``) and new to ``final``; take old out of DNS; reload
+    the proxies; drain old; stop it; reload again. Returns the new id and the figures."""
+    client = ctx.client
+    early = {n: [a for a in aliases if a not in in_use] for n, aliases in spec.networks.items()}
+    gid = eng.create(client, eng.Spec(spec.name, spec.body, early))
+    eng.start(client, gid)
+    waited = eng.wait_ready(client, gid, ctx.health_timeout_s, port)
+    t_ready = time.monotonic()
+    for net, aliases in spec.networks.items():
+        if aliases != early[net]:  # names clients use: only once green is ready
+            eng.disconnect(client, gid, net)
+            eng.connect(client, gid, net, aliases)
+    if aside:
+        eng.rename(client, old_id, aside)
+    if final:
+        eng.rename(client, gid, final)
+    cut = _shared_aliases(client, old_id, spec, in_use)
+    for net in cut:
+        eng.disconnect(client, old_id, net)
+    reloads = reload_proxies(client, proxies, ctx.log)
+    drain = _drain(ctx, old_id, ports or ([port] if port else []))
+    ctx.log(f"{step_id}: drained in {drain['drain_ms']} ms ({drain['left']} connections left)")
+    t_stop = time.monotonic()
+    eng.stop(client, old_id, stop_s)
+    stop_ms = round((time.monotonic() - t_stop) * 1000, 1)
+    reloads += reload_proxies(client, proxies, ctx.log)
+    return {"id": gid, "ready_s": round(waited, 2), "out_of_dns": cut, "drain": drain,
+            "stop_ms": stop_ms, "proxies": reloads,
+            "switch_ms": round((time.monotonic() - t_ready) * 1000, 1)}
+
+
 def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bool = False,
           env_set: Mapping[str, str] | None = None, env_unset: tuple[str, ...] = ()
           ) -> dict[str, Any]:
@@ -265,14 +318,18 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
     spec = green_spec(ctx, step_id, before, green_name, env_set, env_unset)
     temporary = _with_switch_aliases(client, spec, before, temp)
     port = learned_port(client, blue, spec)
-    listening = eng.listening(eng.socket_table(client, blue)) if blue["State"]["Running"] else []
+    running = bool(blue["State"]["Running"])
+    listening = eng.listening(eng.socket_table(client, blue)) if running else []
     published = bool(spec.port_bindings)
+    edge = published and before["service"] in before.get("proxy_services", [])
     stop_s = float(blue_state["config"].get("StopTimeout") or 10)
     aside = aside_name(blue_state["name"], step_id)
+    proxies = list(before.get("proxies") or [])
+    in_use = set(before.get("aliases_in_use") or [])
     result: dict[str, Any] = {"service": before["service"], "to": to, "temporary": temporary,
                               "blue": {"id": blue["Id"], "aside": aside}}
     t0 = time.monotonic()
-    if stateful or ctx.mode is Mode.IN_PLACE:
+    if stateful or ctx.mode is Mode.IN_PLACE or not running:
         how = "stop-start" if stateful else "in-place"
         ctx.log(f"{step_id}: {how}: create {green_name}, stop {eng.name_of(blue)}, start green")
         gid = eng.create(client, spec)
@@ -289,16 +346,16 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
         result.update(mode=how, window_ms=round((t_started - t_stopped) * 1000, 1),
                       stop_ms=round((t_stopped - t_stop) * 1000, 1),
                       ready_ms=round((t_ready - t_stop) * 1000, 1))
-        result["proxies"] = reload_proxies(client, list(before.get("proxies") or []), ctx.log)
-    elif published:
-        ctx.log(f"{step_id}: publishes {list(spec.port_bindings)}: prove green unpublished, "
-                "then move the port")
+        result["proxies"] = reload_proxies(client, proxies, ctx.log)
+    elif edge:
+        ctx.log(f"{step_id}: the edge publishes {list(spec.port_bindings)}: prove green "
+                "unpublished, then move the port")
         probe = eng.Spec(f"{to}{PROBE_SUFFIX}", spec.without_ports().body,
                          {n: [] for n in spec.networks})
         pid = eng.create(client, probe)
         try:
             eng.start(client, pid)
-            eng.wait_ready(client, pid, ctx.health_timeout_s, port)
+            proven_s = eng.wait_ready(client, pid, ctx.health_timeout_s, port)
         finally:
             eng.remove(client, pid)
         gid = eng.create(client, spec)
@@ -312,40 +369,42 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
             t_stopped = time.monotonic()
             eng.start(client, gid)
             t_started = time.monotonic()
+            if watch:
+                watch.wait_back(10.0)
             eng.rename(client, blue["Id"], aside)
             if temp:
                 eng.rename(client, gid, to)
-            if watch:
-                watch.wait_back(10.0)
             eng.wait_ready(client, gid, ctx.health_timeout_s, port)
         finally:
             if watch:
                 watch.__exit__()
-        result.update(mode="port-move", stop_ms=round((t_stopped - t_stop) * 1000, 1),
+        result.update(mode="port-move", proven_s=round(proven_s, 2),
+                      stop_ms=round((t_stopped - t_stop) * 1000, 1),
                       start_ms=round((t_started - t_stopped) * 1000, 1),
-                      window_ms=watch.window_ms if watch else None,
-                      host_port=host_port)
+                      window_ms=watch.window_ms if watch else None, host_port=host_port)
+    elif published:
+        ctx.log(f"{step_id}: blue-green through an unpublished interim green, then the port "
+                f"{list(spec.port_bindings)} moves to the final green")
+        nets = dict(spec.networks)
+        interim = eng.Spec(f"{to}{PROBE_SUFFIX}", spec.without_ports().body, dict(nets))
+        first = _move(ctx, step_id, blue["Id"], interim, aside=aside, final=to,
+                      proxies=proxies, port=port, ports=listening, stop_s=stop_s,
+                      in_use=in_use)
+        final_spec = eng.Spec(f"{to}{GREEN_SUFFIX}", spec.body, dict(nets))
+        second = _move(ctx, step_id, first["id"], final_spec, aside=f"{to}{PROBE_SUFFIX}",
+                       final=to, proxies=proxies, port=port, ports=listening, stop_s=stop_s,
+                       in_use=in_use)
+        eng.remove(client, first["id"])
+        gid = second["id"]
+        result.update(mode="blue-green+port", window_ms=0.0, interim=first, final=second,
+                      host_port_window_ms=first["stop_ms"] + second["ready_s"] * 1000)
     else:
         ctx.log(f"{step_id}: blue-green: create {green_name} beside {eng.name_of(blue)}")
-        gid = eng.create(client, spec)
-        eng.start(client, gid)
-        waited = eng.wait_ready(client, gid, ctx.health_timeout_s, port)
-        t_ready = time.monotonic()
-        eng.rename(client, blue["Id"], aside)
-        if temp:
-            eng.rename(client, gid, to)
-        cut = _shared_alias_networks(before, spec)
-        for net in cut:
-            eng.disconnect(client, blue["Id"], net)
-        reloads = reload_proxies(client, list(before.get("proxies") or []), ctx.log)
-        drain = _drain(ctx, blue["Id"], listening or ([port] if port else []))
-        ctx.log(f"{step_id}: blue drained in {drain['drain_ms']} ms "
-                f"({drain['left']} connections left)")
-        eng.stop(client, blue["Id"], stop_s)
-        reloads += reload_proxies(client, list(before.get("proxies") or []), ctx.log)
-        result.update(mode="blue-green", window_ms=0.0, ready_s=round(waited, 2),
-                      out_of_dns=cut, drain=drain, proxies=reloads,
-                      switch_ms=round((time.monotonic() - t_ready) * 1000, 1))
+        moved = _move(ctx, step_id, blue["Id"], spec, aside=aside, final=to if temp else None,
+                      proxies=proxies, port=port, ports=listening, stop_s=stop_s,
+                      in_use=in_use)
+        gid = moved.pop("id")
+        result.update(mode="blue-green", window_ms=0.0, **moved)
     green = eng.inspect(client, gid)
     assert green is not None
     result["green"] = {"id": gid, "name": eng.name_of(green),

@@ -131,22 +131,19 @@ class Target:
 
     def network_name(self, key: str) -> str:
         """The engine's name of the target network ``key``."""
-        nets = self.model.get("networks") or {}
-        spec = nets.get(key) or {}
-        if spec.get("name"):
-            return str(spec["name"])
-        if spec.get("external"):
-            ext = spec["external"]
-            return str(ext.get("name")) if isinstance(ext, Mapping) and ext.get("name") else key
-        return f"{project_name(self.project)}_{key}"
+        return self._engine_name("networks", key)
 
     def volume_name(self, key: str) -> str:
-        vols = self.model.get("volumes") or {}
-        spec = vols.get(key) or {}
+        """The engine's name of the target volume ``key``."""
+        return self._engine_name("volumes", key)
+
+    def _engine_name(self, section: str, key: str) -> str:
+        spec = (self.model.get(section) or {}).get(key) or {}
         if spec.get("name"):
             return str(spec["name"])
-        if spec.get("external"):
-            return key
+        ext = spec.get("external")
+        if ext:
+            return str(ext["name"]) if isinstance(ext, Mapping) and ext.get("name") else key
         return f"{project_name(self.project)}_{key}"
 
     def service_networks(self, name: str) -> dict[str, list[str]]:

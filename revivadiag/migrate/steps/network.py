@@ -160,7 +160,23 @@ def _endpoint(client: Any, container: str, network: str) -> list[str] | None:
     return sorted(a for a in ep.get("Aliases") or [] if a != found["Id"][:12])
 
 
-class NetworkConnect(BaseStep):
+class _Endpoint(BaseStep):
+    """A step on one container's endpoint: the before-state is its aliases there (None: not
+    attached), and undo puts the endpoint back as it was."""
+
+    def capture(self, ctx: Context) -> dict[str, Any]:
+        c, n = str(self.param("container")), str(self.param("network"))
+        return {"container": c, "network": n, "aliases": _endpoint(ctx.client, c, n)}
+
+    def inverse(self, before: Mapping[str, Any]) -> dict[str, Any]:
+        return {"container": before["container"], "network": before["network"],
+                "restore_aliases": before["aliases"]}
+
+    def undo(self, ctx: Context, before: Mapping[str, Any], undo: Mapping[str, Any]) -> None:
+        restore_endpoint(ctx.client, before["container"], before["network"], before["aliases"])
+
+
+class NetworkConnect(_Endpoint):
     kind = "network.connect"
     PARAMS: ClassVar[ParamSpec] = {
         "container": (str, True), "network": (str, True), "aliases": (list, False)}
@@ -172,13 +188,6 @@ class NetworkConnect(BaseStep):
         return [f"docker network connect --alias {','.join(self.aliases()) or '-'} "
                 f"{self.param('network')} {self.param('container')}"]
 
-    def capture(self, ctx: Context) -> dict[str, Any]:
-        c, n = str(self.param("container")), str(self.param("network"))
-        return {"container": c, "network": n, "aliases": _endpoint(ctx.client, c, n)}
-
-    def inverse(self, before: Mapping[str, Any]) -> dict[str, Any]:
-        return {"container": before["container"], "network": before["network"],
-                "restore_aliases": before["aliases"]}
 
     def apply(self, ctx: Context, before: Mapping[str, Any]) -> dict[str, Any]:
         c, n = before["container"], before["network"]
@@ -196,9 +205,6 @@ class NetworkConnect(BaseStep):
         now = _endpoint(ctx.client, before["container"], before["network"])
         return Applied.APPLIED if now is not None and set(self.aliases()) <= set(now) else \
             Applied.NOT_APPLIED
-
-    def undo(self, ctx: Context, before: Mapping[str, Any], undo: Mapping[str, Any]) -> None:
-        restore_endpoint(ctx.client, before["container"], before["network"], before["aliases"])
 
     def drift(self, ctx: Context, result: Mapping[str, Any]) -> list[str]:
         now = _endpoint(ctx.client, result["container"], result["network"])
@@ -221,20 +227,13 @@ def restore_endpoint(client: Any, container: str, network: str, aliases: list[st
         eng.connect(client, container, network, aliases)
 
 
-class NetworkDisconnect(BaseStep):
+class NetworkDisconnect(_Endpoint):
     kind = "network.disconnect"
     PARAMS: ClassVar[ParamSpec] = {"container": (str, True), "network": (str, True)}
 
     def describe(self, ctx: Context) -> list[str]:
         return [f"docker network disconnect {self.param('network')} {self.param('container')}"]
 
-    def capture(self, ctx: Context) -> dict[str, Any]:
-        c, n = str(self.param("container")), str(self.param("network"))
-        return {"container": c, "network": n, "aliases": _endpoint(ctx.client, c, n)}
-
-    def inverse(self, before: Mapping[str, Any]) -> dict[str, Any]:
-        return {"container": before["container"], "network": before["network"],
-                "restore_aliases": before["aliases"]}
 
     def apply(self, ctx: Context, before: Mapping[str, Any]) -> dict[str, Any]:
         eng.disconnect(ctx.client, before["container"], before["network"])
@@ -243,9 +242,6 @@ class NetworkDisconnect(BaseStep):
     def classify(self, ctx: Context, before: Mapping[str, Any]) -> Applied:
         now = _endpoint(ctx.client, before["container"], before["network"])
         return Applied.APPLIED if now is None else Applied.NOT_APPLIED
-
-    def undo(self, ctx: Context, before: Mapping[str, Any], undo: Mapping[str, Any]) -> None:
-        restore_endpoint(ctx.client, before["container"], before["network"], before["aliases"])
 
     def drift(self, ctx: Context, result: Mapping[str, Any]) -> list[str]:
         now = _endpoint(ctx.client, result["container"], result["network"])

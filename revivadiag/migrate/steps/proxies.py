@@ -8,7 +8,9 @@ first with ``nginx -t``; a reload only happens when the check passes. A proxy wi
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker.errors
 
@@ -19,16 +21,38 @@ from revivadiag.collect.proxy_config import nginx_conf_path
 from revivadiag.collect.roles import Roles
 from revivadiag.collect.stack import collect_roles
 from revivadiag.errors import StepError
-from revivadiag.redact import project_scrubber
+from revivadiag.redact import project_scrubber, raw_env
 
 
 def project_roles(client: Any, project: str) -> Roles:
     """The roles of the project's services, decided from the live stack."""
+    return project_facts(client, project)[0]
+
+
+_HOSTISH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def project_facts(client: Any, project: str) -> tuple[Roles, list[str]]:
+    """The roles, and the names clients of the project use to reach each other: the hosts
+    of the proxies' routes and the hosts in the containers' environment (URL hosts, bare
+    host names). Only host names leave here, never a value."""
     inv = gather(client, project)
     frames = {"containers": parse_containers(inv.containers, inv.vanished, inv.project),
               "endpoints": parse_endpoints(inv.containers, inv.project)}
-    roles, _facts = collect_roles(client, inv, frames)
-    return Roles(roles)
+    roles, facts = collect_roles(client, inv, frames)
+    names = {r.host for r in facts.routes if r.host}
+    for found in inv.containers:
+        for value in raw_env(found).values():
+            if "://" in value:
+                try:
+                    host = urlsplit(value).hostname
+                except ValueError:
+                    host = None
+                if host:
+                    names.add(host)
+            elif _HOSTISH.match(value) and not value.isdigit():
+                names.add(value)
+    return Roles(roles), sorted(names)
 
 
 def role_containers(client: Any, project: str, role: str, roles: Roles | None = None
