@@ -320,6 +320,8 @@ SCHEMAS: dict[str, FrameSchema] = {
                         "check"),
             ("path", STR, "URL path on the proxy's loopback port"),
             ("step", STR, "the migration step marked as running when it was sent (empty: none)"),
+            ("step_ended", STR, "the step marked as running when its answer, or its failure, "
+                                "came (a failure is charged to this step)"),
             ("status", INT, "HTTP status (101 for a WebSocket handshake; the close code for a "
                             "close); missing when no answer came"),
             ("ok", BOOL, "a correct answer within the deadline (a close: a clean one)"),

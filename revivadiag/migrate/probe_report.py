@@ -15,15 +15,19 @@ Definitions (the same in the summary, the report and the tests):
   = sent + latency), counting from the first request sent to the last request's end, so a
   stream that ends in failures stalls until its end. At 20 requests/s a healthy stack
   stalls about 50 ms.
-- **during a step**: rows whose ``step`` tag (the step marked when they were sent) is that
-  step. **During the switch**: during the steps whose kind replaces or reconfigures a
+- **failed_by_step**: each failure is charged to the step running when it was observed
+  (``step_ended``: the error answer, the refused or reset connection, the deadline
+  passing), so a request sent just before a step that broke it counts against that step.
+- **during a step** (sent, latency, stall): rows whose ``step`` tag (the step marked when
+  they were sent) is that step.
+- **during the switch**: during the steps whose kind replaces or reconfigures a
   running service (``service.*``, ``proxy.*``, ``config.*``) when the steps' kinds are
   known, else during any marked step.
 
 >>> from revivadiag.schemas import to_frame
 >>> rows = [{"kind": "http", "op": "get", "t_s": i * 0.05, "ok": i != 2,
-...          "latency_ms": 10.0, "step": "db" if i >= 2 else "", "retries": 0}
-...         for i in range(5)]
+...          "latency_ms": 10.0, "step": "db" if i >= 2 else "",
+...          "step_ended": "db" if i >= 2 else "", "retries": 0} for i in range(5)]
 >>> s = summarize(to_frame("probe_requests", rows))
 >>> s["sent"], s["failed"], s["failed_by_step"], s["longest_stall_ms"]
 (5, 1, {'db': 1}, 100.0)
@@ -115,11 +119,11 @@ def switch_steps(steps: pd.DataFrame | None, marked: list[str]) -> list[str]:
     return [m for m in marked if m]
 
 
-def _part(requests: pd.DataFrame) -> dict[str, Any]:
+def _part(requests: pd.DataFrame, failed: int) -> dict[str, Any]:
     sent = requests_only(requests)
     p50, p99 = percentiles(ok_http_latencies(requests))
-    return {"sent": len(sent), "failed": int((~requests["ok"].fillna(False)).sum()),
-            "p50_ms": p50, "p99_ms": p99, "longest_stall_ms": longest_stall_ms(requests)}
+    return {"sent": len(sent), "failed": failed, "p50_ms": p50, "p99_ms": p99,
+            "longest_stall_ms": longest_stall_ms(requests)}
 
 
 def _count(requests: pd.DataFrame, kind: str, op: str, ok: bool | None = None) -> int:
@@ -166,17 +170,19 @@ def summarize(requests: pd.DataFrame, *, steps: pd.DataFrame | None = None,
     skipped = dict(meta.get("skipped") or {})
     tags = requests["step"].fillna("").astype(str)
     failed = requests[~requests["ok"].fillna(False).astype(bool)]
-    failed_tags = failed["step"].fillna("").astype(str).replace("", NO_STEP)
-    marked = [t for t in dict.fromkeys(tags.tolist()) if t]
+    failed_tags = failed["step_ended"].fillna("").astype(str).replace("", NO_STEP)
+    charged = failed_tags.value_counts()
+    marked = [t for t in dict.fromkeys([*tags.tolist(), *failed_tags.tolist()])
+              if t and t != NO_STEP]
     switch = switch_steps(steps, marked)
     during = requests[tags.isin(switch)]
-    overall = _part(requests)
+    overall = _part(requests, len(failed))
     retries = requests["retries"].fillna(0).astype(int)
     out: dict[str, Any] = {
         "sent": overall["sent"],
         "ok": int(requests_only(requests)["ok"].fillna(False).astype(bool).sum()),
         "failed": overall["failed"],
-        "failed_by_step": {str(k): int(v) for k, v in failed_tags.value_counts().items()},
+        "failed_by_step": {str(k): int(v) for k, v in charged.items()},
         "failed_by_kind": {str(k): int(v) for k, v in failed["kind"].value_counts().items()},
         "retries": int(retries.sum()),
         "retried_requests": int((retries > 0).sum()),
@@ -186,7 +192,8 @@ def summarize(requests: pd.DataFrame, *, steps: pd.DataFrame | None = None,
         "switch_steps": switch,
         "p99_during_switch_ms": percentiles(ok_http_latencies(during))[1],
         "longest_stall_during_switch_ms": longest_stall_ms(during),
-        "by_step": {step: _part(requests[tags == step]) for step in marked},
+        "by_step": {step: _part(requests[tags == step], int(charged.get(step, 0)))
+                    for step in marked},
         "http_sent": _count(requests, "http", "get"),
         "rate_achieved": rate_achieved(requests),
         "ws_echoes": _count(requests, "ws", "echo"),

@@ -52,6 +52,9 @@ from revivadiag.migrate.probe_config import MARKER, ProberConfig, parse_prober_s
 LOOPBACK = "127.0.0.1"
 DEFAULT_RATE = 20.0
 DEFAULT_DEADLINE_S = 2.0
+#: time each checking request before the migration may take (a check, not a measurement:
+#: a loaded machine must not turn a working part into a skipped one)
+CHECK_TIMEOUT_S = 10.0
 #: environment variable read for the login password when the plan names none
 PASSWORD_ENV = "LAB_USER_PASSWORD"  # noqa: S105 - a variable name, not a value
 _ANY_ADDRESS = ("", "0.0.0.0", "::", LOOPBACK)
@@ -265,7 +268,7 @@ def _session(cfg: ProberConfig, project: str, target: ProbeTarget, environ: Mapp
     if session.mode == "write":
         return session, ""  # checked by writing, which the run does once
     try:
-        with httpx.Client(timeout=target.deadline_s) as http:
+        with httpx.Client(timeout=max(target.deadline_s, CHECK_TIMEOUT_S)) as http:
             response = http.post(target.url(session.path), json=dict(session.body))
     except httpx.HTTPError as exc:
         why = f"POST {session.path} failed: {type(exc).__name__}"
@@ -307,7 +310,7 @@ def probe_target(client: Any, project: str, plan_prober: Mapping[str, Any] | Pro
     target = ProbeTarget(project, port, host=host, proxy=proxy, rate=cfg.rate or DEFAULT_RATE,
                          deadline_s=deadline)
     skipped: dict[str, str] = {}
-    with httpx.Client(timeout=deadline) as http:
+    with httpx.Client(timeout=max(deadline, CHECK_TIMEOUT_S)) as http:
         if cfg.http is not None:
             for path in cfg.http:
                 why = _get(http, target.url(path))
@@ -331,7 +334,7 @@ def probe_target(client: Any, project: str, plan_prober: Mapping[str, Any] | Pro
         skipped["websocket"] = "disabled by the plan (prober.websocket: false)"
     else:
         candidate = cfg.websocket or seed.WEBSOCKET_PATH
-        why = _websocket_ok(target.ws_url(candidate), deadline)
+        why = _websocket_ok(target.ws_url(candidate), max(deadline, CHECK_TIMEOUT_S))
         if not why:
             ws = candidate
         elif cfg.websocket:

@@ -38,6 +38,11 @@ come back in time fails, and the client reconnects.
 fails on a non-2xx status or an answer without the expected text; a lost session is not
 logged in again (it must survive).
 
+**Tags**: each row carries ``step``, the step marked (:meth:`Prober.mark`) when it was
+sent, and ``step_ended``, the step marked when its answer or failure came; the summary
+charges a failure to the latter. Times are monotonic seconds since the start (``t_s``) and
+the matching wall-clock time (``t``, UTC).
+
 **Bounds**: it stops by itself after ``max_duration_s`` or ``max_requests`` requests (of
 every kind), whichever comes first (``stopped_by`` says which); requests in flight then
 finish within their deadline. No row, summary or log holds a secret: the session's body is
@@ -150,6 +155,8 @@ class Prober:
         if self._thread is not None:
             raise ProberError(self.target.project, "this prober was already started")
         self._mono0, self._wall0 = time.monotonic(), time.time()
+        with self._lock:  # a step marked before the start runs from the start
+            self._marks = [(step, 0.0) for step, _ in self._marks]
         self._thread = threading.Thread(target=self._run, name="revivadiag-prober",
                                         daemon=True)
         self._thread.start()
@@ -161,6 +168,17 @@ class Prober:
         with self._lock:
             self._step = step_id or ""
             self._marks.append((self._step, self._now()))
+
+    def progress(self) -> dict[str, int]:
+        """Counts so far, while it runs: rows, failed rows, and correct answers per kind
+        and op (e.g. ``ok:session:check``)."""
+        rows = list(self._rows)
+        out = {"rows": len(rows), "failed": sum(1 for r in rows if not r["ok"])}
+        for r in rows:
+            if r["ok"]:
+                key = f"ok:{r['kind']}:{r['op']}"
+                out[key] = out.get(key, 0) + 1
+        return out
 
     @property
     def running(self) -> bool:
@@ -277,6 +295,7 @@ class Prober:
             "seq": next(self._seq) if seq is None else seq,
             "t": datetime.fromtimestamp(self._wall0 + sent_s, UTC),
             "t_s": round(sent_s, 6), "kind": kind, "op": op, "path": path, "step": step,
+            "step_ended": self._current_step(),
             "status": status, "ok": ok, "latency_ms": round((ended - sent_s) * 1000.0, 3),
             "retries": retries, "error_type": "" if ok else str(error or
                                                                 NetworkErrorType.PROXY_ERROR),
