@@ -592,30 +592,19 @@ def locate_database(client: Any, project: str) -> DbTarget | None:
 
 
 def run_psql(client: Any, target: DbTarget, sql: str, timeout_s: float) -> str:
-    """Run ``sql`` (on stdin) with ``psql`` inside the database container over its loopback."""
+    """Run ``sql`` (on stdin) with ``psql`` inside the database container over its loopback;
+    the password travels in the exec's environment (never argv, never logged)."""
+    from revivadiag.engine.stdin import exec_with_stdin_bytes
     from revivadiag.redact import secret_scrubber
 
     argv = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
             "-U", target.user, "-d", target.dbname]
-    api = client.api
-    exec_id = api.exec_create(target.container_id, argv, stdin=True, stdout=True, stderr=True,
-                              environment={"PGPASSWORD": target.password,
-                                           "PGCONNECT_TIMEOUT": "3"})["Id"]
-    from docker.utils.socket import consume_socket_output, demux_adaptor, frames_iter
-
-    from revivadiag.engine.stdin import send_and_close_write
-
-    sock = api.exec_start(exec_id, socket=True)
-    try:
-        send_and_close_write(sock, sql.encode(), timeout_s)
-        frames = (demux_adaptor(*frame) for frame in frames_iter(sock, tty=False))
-        out, err = consume_socket_output(frames, demux=True)
-    finally:
-        sock.close()
-    code = api.exec_inspect(exec_id).get("ExitCode")
+    code, out, err = exec_with_stdin_bytes(
+        client.api, target.container_id, argv, sql.encode(), timeout_s,
+        environment={"PGPASSWORD": target.password, "PGCONNECT_TIMEOUT": "3"})
     if code != 0:
         message = secret_scrubber([target.password]).scrub(
-            (err or b"").decode(errors="replace").strip()[:300])
+            err.decode(errors="replace").strip()[:300])
         raise JournalError(f"{target.name}:configuration_migrations",
                            f"psql exited {code}: {message}")
-    return (out or b"").decode(errors="replace")
+    return out.decode(errors="replace")
