@@ -55,6 +55,7 @@ from revivadiag.migrate.journal import (
     PgMirror,
     RunState,
     StepState,
+    check_name,
     journal_root,
     list_journals,
     new_migration_id,
@@ -139,6 +140,7 @@ def started_record(journal: Journal) -> dict[str, Any]:
 def find_journal(migration_id: str, project: str | None = None,
                  root: str | Path | None = None) -> Journal:
     """The journal of ``migration_id`` (searched in every project's folder when none given)."""
+    check_name("migration id", migration_id)
     if project:
         return Journal.open(project, migration_id, root)
     found = [e for e in list_journals(None, root) if e.migration_id == migration_id]
