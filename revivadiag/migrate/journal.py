@@ -343,6 +343,13 @@ def replay(records: Iterable[Mapping[str, Any]], migration_id: str) -> RunState:
     return st
 
 
+def read_state(path: Path) -> RunState:
+    """The state of the journal at ``path`` without repairing it (a reader must never write:
+    the run may be appending to it right now; a torn last line is only left out)."""
+    records, _, _ = parse_lines(path.read_bytes(), str(path))
+    return replay(records, path.name[: -len(SUFFIX)])
+
+
 # ---------------------------------------------------------------- listing
 
 

@@ -59,6 +59,7 @@ from revivadiag.migrate.journal import (
     journal_root,
     list_journals,
     new_migration_id,
+    read_state,
 )
 from revivadiag.migrate.lock import ProjectLock
 from revivadiag.migrate.model import Applied, Context, Mode, Step, StepSpec, StepStatus
@@ -570,7 +571,7 @@ def runs_frame(project: str | None = None, root: str | Path | None = None) -> pd
     holders: dict[str, str] = {}
     for entry in list_journals(project, root):
         try:
-            st = _read_state(entry.path)
+            st = read_state(entry.path)
         except JournalError as exc:
             rows.append({"id": entry.migration_id, "project": entry.project,
                          "status": f"unreadable: {exc.reason}"})
@@ -593,14 +594,6 @@ def runs_frame(project: str | None = None, root: str | Path | None = None) -> pd
                      "lock_holder": lock_text if entry.migration_id in lock_text else ""})
     return pd.DataFrame(rows, columns=["id", "project", "plan", "status", "steps_done",
                                        "started", "finished", "approved_by", "lock_holder"])
-
-
-def _read_state(path: Path) -> RunState:
-    """The state without repairing (a listing must not write)."""
-    from revivadiag.migrate.journal import SUFFIX, parse_lines, replay
-
-    records, _, _ = parse_lines(path.read_bytes(), str(path))
-    return replay(records, path.name[: -len(SUFFIX)])
 
 
 # ---------------------------------------------------------------- the real parts

@@ -25,7 +25,7 @@ import pytest
 
 from revivadiag.lab import LabInstance
 from revivadiag.migrate import labplans, readiness
-from revivadiag.migrate.journal import Journal, list_journals
+from revivadiag.migrate.journal import Journal, list_journals, read_state
 from revivadiag.migrate.model import Context, StepSpec, StepStatus
 from revivadiag.migrate.plan import load_plan, write_plan
 from revivadiag.migrate.state import capture_state, diff_states
@@ -133,8 +133,8 @@ def kill_when(env: Env, proc: subprocess.Popen[str], project: str, step: str,
     while time.monotonic() < deadline and proc.poll() is None:
         found = list_journals(project, env.journals)
         if found:
-            st = Journal.load(found[0].path).state() if found[0].path.stat().st_size else None
-            if st is not None and step in st.steps and st.steps[step].status in (
+            st = read_state(found[0].path)
+            if step in st.steps and st.steps[step].status in (
                     StepStatus.IN_PROGRESS, StepStatus.COMPLETED):
                 time.sleep(after_s)
                 proc.send_signal(signal.SIGKILL)
