@@ -463,6 +463,11 @@ def open_run(plan: RunPlan, client: Any, hooks: Hooks, *, resume: str | None = N
             st = journal.state()
             if st.finished and st.status is not StepStatus.COMPLETED:
                 raise MigrationError(f"migration {resume} has ended {st.status}; start a new run")
+            failed = [s.id for s in st.steps.values() if s.status is StepStatus.FAILED]
+            if failed and not st.finished:
+                raise MigrationError(
+                    f"migration {resume}: step {failed[0]} failed and the process died while "
+                    f"rolling back; finish that with `revivadiag migrate rollback {resume}`")
             mode = Mode(st.mode) if st.mode else mode
             if not any(s.started for s in st.steps.values()) and not st.finished:
                 hooks.check(plan, client)  # nothing changed yet: the plan must still be fresh
