@@ -260,6 +260,8 @@ class StepState:
     error: str = ""
     started: str = ""
     ended: str = ""
+    #: when its outcome (result or failure) was journalled; ``ended`` moves on to the undo
+    applied: str = ""
     attempts: int = 0
 
 
@@ -329,15 +331,15 @@ def replay(records: Iterable[Mapping[str, Any]], migration_id: str) -> RunState:
                 step.before = dict(rec.get("before") or {})
                 step.undo = dict(rec.get("undo") or {})
                 step.status, step.started, step.ended = StepStatus.IN_PROGRESS, at, ""
-                step.error, step.result = "", None
+                step.error, step.result, step.applied = "", None, ""
                 step.attempts += 1
                 st.status, st.finished = StepStatus.IN_PROGRESS, ""
             elif ev == "result":
                 step.result = dict(rec.get("result") or {})
-                step.status, step.ended = StepStatus.COMPLETED, at
+                step.status, step.ended, step.applied = StepStatus.COMPLETED, at, at
             elif ev == "failed":
                 step.error = str(rec.get("error", ""))
-                step.status, step.ended = StepStatus.FAILED, at
+                step.status, step.ended, step.applied = StepStatus.FAILED, at, at
             else:
                 step.status, step.ended = StepStatus.ROLLED_BACK, at
     return st

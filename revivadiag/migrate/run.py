@@ -418,12 +418,15 @@ class Executor:
 
 
 def steps_frame(st: RunState) -> pd.DataFrame:
-    """The journal's steps as a frame (what the timeline draws its boundaries from)."""
+    """The journal's steps as a frame (what the timeline draws its boundaries from):
+    ``ended`` is when its result (or failure) was journalled, ``duration_s`` how long its
+    last attempt took; a later undo does not move them."""
     rows = []
     for s in st.steps.values():
         started = pd.to_datetime(s.started, utc=True) if s.started else pd.NaT
-        ended = pd.to_datetime(s.ended, utc=True) if s.ended else pd.NaT
-        duration = (ended - started).total_seconds() if s.started and s.ended else float("nan")
+        end_text = s.applied or (s.ended if s.status is not StepStatus.ROLLED_BACK else "")
+        ended = pd.to_datetime(end_text, utc=True) if end_text else pd.NaT
+        duration = (ended - started).total_seconds() if s.started and end_text else float("nan")
         rows.append({"id": s.id, "kind": s.kind, "status": str(s.status), "started": started,
                      "ended": ended, "duration_s": duration, "attempts": s.attempts,
                      "error": s.error})
