@@ -32,7 +32,10 @@ from revivadiag.migrate.state import capture_state, diff_states
 from revivadiag.migrate.steps.engine import name_of
 from revivadiag.migrate.steps.proxies import project_roles
 
-pytestmark = [pytest.mark.integration, pytest.mark.destructive, pytest.mark.slow]
+#: a migration of a lab takes 5-15 minutes on a loaded 2-core machine (more than the suite's
+#: default per-test timeout); the kill-at-every-step test runs one resume per step
+pytestmark = [pytest.mark.integration, pytest.mark.destructive, pytest.mark.slow,
+              pytest.mark.timeout(5400)]
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 1800
