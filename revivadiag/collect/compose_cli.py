@@ -131,34 +131,49 @@ def compose_config(
     scrubber: Scrubber | None = None,
 ) -> dict[str, Any]:
     """What ``<cli> config`` prints for these files, parsed; ComposeFileError otherwise."""
+    options = [a for p in profiles for a in ("--profile", p)]
+    stdout = _run_config(cli, files, project=project, project_directory=project_directory,
+                         options=options, args=["config", *(["--format", "json"] if cli.json
+                                                            else [])],
+                         environ=environ, env_file=env_file, timeout_s=timeout_s,
+                         runner=runner, scrubber=scrubber)
+    origin = ",".join(str(f) for f in files)
+    try:
+        data = json.loads(stdout) if cli.json else yaml.safe_load(stdout)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ComposeFileError(origin, f"{cli} config printed something unreadable") from exc
+    if not isinstance(data, dict):
+        raise ComposeFileError(origin, f"{cli} config printed no project")
+    return data
+
+
+def _run_config(cli: ComposeCli, files: Sequence[Path], *, project: str,
+                project_directory: Path, options: Sequence[str], args: Sequence[str],
+                environ: Mapping[str, str], env_file: Path | None, timeout_s: float,
+                runner: Runner, scrubber: Scrubber | None) -> str:
+    """Run ``<cli> -f ... --project-name P --project-directory D [options] <args>`` in the
+    project directory; its stdout, or ComposeFileError with Compose's words (secrets masked)."""
     argv = [*cli.argv]
     for f in files:
         argv += ["-f", str(f.absolute())]  # the CLI runs in the project directory
     argv += ["--project-name", project, "--project-directory", str(project_directory)]
     if env_file is not None:
         argv += ["--env-file", str(env_file)]
-    for p in profiles:
-        argv += ["--profile", p]
-    argv += ["config", *(["--format", "json"] if cli.json else [])]
+    argv += [*options, *args]
     origin = ",".join(str(f) for f in files)
+    what = f"{cli} {' '.join(args)}"
     scrub = scrubber or Scrubber()
     try:
         proc = runner(argv, environ, project_directory, timeout_s)
     except subprocess.TimeoutExpired:
-        raise ComposeFileError(origin, f"{cli} config gave no answer in {timeout_s:g} s") from None
+        raise ComposeFileError(origin, f"{what} gave no answer in {timeout_s:g} s") from None
     except OSError as exc:
         raise ComposeFileError(origin, f"cannot run {cli}: {exc.strerror or exc}") from exc
     if proc.returncode != 0:
         problem = scrub.scrub(cli_problem(proc.stderr or proc.stdout))
         raise ComposeFileError(file_named(problem, files) or origin,
                                f"{cli} rejects it: {problem}")
-    try:
-        data = json.loads(proc.stdout) if cli.json else yaml.safe_load(proc.stdout)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ComposeFileError(origin, f"{cli} config printed something unreadable") from exc
-    if not isinstance(data, dict):
-        raise ComposeFileError(origin, f"{cli} config printed no project")
-    return data
+    return proc.stdout
 
 
 def cli_problem(text: str) -> str:
@@ -211,28 +226,12 @@ def config_hashes(
     ...               project_directory=Path("."), environ={}, runner=fake)
     {'db': '93bc1445f3267169', 'api': '5d511db734ae7853'}
     """
-    argv = [*cli.argv]
-    for f in files:
-        argv += ["-f", str(f.absolute())]
-    argv += ["--project-name", project, "--project-directory", str(project_directory)]
-    if env_file is not None:
-        argv += ["--env-file", str(env_file)]
-    argv += ["config", "--hash=*"]
-    origin = ",".join(str(f) for f in files)
-    scrub = scrubber or Scrubber()
-    try:
-        proc = runner(argv, environ, project_directory, timeout_s)
-    except subprocess.TimeoutExpired:
-        raise ComposeFileError(origin, f"{cli} config --hash gave no answer in {timeout_s:g} s"
-                               ) from None
-    except OSError as exc:
-        raise ComposeFileError(origin, f"cannot run {cli}: {exc.strerror or exc}") from exc
-    if proc.returncode != 0:
-        problem = scrub.scrub(cli_problem(proc.stderr or proc.stdout))
-        raise ComposeFileError(file_named(problem, files) or origin,
-                               f"{cli} config --hash rejects it: {problem}")
+    stdout = _run_config(cli, files, project=project, project_directory=project_directory,
+                         options=[], args=["config", "--hash=*"], environ=environ,
+                         env_file=env_file, timeout_s=timeout_s, runner=runner,
+                         scrubber=scrubber)
     out: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         parts = line.split()
         if len(parts) == 2 and re.fullmatch(r"[0-9a-f]{16,}", parts[1]):
             out[parts[0]] = parts[1]

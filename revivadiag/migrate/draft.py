@@ -39,6 +39,7 @@ from revivadiag.analyze.config_audit import client_env_urls, internal_names, int
 from revivadiag.analyze.urls import client_url_problems
 from revivadiag.collect import compose_vars as cv
 from revivadiag.collect.compose import files_from_labels, live_facts, normalize_project
+from revivadiag.collect.compose_spec import _interpolated as interpolated_or_raw
 from revivadiag.collect.roles import Roles
 from revivadiag.errors import ComposeFileError, PlanError
 from revivadiag.migrate.model import StepSpec
@@ -96,13 +97,6 @@ def _project_expr(text: str, project: str, env: Mapping[str, str]) -> str:
         except ComposeFileError:
             continue
     return project
-
-
-def _interp(text: str, env: Mapping[str, str]) -> str:
-    try:
-        return cv.interpolate_text(text, env, "")
-    except ComposeFileError:
-        return text
 
 
 def draft(snapshot: Any, diagnosis: Any = None, *,
@@ -276,8 +270,9 @@ def draft(snapshot: Any, diagnosis: Any = None, *,
                              "container"]
     for k in sorted(removed_keys):
         spec = (raw.get("networks") or {}).get(k) or {}
-        engine = _interp(str(spec.get("name")), env_guess) if isinstance(spec, Mapping) and \
-            spec.get("name") else f"{project}_{k}"
+        named = isinstance(spec, Mapping) and spec.get("name")
+        engine = str(interpolated_or_raw(str(spec.get("name")), env_guess)) if named else \
+            f"{project}_{k}"
         sid = f"remove-network-{k}"
         steps.append(StepSpec(sid, "network.remove", {"network": engine}))
         comments[sid] = [f"{engine}: no service is on it in the target"]
@@ -292,7 +287,8 @@ def draft(snapshot: Any, diagnosis: Any = None, *,
                 source=Files([str(p) for p in paths]), comments=comments)
     plan.comments[""] = [
         f"DRAFT for project {project}, from its findings: review it and {TARGET_FILE}, then",
-        f"  revivadiag migrate plan --project {project} --target {TARGET_FILE} -o plan.yml",
+        f"  revivadiag migrate plan --project {project} --target {TARGET_FILE} "
+        f"--project-directory {workdir or paths[0].resolve().parent} -o plan.yml",
         "(the runnable plan, fingerprinted against the live project). Roles: "
         + ", ".join(f"{s}={r}" for s, r in sorted(role_of.items())),
         *notes]

@@ -148,7 +148,9 @@ def run_draft(args: argparse.Namespace) -> int:
     result = draft(snap, diagnosis, files=args.compose or None)
     plan_path, target_path = write_draft(result, out)
     changes = sum(1 for s in result.plan.steps if s.kind == "service.replace")
+    directory = result.plan.target.project_directory
     print(f"draft for {args.project}: {plan_path} ({len(result.plan.steps)} steps, {changes} "
-          f"service replacements) and {target_path}; review both, then: revivadiag migrate "
-          f"plan --project {args.project} --target {target_path} -o plan.yml")
+          f"service replacements) and {target_path}; review both, then (with the variables "
+          f"the files use in the environment): revivadiag migrate plan --project "
+          f"{args.project} --target {target_path} --project-directory {directory} -o plan.yml")
     return 0

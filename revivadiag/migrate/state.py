@@ -26,6 +26,7 @@ it separately), restart counts and timestamps.
 :meth:`ProjectState.fingerprint_parts` gives the same per object, so a stale plan can say
 *what* changed (:func:`diff_parts`).
 
+>>> from dataclasses import replace
 >>> c = ContainerState(name="p_db", id="c1", service="db", image_id="sha256:1", status="running",
 ...     health="healthy", labels={}, env={"A": "h1"}, networks={"p_net": NetworkAttachment(
 ...     aliases=["db"], ipv4="10.0.0.2")}, mounts=[])

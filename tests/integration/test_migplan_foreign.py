@@ -10,6 +10,7 @@ from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
 from revivadiag.lab.lifecycle import unique_prefix
 from revivadiag.migrate.plan import check_fresh, dump_plan, validate_plan
@@ -40,34 +41,19 @@ volumes:
   pgdata: {}
 """
 
-TARGET = """
-services:
-  db:
-    image: revivadiag/lab-shop-postgres:latest
-    entrypoint: ["sleep", "infinity"]
-    volumes: [pgdata:/var/lib/postgresql/data]
-    networks:
-      back: {aliases: [database]}
-  api:
-    image: revivadiag/lab-shop-api:latest
-    entrypoint: ["sleep", "infinity"]
-    expose: ["8000"]
-    environment: {DB_HOST: database, LOG_LEVEL: info}
-    depends_on: [db]
-    networks: [front, back]
-  web:
-    image: revivadiag/lab-shop-web:latest
-    entrypoint: ["sleep", "infinity"]
-    expose: ["4000"]
-    environment: {API_URL: "http://api:8000"}
-    depends_on: [api]
-    networks: [front]
-networks:
-  front: {}
-  back: {}
-volumes:
-  pgdata: {}
-"""
+
+
+def target_of(current: str) -> str:
+    """The target: networks front (web, api) and back (api, db), the database reached by its
+    new alias ``database``."""
+    data = yaml.safe_load(current)
+    services = data["services"]
+    services["db"]["networks"] = {"back": {"aliases": ["database"]}}
+    services["api"]["networks"] = ["front", "back"]
+    services["api"]["environment"]["DB_HOST"] = "database"
+    services["web"]["networks"] = ["front"]
+    data["networks"] = {"front": {}, "back": {}}
+    return str(yaml.safe_dump(data, sort_keys=False))
 
 
 def compose(directory: Path, project: str, *args: str) -> None:
@@ -80,7 +66,7 @@ def foreign(engine: docker.DockerClient, lab_images: object,
             tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The stack running as project ``rdt<hex>`` from tmp_path (removed afterwards)."""
     (tmp_path / "current.yml").write_text(CURRENT)
-    (tmp_path / "target.yml").write_text(TARGET)
+    (tmp_path / "target.yml").write_text(target_of(CURRENT))
     project = unique_prefix()
     compose(tmp_path, project, "up", "-d")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 from revivadiag.errors import (
     DuplicateStepIdError,
     DuplicateTargetError,
+    OutputPathError,
+    ParameterError,
     PlanError,
     StalePlanError,
     UnknownStepKindError,
@@ -28,6 +31,7 @@ from revivadiag.migrate.plan import (
     loads_plan,
     parse_plan,
 )
+from revivadiag.migrate.plan_cli import register_plan_commands
 
 VALID: dict[str, Any] = {
     "revivadiag_plan": 1,
@@ -253,3 +257,29 @@ def test_plan_dict_round_trip_keeps_step_specs() -> None:
     again = parse_plan(plan.to_dict())
     assert again.steps == plan.steps and again.fingerprint is None
     assert loads_plan(dump_plan(plan)).to_dict() == plan.to_dict()
+
+
+def _plan_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register_plan_commands(parser.add_subparsers(dest="cmd"))
+    return parser.parse_args(list(argv))
+
+
+@pytest.mark.parametrize(("argv", "error", "words"), [
+    (["plan", "--project", "p"], ParameterError, "give --project and --target"),
+    (["plan", "--target", "t.yml"], ParameterError, "give --project and --target"),
+    (["plan", "--project", "p", "--target", "t.yml", "--template"], ParameterError,
+     "only with --lab"),
+    (["plan", "--lab", "x", "-o", "{tmp}"], OutputPathError, "is a directory"),
+    (["plan", "--lab", "x", "-o", "{tmp}/no/such/plan.yml"], OutputPathError, "does not exist"),
+    (["draft", "--project", "p", "-o", "{tmp}/file"], OutputPathError, "is a file"),
+])
+def test_plan_commands_refuse_bad_options(tmp_path: Path, argv: list[str],
+                                          error: type[Exception], words: str) -> None:
+    """Bad options are typed errors raised before any engine is asked."""
+    (tmp_path / "file").write_text("")
+    args = _plan_args(*[a.replace("{tmp}", str(tmp_path)) for a in argv])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # any engine use fails
+        with pytest.raises(error, match=words):
+            args.func(args)
