@@ -110,7 +110,7 @@ def capture(ctx: Context, service: str, from_name: str | None, to_name: str | No
     mine |= {a for ep in state["networks"].values() for a in ep.get("aliases", [])}
     return {"service": service, "blue": state, "to": to_name or state["name"],
             "proxies": proxies, "proxy_services": roles.services("proxy"),
-            "aliases_in_use": sorted(mine & set(names))}
+            "aliases_in_use": {n: names[n] for n in sorted(mine & set(names))}}
 
 
 def learned_port(client: Any, blue: Mapping[str, Any] | None, spec: eng.Spec) -> int | None:
@@ -184,7 +184,8 @@ def _drain(ctx: Context, blue_id: str, ports: list[int]) -> dict[str, Any]:
         if found is None or not (found.get("State") or {}).get("Running"):
             left = 0
             break
-        left = eng.established(eng.socket_table(ctx.client, found), ports)
+        left = eng.established(eng.socket_table(ctx.client, found), ports,
+                               set(eng.ips(found)))
         polls += 1
         quiet = quiet + 1 if left == 0 else 0
         if quiet >= 2:
@@ -248,10 +249,12 @@ def _loopback_port(bindings: Mapping[str, Any]) -> int | None:
     return None
 
 
-def _shared_aliases(client: Any, old_id: str, spec: eng.Spec, in_use: set[str]) -> list[str]:
+def _shared_aliases(client: Any, old_id: str, spec: eng.Spec, in_use: Mapping[str, list[str]]
+                    ) -> list[str]:
     """Networks on which the running container ``old_id`` has an alias (not its name) that
-    ``spec`` gives the new container too and that clients use (``in_use``): Docker drops an
-    alias only with the endpoint, so blue leaves those networks."""
+    ``spec`` gives the new container too and that a client on that network uses (``in_use``:
+    name -> the clients' networks): Docker drops an alias only with the endpoint, so blue
+    leaves those networks (and only those: it keeps reaching its own dependencies)."""
     found = eng.inspect(client, old_id)
     if found is None:
         return []
@@ -259,19 +262,21 @@ def _shared_aliases(client: Any, old_id: str, spec: eng.Spec, in_use: set[str]) 
     out = []
     for net, ep in state["networks"].items():
         mine = set(ep.get("aliases", [])) - {state["name"]}
-        if mine & set(spec.networks.get(net, [])) & in_use:
+        shared = mine & set(spec.networks.get(net, []))
+        if any(net in in_use.get(a, []) for a in shared):
             out.append(net)
     return out
 
 
 def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str | None,
           final: str | None, proxies: list[str], port: int | None, ports: list[int],
-          stop_s: float, in_use: set[str]) -> dict[str, Any]:
+          stop_s: float, in_use: Mapping[str, list[str]]) -> dict[str, Any]:
     """Blue-green from the running ``old_id`` to a new container of ``spec``: create, start,
     wait ready; rename old aside (``aside``) and new to ``final``; take old out of DNS; reload
     the proxies; drain old; stop it; reload again. Returns the new id and the figures."""
     client = ctx.client
-    early = {n: [a for a in aliases if a not in in_use] for n, aliases in spec.networks.items()}
+    early = {n: [a for a in aliases if n not in in_use.get(a, [])]
+             for n, aliases in spec.networks.items()}
     gid = eng.create(client, eng.Spec(spec.name, spec.body, early))
     eng.start(client, gid)
     waited = eng.wait_ready(client, gid, ctx.health_timeout_s, port)
@@ -325,7 +330,7 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
     stop_s = float(blue_state["config"].get("StopTimeout") or 10)
     aside = aside_name(blue_state["name"], step_id)
     proxies = list(before.get("proxies") or [])
-    in_use = set(before.get("aliases_in_use") or [])
+    in_use = dict(before.get("aliases_in_use") or {})
     result: dict[str, Any] = {"service": before["service"], "to": to, "temporary": temporary,
                               "blue": {"id": blue["Id"], "aside": aside}}
     t0 = time.monotonic()
@@ -435,12 +440,21 @@ def describe(before_hint: Mapping[str, Any], stateful: bool, mode: Mode) -> list
             "stop blue, start green)"]
 
 
+def kept_blue(client: Any, step_id: str, before: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Blue as it is now: by id, else under the name it was kept under (``cleanup``'s undo
+    recreates it there with a new id)."""
+    found = eng.inspect(client, before["blue"]["id"])
+    if found is None:
+        found = eng.inspect(client, aside_name(before["blue"]["name"], step_id))
+    return found
+
+
 def classify(ctx: Context, step_id: str, before: Mapping[str, Any]) -> Applied:
     """not_applied: no green, blue as before; applied: green runs under the target name and
     blue is stopped aside (or gone); partial: anything between."""
     client = ctx.client
     blue_state = before["blue"]
-    blue = eng.inspect(client, blue_state["id"])
+    blue = kept_blue(client, step_id, before)
     greens = eng.step_containers(client, step_id)
     blue_as_before = blue is not None and eng.name_of(blue) == blue_state["name"] and \
         bool(blue["State"]["Running"]) == bool(blue_state["running"])
@@ -460,7 +474,7 @@ def undo(ctx: Context, step_id: str, before: Mapping[str, Any]) -> dict[str, Any
     remove green, from any of the three classify states."""
     client = ctx.client
     blue_state = before["blue"]
-    blue = eng.inspect(client, blue_state["id"])
+    blue = kept_blue(client, step_id, before)
     if blue is None:
         raise StepError(f"undo {step_id}", f"{blue_state['name']} was removed (cleanup ran?): "
                         "undo the cleanup step first")
@@ -502,13 +516,25 @@ def restore_networks(client: Any, ref: str, state: Mapping[str, Any]) -> None:
     for net in now:
         if net not in want:
             eng.disconnect(client, ref, net)
+    endpoints = (found.get("NetworkSettings") or {}).get("Networks") or {}
     for net, ep in want.items():
         have = now.get(net)
-        if have is not None and sorted(have["aliases"]) == sorted(ep["aliases"]):
+        if have is not None and sorted(have["aliases"]) == sorted(ep["aliases"]) and \
+                _same_network(client, net, (endpoints.get(net) or {}).get("NetworkID")):
             continue
         if have is not None:
             eng.disconnect(client, ref, net)
         eng.connect(client, ref, net, ep["aliases"])
+
+
+def _same_network(client: Any, name: str, network_id: str | None) -> bool:
+    """Whether the endpoint's network id is the live network's (a network removed and made
+    again by an undo has a new id: a stopped container still naming the old one would not
+    start)."""
+    try:
+        return not network_id or client.api.inspect_network(name).get("Id") == network_id
+    except docker.errors.NotFound:
+        return False
 
 
 def drift(ctx: Context, result: Mapping[str, Any]) -> list[str]:

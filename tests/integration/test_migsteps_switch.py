@@ -144,10 +144,21 @@ def test_backend_blue_green_zero_failures_then_undo(engine: Any, lab_target_prod
     green = now_state(engine, result["green"]["id"])
     assert green["name"] == before["blue"]["name"]
     assert set(green["networks"]) == set(before["blue"]["networks"])
-    assert [k for k, _ in green["env"]] == [k for k, _ in before["blue"]["env"]]
+    assert sorted(green["env"]) == sorted(before["blue"]["env"])  # same keys and values
     assert not loop.failures, loop.report("lab backend blue-green")
+    # cleanup removes the kept blue; its undo recreates it from live sources (no secret kept)
+    cleanup = build(StepSpec("cleanup", "cleanup"))
+    bc = cleanup.capture(ctx)
+    assert [b["name"] for b in bc["blue"]] == [result["blue"]["aside"]]
+    cleanup.apply(ctx, bc)
+    assert cleanup.classify(ctx, bc) is Applied.APPLIED
+    assert eng.inspect(engine, result["blue"]["aside"]) is None
+    cleanup.undo(ctx, bc, cleanup.inverse(bc))
+    kept = now_state(engine, result["blue"]["aside"])
+    assert eng.comparable(kept) == eng.comparable(bc["blue"][0])
     step.undo(ctx, before, step.inverse(before))
-    assert_restored(engine, before)
+    after = eng.comparable(now_state(engine, before["blue"]["name"]))
+    assert after == eng.comparable(before["blue"])
     assert step.classify(ctx, before) is Applied.NOT_APPLIED
     assert eng.step_containers(engine, "backend") == []
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import docker.errors
+import requests.exceptions
 
 from revivadiag.collect import connections as conn
 from revivadiag.errors import StepError
@@ -243,12 +244,18 @@ def create(client: Any, spec: Spec) -> str:
         body["NetworkingConfig"] = {"EndpointsConfig": {nets[0][0]: {"Aliases": nets[0][1]}}}
     body["HostConfig"] = host
     try:
-        created = client.api.create_container_from_config(body, spec.name)
+        try:
+            created = client.api.create_container_from_config(body, spec.name)
+        except requests.exceptions.ReadTimeout:  # a busy engine goes on with it
+            time.sleep(2.0)
+            created = client.api.inspect_container(spec.name)
         cid = str(created["Id"])
         for net, aliases in nets[1:]:
             client.api.connect_container_to_network(cid, net, aliases=aliases or None)
     except docker.errors.APIError as exc:
         raise StepError(f"create {spec.name}", str(exc.explanation or exc)) from exc
+    except requests.exceptions.RequestException as exc:
+        raise StepError(f"create {spec.name}", f"the engine did not answer: {exc}") from exc
     return cid
 
 
@@ -258,18 +265,42 @@ def api(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except docker.errors.APIError as exc:
         raise StepError(what, str(exc.explanation or exc)) from exc
+    except requests.exceptions.RequestException as exc:
+        raise StepError(what, f"the engine did not answer: {type(exc).__name__}") from exc
 
 
 def rename(client: Any, ref: str, new: str) -> None:
     api(f"rename {ref} to {new}", client.api.rename, ref, new)
 
 
-def start(client: Any, ref: str) -> None:
-    api(f"start {ref}", client.api.start, ref)
+def _until(client: Any, ref: str, running: bool, what: str, timeout_s: float) -> None:
+    """After an engine call timed out on our side (a busy engine goes on with it): wait until
+    the container's running state is ``running``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = inspect(client, ref)
+        if found is not None and bool((found.get("State") or {}).get("Running")) is running:
+            return
+        time.sleep(POLL_S)
+    raise StepError(what, f"the engine did not finish it within {timeout_s:g} s")
+
+
+def start(client: Any, ref: str, timeout_s: float = 120.0) -> None:
+    try:
+        api(f"start {ref}", client.api.start, ref)
+    except StepError as exc:
+        if not isinstance(exc.__cause__, requests.exceptions.ReadTimeout):
+            raise
+        _until(client, ref, True, f"start {ref}", timeout_s)
 
 
 def stop(client: Any, ref: str, timeout_s: float) -> None:
-    api(f"stop {ref}", client.api.stop, ref, timeout=max(1, round(timeout_s)))
+    try:
+        api(f"stop {ref}", client.api.stop, ref, timeout=max(1, round(timeout_s)))
+    except StepError as exc:
+        if not isinstance(exc.__cause__, requests.exceptions.ReadTimeout):
+            raise
+        _until(client, ref, False, f"stop {ref}", timeout_s + 120.0)
 
 
 def remove(client: Any, ref: str) -> None:
@@ -396,8 +427,12 @@ def listening(sockets: Iterable[conn.Socket]) -> list[int]:
     return sorted({s.local_port for s in sockets if s.state == "LISTEN"})
 
 
-def established(sockets: Sequence[conn.Socket], ports: Iterable[int]) -> int:
-    """Established connections *to* the container's own listening ``ports``."""
+def established(sockets: Sequence[conn.Socket], ports: Iterable[int],
+                local_ips: set[str] | None = None) -> int:
+    """Established connections *to* the container's own listening ``ports`` from another
+    host, on ``local_ips`` when given (a connection left on a network the container has
+    left is dead, not draining)."""
     wanted = set(ports)
     return sum(1 for s in sockets if s.state == "ESTABLISHED" and s.local_port in wanted
-               and s.remote_ip not in ("127.0.0.1", "::1"))
+               and s.remote_ip not in ("127.0.0.1", "::1")
+               and (local_ips is None or s.local_ip in local_ips))

@@ -32,27 +32,46 @@ def project_roles(client: Any, project: str) -> Roles:
 _HOSTISH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def project_facts(client: Any, project: str) -> tuple[Roles, list[str]]:
-    """The roles, and the names clients of the project use to reach each other: the hosts
-    of the proxies' routes and the hosts in the containers' environment (URL hosts, bare
-    host names). Only host names leave here, never a value."""
+def _hosts_in(value: str) -> set[str]:
+    """Host names a value names: a URL's host, or the value itself when it looks like one."""
+    if "://" in value:
+        try:
+            host = urlsplit(value).hostname
+        except ValueError:
+            host = None
+        return {host} if host else set()
+    return {value} if _HOSTISH.match(value) and not value.isdigit() else set()
+
+
+def project_facts(client: Any, project: str) -> tuple[Roles, dict[str, list[str]]]:
+    """The roles, and the names clients of the project use to reach each other, each with
+    the networks its clients are on: the hosts of the proxies' routes and the hosts in the
+    containers' environment (URL hosts, bare host names). Only host and network names leave
+    here, never a value."""
     inv = gather(client, project)
     frames = {"containers": parse_containers(inv.containers, inv.vanished, inv.project),
               "endpoints": parse_endpoints(inv.containers, inv.project)}
     roles, facts = collect_roles(client, inv, frames)
-    names = {r.host for r in facts.routes if r.host}
+    nets_of = {}
     for found in inv.containers:
+        labels = (found.get("Config") or {}).get("Labels") or {}
+        nets = set((found.get("NetworkSettings") or {}).get("Networks") or {})
+        nets_of[str(found.get("Name") or "").lstrip("/")] = nets
+        nets_of.setdefault("service:" + str(labels.get("com.docker.compose.service")), set())
+        nets_of["service:" + str(labels.get("com.docker.compose.service"))] |= nets
+    names: dict[str, set[str]] = {}
+    for route in facts.routes:
+        if route.host:
+            names.setdefault(route.host, set()).update(nets_of.get(f"service:{route.proxy}")
+                                                       or nets_of.get(route.proxy) or set())
+    for found in inv.containers:
+        if not (found.get("State") or {}).get("Running"):
+            continue
+        mine = nets_of[str(found.get("Name") or "").lstrip("/")]
         for value in raw_env(found).values():
-            if "://" in value:
-                try:
-                    host = urlsplit(value).hostname
-                except ValueError:
-                    host = None
-                if host:
-                    names.add(host)
-            elif _HOSTISH.match(value) and not value.isdigit():
-                names.add(value)
-    return Roles(roles), sorted(names)
+            for host in _hosts_in(value):
+                names.setdefault(host, set()).update(mine)
+    return Roles(roles), {n: sorted(v) for n, v in sorted(names.items())}
 
 
 def role_containers(client: Any, project: str, role: str, roles: Roles | None = None
