@@ -207,7 +207,8 @@ def summarize(requests: pd.DataFrame, *, steps: pd.DataFrame | None = None,
         "session_checks_failed": _count(requests, "session", "check", ok=False),
         "skipped": skipped,
     }
-    for key in ("duration_s", "stopped_by", "missed_slots", "cpu_s", "rate", "deadline_s"):
+    for key in ("duration_s", "stopped_by", "missed_slots", "schedule_s", "cpu_s", "rate",
+                "deadline_s"):
         if key in meta:
             out[key] = meta[key]
     return out

@@ -54,7 +54,7 @@ DEFAULT_RATE = 20.0
 DEFAULT_DEADLINE_S = 2.0
 #: time each checking request before the migration may take (a check, not a measurement:
 #: a loaded machine must not turn a working part into a skipped one)
-CHECK_TIMEOUT_S = 10.0
+CHECK_TIMEOUT_S = 30.0
 #: environment variable read for the login password when the plan names none
 PASSWORD_ENV = "LAB_USER_PASSWORD"  # noqa: S105 - a variable name, not a value
 _ANY_ADDRESS = ("", "0.0.0.0", "::", LOOPBACK)

@@ -12,8 +12,9 @@ loopback port (:mod:`revivadiag.migrate.probe_target`):
 **HTTP**: ``GET`` of the target's paths in turn, at ``rate`` requests/s on a steady
 schedule (request *i* is due at *i*/rate; a loop that fell more than one interval behind
 skips the missed slots, counting them as ``missed_slots``, rather than bursting to catch
-up). Each request has its own deadline (``deadline_s``, default 2 s, counted from when it
-was sent). A request **failed** when no correct answer arrived within that deadline:
+up; ``schedule_s`` is when the stream stopped, so that sent + missed slots = 1 + rate x
+``schedule_s``). Each request has its own deadline (``deadline_s``, default 2 s, counted
+from when it was sent). A request **failed** when no correct answer arrived within that deadline:
 
 - an answer is *correct* when its status is 2xx or 3xx;
 - an HTTP error status (502 from the proxy included) fails at once (error type
@@ -33,7 +34,9 @@ the client then reconnects at once, then with backoff (100 ms doubling to 1 s):
 ``reconnect`` rows, ok or failed, counted apart from the closes. An echo that does not
 come back in time fails, and the client reconnects.
 
-**Session** (when the target has one): ``login`` (or ``write``) once at the start, then a
+**Session** (when the target has one): ``login`` (or ``write``) once at the start (a
+set-up request: it may take ``setup_timeout_s``, default 30 s, since a password hash is slow
+on a busy machine; it fails like any request when it gets no correct answer), then a
 ``check`` every ``session_interval_s`` and one last check at :meth:`Prober.stop`. A check
 fails on a non-2xx status or an answer without the expected text; a lost session is not
 logged in again (it must survive).
@@ -108,13 +111,14 @@ class Prober:
     def __init__(self, target: ProbeTarget, *, rate: float | None = None,
                  max_duration_s: float = 900.0, max_requests: int | None = None,
                  deadline_s: float | None = None, ws_interval_s: float = 1.0,
-                 session_interval_s: float = 1.0) -> None:
+                 session_interval_s: float = 1.0, setup_timeout_s: float = 30.0) -> None:
         self.target = target
         self.rate = float(rate if rate is not None else target.rate)
         self.deadline_s = float(deadline_s if deadline_s is not None else target.deadline_s)
         self.max_duration_s = float(max_duration_s)
         self.ws_interval_s = float(ws_interval_s)
         self.session_interval_s = float(session_interval_s)
+        self.setup_timeout_s = max(float(setup_timeout_s), self.deadline_s)
         for name, value, low, high in (("rate", self.rate, 0.1, 200.0),
                                        ("deadline_s", self.deadline_s, 0.05, 60.0),
                                        ("max_duration_s", self.max_duration_s, 0.1, 86400.0),
@@ -143,10 +147,13 @@ class Prober:
         self._closing = False
         self._stopped_by = ""
         self._missed_slots = 0
+        self._http_ended_s = 0.0
         self._cpu_s = 0.0
         self._ended_s = 0.0
         self._error: BaseException | None = None
         self._report: ProbeReport | None = None
+        #: (check path, expected text) once the session's login or write succeeded
+        self._session_check_args: tuple[str, str] | None = None
 
     # ------------------------------------------------------------ public
 
@@ -271,18 +278,14 @@ class Prober:
             tasks = [asyncio.create_task(self._http_stream(http))]
             if self.target.websocket:
                 tasks.append(asyncio.create_task(self._ws_loop(self.target.websocket)))
-            session = self.target.session
-            check: tuple[str, str] | None = None
-            if session is not None:
-                check = await self._session_start(session_http)
-                if check is not None:
-                    tasks.append(asyncio.create_task(self._session_loop(session_http, check)))
+            if self.target.session is not None:
+                tasks.append(asyncio.create_task(self._session_loop(session_http)))
             await self._wait(self.max_duration_s - self._now())
             self._request_stop("max_duration")
             self._closing = True
             await asyncio.gather(*tasks)
-            if check is not None and self._session_alive():
-                await self._session_check(session_http, check)  # the "after" read
+            if self._session_check_args is not None and self._session_alive():
+                await self._session_check(session_http, self._session_check_args)  # "after"
 
     # ------------------------------------------------------------ rows
 
@@ -305,7 +308,7 @@ class Prober:
 
     async def _http_stream(self, http: httpx.AsyncClient) -> None:
         interval = 1.0 / self.rate
-        due = self._now()
+        due = 0.0  # slot 0 is the start: a loop that starts late has missed slots already
         paths = self.target.http
         pending: set[asyncio.Task[None]] = set()
         for i in itertools.count():
@@ -327,6 +330,7 @@ class Prober:
             pending.add(task)
             task.add_done_callback(pending.discard)
             due += interval
+        self._http_ended_s = self._now()
         if pending:
             await asyncio.gather(*pending)
 
@@ -465,14 +469,15 @@ class Prober:
         return bool(rows) and all(r["ok"] for r in rows)
 
     async def _session_request(self, http: httpx.AsyncClient, op: str, method: str, path: str,
-                               expect: str = "", body: Mapping[str, Any] | None = None
-                               ) -> httpx.Response | None:
+                               expect: str = "", body: Mapping[str, Any] | None = None,
+                               timeout_s: float | None = None) -> httpx.Response | None:
         step, sent = self._current_step(), self._now()
         url = self.target.url(path)
         try:
             response = await asyncio.wait_for(
-                http.request(method, url, json=dict(body) if body is not None else None),
-                self.deadline_s)
+                http.request(method, url, json=dict(body) if body is not None else None,
+                             timeout=timeout_s or self.deadline_s),
+                timeout_s or self.deadline_s)
         except (TimeoutError, httpx.TimeoutException):
             self._row("session", op, path, sent, step, status=None, ok=False,
                       error=NetworkErrorType.TIMEOUT, detail="no answer within the deadline")
@@ -507,10 +512,10 @@ class Prober:
             body = {k: v.replace(MARKER, marker) if isinstance(v, str) else v
                     for k, v in session.body.items()}
             answer = await self._session_request(http, "write", "POST", session.path,
-                                                 body=body)
+                                                 body=body, timeout_s=self.setup_timeout_s)
             return (session.check, marker) if answer is not None else None
         answer = await self._session_request(http, "login", "POST", session.path,
-                                             body=session.body)
+                                             body=session.body, timeout_s=self.setup_timeout_s)
         if answer is None:
             return None
         try:
@@ -524,7 +529,11 @@ class Prober:
     async def _session_check(self, http: httpx.AsyncClient, check: tuple[str, str]) -> None:
         await self._session_request(http, "check", "GET", check[0], expect=check[1])
 
-    async def _session_loop(self, http: httpx.AsyncClient, check: tuple[str, str]) -> None:
+    async def _session_loop(self, http: httpx.AsyncClient) -> None:
+        check = await self._session_start(http)
+        self._session_check_args = check
+        if check is None:
+            return
         while not self._closing:
             await self._wait(self.session_interval_s)
             if self._closing or not self._session_alive() or not self._take():
@@ -557,6 +566,7 @@ class Prober:
                 "started_at": datetime.fromtimestamp(self._wall0, UTC).isoformat(),
                 "duration_s": round(self._ended_s, 3), "stopped_by": self._stopped_by,
                 "missed_slots": self._missed_slots, "cpu_s": round(self._cpu_s, 3),
+                "schedule_s": round(self._http_ended_s, 3),
                 "skipped": dict(self.target.skipped)}
         return ProbeReport(requests, self._marks_frame(self._ended_s), meta)
 
