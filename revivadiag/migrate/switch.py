@@ -34,9 +34,11 @@ rollback until the ``cleanup`` step removes it. Until then ``docker-compose ps``
 the traffic enters) cannot have two containers on the same port. Green is first started
 *unpublished* (no port binding, no alias) to prove its configuration healthy, then removed;
 the final green is created with the port, blue is stopped (freeing the port) and green
-started at once. The window — from the first refused connection on the host port to the
-first accepted one — is measured by a loop of TCP connects to 127.0.0.1 every 5 ms during the
-move and reported as ``window_ms``: requests arriving then are refused (nothing in Docker
+started at once. The window — from the first request on the host port that gets no HTTP
+answer to the first that gets one again — is measured by ``HEAD /`` to 127.0.0.1 every 5 ms
+during the move (the engine's port forwarder accepts connections even with no container
+behind it, so a TCP connect proves nothing) and reported as ``window_ms``: requests arriving
+then fail (nothing in Docker
 lets two containers hold one published port, so this window cannot be zero).
 
 **Another service that publishes a host port** (a backend published for debugging): the
@@ -195,9 +197,22 @@ def _drain(ctx: Context, blue_id: str, ports: list[int]) -> dict[str, Any]:
             "polls": polls, "bounded": time.monotonic() - started >= ctx.drain_s}
 
 
+def answers_http(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """True when ``host:port`` answers ``HEAD /`` with an HTTP status line (any status): the
+    engine's port forwarder accepts connections even while no container is behind it."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(b"HEAD / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            return sock.recv(16).startswith(b"HTTP/")
+    except OSError:
+        return False
+
+
 class _PortWatch:
-    """TCP connects to 127.0.0.1:port every 5 ms in a thread (bounded by ``max_s``): the first
-    refused and the first accepted-after-refused times give the window."""
+    """``HEAD /`` to 127.0.0.1:port every 5 ms in a thread (bounded by ``max_s``): the first
+    unanswered and the first answered-again times give the window."""
 
     def __init__(self, port: int, max_s: float) -> None:
         self.port = port
@@ -219,7 +234,7 @@ class _PortWatch:
     def _run(self) -> None:
         started = time.monotonic()
         while not self._stop.is_set() and time.monotonic() - started < self.max_s:
-            ok = eng.tcp_open("127.0.0.1", self.port, timeout_s=0.2)
+            ok = answers_http("127.0.0.1", self.port)
             self.attempts += 1
             now = time.monotonic()
             if not ok and self.first_refused is None:
@@ -268,6 +283,27 @@ def _shared_aliases(client: Any, old_id: str, spec: eng.Spec, in_use: Mapping[st
     return out
 
 
+def _quiet_disconnect(client: Any, ref: str, network: str, ports: list[int],
+                      max_s: float = 3.0) -> None:
+    """Disconnect at a moment when no connection to ``ports`` is open on that network
+    (polled in the socket table every 5 ms, at most ``max_s``): a request in flight there
+    would hang, its peer's address gone. New connections can still arrive between the last
+    poll and the disconnect (a few ms): clients that resolve an alias per request may see
+    one of them fail."""
+    found = eng.inspect(client, ref)
+    ep = (((found or {}).get("NetworkSettings") or {}).get("Networks") or {}).get(network)
+    address = {str((ep or {}).get("IPAddress") or "")}
+    deadline = time.monotonic() + max_s
+    while found is not None and ports and time.monotonic() < deadline:
+        sockets = eng.socket_table(client, found)
+        busy = [x for x in sockets if x.local_ip in address and x.local_port in ports
+                and x.state in ("ESTABLISHED", "SYN_RECV", "NEW_SYN_RECV")]
+        if not busy:
+            break
+        time.sleep(0.005)
+    eng.disconnect(client, ref, network)
+
+
 def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str | None,
           final: str | None, proxies: list[str], port: int | None, ports: list[int],
           stop_s: float, in_use: Mapping[str, list[str]]) -> dict[str, Any]:
@@ -291,7 +327,7 @@ def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str
         eng.rename(client, gid, final)
     cut = _shared_aliases(client, old_id, spec, in_use)
     for net in cut:
-        eng.disconnect(client, old_id, net)
+        _quiet_disconnect(client, old_id, net, ports or ([port] if port else []))
     reloads = reload_proxies(client, proxies, ctx.log)
     drain = _drain(ctx, old_id, ports or ([port] if port else []))
     ctx.log(f"{step_id}: drained in {drain['drain_ms']} ms ({drain['left']} connections left)")
@@ -444,8 +480,12 @@ def kept_blue(client: Any, step_id: str, before: Mapping[str, Any]) -> dict[str,
     """Blue as it is now: by id, else under the name it was kept under (``cleanup``'s undo
     recreates it there with a new id)."""
     found = eng.inspect(client, before["blue"]["id"])
-    if found is None:
-        found = eng.inspect(client, aside_name(before["blue"]["name"], step_id))
+    for name in (aside_name(before["blue"]["name"], step_id), before["blue"]["name"]):
+        if found is not None:
+            break
+        found = eng.inspect(client, name)
+        if found is not None and eng.STEP_LABEL in (found["Config"].get("Labels") or {}):
+            found = None  # a green of this step, not blue
     return found
 
 

@@ -224,7 +224,7 @@ def spec_from_state(state: Mapping[str, Any], sources: Sequence[Mapping[str, Any
             raise StepError(what, f"the value of {key} is held by no live container any more")
         env.append(f"{key}={value}")
     config = _reveal(dict(state.get("config") or {}), known, what)
-    config["Image"] = state.get("image_id") or config.get("Image")
+    config["_image_id"] = state.get("image_id") or ""  # create() checks the ref still is it
     host = _reveal(dict(state.get("host_config") or {}), known, what)
     body = {**config, "Env": env, "HostConfig": host}
     nets = {n: list(v.get("aliases") or []) for n, v in (state.get("networks") or {}).items()}
@@ -237,6 +237,13 @@ def spec_from_state(state: Mapping[str, Any], sources: Sequence[Mapping[str, Any
 def create(client: Any, spec: Spec) -> str:
     """Create (not start) the container of ``spec`` on its networks; its id."""
     body = dict(spec.body)
+    image_id = body.pop("_image_id", "")
+    if image_id and body.get("Image") != image_id:
+        try:  # the same tag when it still names the same image, else the image itself
+            if client.api.inspect_image(body.get("Image"))["Id"] != image_id:
+                body["Image"] = image_id
+        except docker.errors.APIError:
+            body["Image"] = image_id
     nets = list(spec.networks.items())
     host = dict(body.get("HostConfig") or {})
     if nets:

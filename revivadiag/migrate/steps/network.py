@@ -5,10 +5,13 @@
 labels ``com.docker.compose.network`` = the ``compose_key``, ``.project``, ``.version``, taken
 from the target files when the context has them, so that ``up -d`` later adopts it). A
 network that exists already is left alone (re-running changes nothing); undo removes only a
-network this step created. ``network.remove`` disconnects the project's containers still
-attached (green's temporary endpoints from a switch, blue containers kept for rollback),
-then removes it; its inverse holds the network's configuration and every endpoint with its
-aliases, so undo recreates it and reconnects them.
+network that did not exist before the step (and carries the project's label). No label of
+ours goes on it: Compose warns about labels it did not set.
+
+``network.remove`` disconnects the project's containers still attached (green's temporary
+endpoints from a switch, blue containers kept for rollback), then removes it; its inverse
+holds the network's configuration and every endpoint with its aliases, so undo recreates it
+and reconnects them.
 """
 
 from __future__ import annotations
@@ -94,8 +97,7 @@ class NetworkCreate(BaseStep):
             version = target.cli.version
         labels = {str(k): str(v) for k, v in (spec.get("labels") or {}).items()}
         labels.update({"com.docker.compose.network": key,
-                       "com.docker.compose.project": ctx.project,
-                       eng.STEP_LABEL: self.id})
+                       "com.docker.compose.project": ctx.project})
         if version:
             labels["com.docker.compose.version"] = version
         return {"name": name, "driver": self.param("driver", default=None)
@@ -138,8 +140,9 @@ class NetworkCreate(BaseStep):
         now = network_state(ctx.client, name)
         if now is None:
             return
-        if now["labels"].get(eng.STEP_LABEL) != self.id:
-            raise StepError(f"undo {self.id}", f"network {name} was not created by this step")
+        if now["labels"].get("com.docker.compose.project") != ctx.project:
+            raise StepError(f"undo {self.id}", f"network {name} is not of project "
+                            f"{ctx.project}: not removing it")
         if now["endpoints"]:
             raise StepError(f"undo {self.id}", f"network {name} still has "
                             f"{', '.join(now['endpoints'])} attached")
