@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench_snapshot import _interrupt, say  # the same conventions as the other benchmark
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 
@@ -41,10 +43,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=20.0, help="HTTP requests/s")
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 def one_run(target: Any, rate: float, duration: float) -> dict[str, Any]:
@@ -71,10 +69,6 @@ def one_run(target: Any, rate: float, duration: float) -> dict[str, Any]:
 def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
     values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
     return round(statistics.median(values), 4) if values else None
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:

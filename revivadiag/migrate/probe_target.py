@@ -18,6 +18,9 @@ for each part it leaves out, learned and checked once before the migration:
   password from ``$LAB_USER_PASSWORD``, else the lab's stored state, else the seed's test
   user; kept only when that login succeeds now, else *skipped* with the reason.
 
+No HTTP or WebSocket proxy configured in the environment is used (``trust_env=False``,
+``proxy=None``): every request goes to the loopback address itself.
+
 Parts the plan names explicitly are not skipped: when they do not answer now, a typed error
 says so (nothing has been sent beyond those checks).
 """
@@ -60,15 +63,16 @@ PASSWORD_ENV = "LAB_USER_PASSWORD"  # noqa: S105 - a variable name, not a value
 _ANY_ADDRESS = ("", "0.0.0.0", "::", LOOPBACK)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ResolvedSession:
     """A session ready to run: ``body`` holds the secret values (never shown by ``repr``)."""
 
+    #: login (then check with its cookie/token) or write (then check shows what was written)
     mode: str
     path: str
+    body: Mapping[str, Any] = field(default_factory=dict, repr=False)
     check: str
     expect: str = ""
-    body: Mapping[str, Any] = field(default_factory=dict, repr=False)
     #: the body fields whose values came from the environment (names only)
     secret_fields: tuple[str, ...] = ()
     source: str = ""
@@ -224,7 +228,7 @@ def _websocket_ok(url: str, deadline_s: float) -> str:
     from websockets.sync.client import connect
 
     try:
-        with connect(url, open_timeout=deadline_s, close_timeout=deadline_s) as ws:
+        with connect(url, open_timeout=deadline_s, close_timeout=deadline_s, proxy=None) as ws:
             ws.send("revivadiag-probe-check")
             answer = ws.recv(timeout=deadline_s)
     except InvalidStatus as exc:
@@ -257,18 +261,20 @@ def _session(cfg: ProberConfig, project: str, target: ProbeTarget, environ: Mapp
     given = cfg.session
     if given is not None:
         body = session_body(given.fields, given.secret_env, environ, origin)
-        session = ResolvedSession(given.mode, given.path, given.check, given.expect, body,
-                                  tuple(given.secret_env), "the plan")
+        session = ResolvedSession(mode=given.mode, path=given.path, check=given.check,
+                                  expect=given.expect, body=body,
+                                  secret_fields=tuple(given.secret_env), source="the plan")
     else:
         password, where = _default_password(project, environ)
-        session = ResolvedSession("login", seed.LOGIN_PATH, seed.PROFILE_PATH,
-                                  seed.TEST_USER_EMAIL,
-                                  {"email": seed.TEST_USER_EMAIL, "password": password},
-                                  ("password",), f"the seed's login (password from {where})")
+        session = ResolvedSession(mode="login", path=seed.LOGIN_PATH,
+                                  check=seed.PROFILE_PATH, expect=seed.TEST_USER_EMAIL,
+                                  body={"email": seed.TEST_USER_EMAIL, "password": password},
+                                  secret_fields=("password",),
+                                  source=f"the seed's login (password from {where})")
     if session.mode == "write":
         return session, ""  # checked by writing, which the run does once
     try:
-        with httpx.Client(timeout=max(target.deadline_s, CHECK_TIMEOUT_S)) as http:
+        with httpx.Client(timeout=max(target.deadline_s, CHECK_TIMEOUT_S), trust_env=False) as http:
             response = http.post(target.url(session.path), json=dict(session.body))
     except httpx.HTTPError as exc:
         why = f"POST {session.path} failed: {type(exc).__name__}"
@@ -310,7 +316,7 @@ def probe_target(client: Any, project: str, plan_prober: Mapping[str, Any] | Pro
     target = ProbeTarget(project, port, host=host, proxy=proxy, rate=cfg.rate or DEFAULT_RATE,
                          deadline_s=deadline)
     skipped: dict[str, str] = {}
-    with httpx.Client(timeout=max(deadline, CHECK_TIMEOUT_S)) as http:
+    with httpx.Client(timeout=max(deadline, CHECK_TIMEOUT_S), trust_env=False) as http:
         if cfg.http is not None:
             for path in cfg.http:
                 why = _get(http, target.url(path))

@@ -273,8 +273,9 @@ class Prober:
         inflight = max(4, int(self.rate * self.deadline_s) + 4)
         limits = httpx.Limits(max_connections=inflight, max_keepalive_connections=inflight)
         timeout = httpx.Timeout(self.deadline_s)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as http, \
-                httpx.AsyncClient(timeout=timeout) as session_http:
+        # trust_env=False: no HTTP proxy from the environment; traffic goes to 127.0.0.1 only
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as http, \
+                httpx.AsyncClient(timeout=timeout, trust_env=False) as session_http:
             tasks = [asyncio.create_task(self._http_stream(http))]
             if self.target.websocket:
                 tasks.append(asyncio.create_task(self._ws_loop(self.target.websocket)))
@@ -399,7 +400,7 @@ class Prober:
             try:
                 ws = await asyncio.wait_for(
                     connect(url, open_timeout=self.deadline_s, close_timeout=1.0,
-                            ping_interval=None), self.deadline_s)
+                            ping_interval=None, proxy=None), self.deadline_s)
             except InvalidStatus as exc:
                 code = exc.response.status_code
                 self._row("ws", op, path, sent, step, status=code, ok=False,

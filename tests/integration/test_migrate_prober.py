@@ -15,7 +15,7 @@ import pytest
 from revivadiag.errors import NoProxyPort, ProberError
 from revivadiag.lab import BuildReport, LabInstance, down, read_secrets, up
 from revivadiag.lab.lifecycle import isolated_config
-from revivadiag.migrate.prober import Prober, ProbeReport, probe_target
+from revivadiag.migrate.prober import Prober, ProbeReport, ProbeTarget, probe_target
 from revivadiag.render.migration import summary_table, timeline_figure
 
 pytestmark = pytest.mark.integration
@@ -60,6 +60,21 @@ def wait_for(condition: Callable[[], bool], limit_s: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"not reached within {limit_s} s"
         time.sleep(0.1)
+
+
+def warmed_up(target: ProbeTarget, ready: str, *, max_duration_s: float,
+              ws_interval_s: float = 1.0, session_interval_s: float = 1.0) -> Prober:
+    """A started prober, step "before" marked, once ``ready`` (``ok:<kind>:<op>``) has
+    answered twice (the login and the first echo are slow on a loaded machine)."""
+    prober = Prober(target, deadline_s=LOADED_DEADLINE_S, max_duration_s=max_duration_s,
+                    ws_interval_s=ws_interval_s, session_interval_s=session_interval_s).start()
+    prober.mark("before")
+    try:
+        wait_for(lambda: prober.progress().get(ready, 0) >= 2, 180)
+    except AssertionError:
+        prober.stop()
+        raise
+    return prober
 
 
 def failures(report: ProbeReport) -> list[dict[str, object]]:
@@ -138,11 +153,8 @@ def test_backend_stopped_failures_tagged_and_websocket_reconnects(
     WebSocket client sees the close and reconnects once the backend is back."""
     target = probe_target(engine, own_lab.prefix, {"http": HEALTHY_PATHS})
     backend = engine.containers.get(own_lab.containers["backend"])
-    prober = Prober(target, max_duration_s=240, deadline_s=LOADED_DEADLINE_S,
-                    ws_interval_s=0.5).start()
+    prober = warmed_up(target, "ok:ws:echo", max_duration_s=240, ws_interval_s=0.5)
     try:
-        prober.mark("before")
-        wait_for(lambda: prober.progress().get("ok:ws:echo", 0) >= 2, 180)
         prober.mark("stop-backend")
         backend.stop(timeout=5)
         time.sleep(3)
@@ -185,11 +197,8 @@ def test_session_check_fails_when_the_session_is_lost(engine: docker.DockerClien
     target = probe_target(engine, own_lab.prefix, {"websocket": False, "http": HEALTHY_PATHS})
     assert target.session is not None, target.skipped
     redis = engine.containers.get(own_lab.containers["redis"])
-    prober = Prober(target, max_duration_s=120, deadline_s=LOADED_DEADLINE_S,
-                    session_interval_s=0.5).start()
+    prober = warmed_up(target, "ok:session:check", max_duration_s=120, session_interval_s=0.5)
     try:
-        prober.mark("before")
-        wait_for(lambda: prober.progress().get("ok:session:check", 0) >= 2, 180)
         prober.mark("lose-session")
         keys = redis.exec_run(["redis-cli", "--scan", "--pattern", "session:*"])
         names = keys.output.decode().split()

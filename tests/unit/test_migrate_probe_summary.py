@@ -225,7 +225,8 @@ def test_session_secret_from_the_environment_only() -> None:
 
 def test_target_description_holds_no_secret() -> None:
     """describe() and repr() name the secret fields, never their values."""
-    session = ResolvedSession("login", "/l", "/p", body={"email": "e", "password": "hunter2x"},
+    session = ResolvedSession(mode="login", path="/l", check="/p",
+                              body={"email": "e", "password": "hunter2x"},
                               secret_fields=("password",))
     target = ProbeTarget("p", 3010, session=session)
     assert "hunter2x" not in repr(target)
