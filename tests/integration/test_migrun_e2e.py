@@ -43,6 +43,18 @@ RUN_TIMEOUT_S = 1800
 VOLATILE = ("id", "health", "status", "ip", "started")
 
 
+@pytest.fixture
+def leftovers(engine: docker.DockerClient) -> Any:
+    """Prefixes whose networks made by a migration (the target's) are removed after the test,
+    once the lab itself is down (requested before ``lab_factory``: torn down after it)."""
+    prefixes: list[str] = []
+    yield prefixes
+    for prefix in prefixes:
+        for net in engine.networks.list(names=[f"{prefix}_"]):
+            if net.name.startswith(f"{prefix}_") and not net.attrs.get("Containers"):
+                net.remove()
+
+
 class Env:
     """A private journal root and output folder for one test's CLI runs."""
 
@@ -154,13 +166,14 @@ def kill_when(env: Env, proc: subprocess.Popen[str], project: str, step: str,
 
 @pytest.mark.parametrize("variant", ["current", "shop-current"])
 def test_full_migration_through_the_runbook(
-        engine: docker.DockerClient, lab_factory: Callable[..., LabInstance], tmp_path: Path,
-        variant: str) -> None:
+        engine: docker.DockerClient, leftovers: list[str],
+        lab_factory: Callable[..., LabInstance], tmp_path: Path, variant: str) -> None:
     """Gate (exit 3, nothing changed), approve, the runbook runs every step: no error
     finding, the data written before is there with equal checksums, Compose owns the end
     state; a second run of the same plan is refused while one holds the lock; a stale plan
     is refused; re-running the completed migration changes nothing."""
     lab = lab_factory(variant)
+    leftovers.append(lab.prefix)
     env = Env(tmp_path)
     data_before = seed_data(engine, lab.prefix, tmp_path)
     plan = plan_for(engine, lab, tmp_path)
@@ -215,12 +228,13 @@ def test_full_migration_through_the_runbook(
 
 
 def test_failing_step_rolls_back_to_the_exact_before_state(
-        engine: docker.DockerClient, lab_factory: Callable[..., LabInstance],
-        tmp_path: Path) -> None:
+        engine: docker.DockerClient, leftovers: list[str],
+        lab_factory: Callable[..., LabInstance], tmp_path: Path) -> None:
     """The backend replaced before its database: the green backend cannot reach the
     database under its target name, never gets healthy, the step fails, and every step is
     undone: names, networks, aliases, environment, volumes and data as before."""
     lab = lab_factory("current")
+    leftovers.append(lab.prefix)
     env = Env(tmp_path)
     data_before = seed_data(engine, lab.prefix, tmp_path)
     plan = plan_for(engine, lab, tmp_path, keep=lambda s: s.kind in (
@@ -237,11 +251,12 @@ def test_failing_step_rolls_back_to_the_exact_before_state(
 
 
 def test_sigkill_at_every_step_then_resume_completes(
-        engine: docker.DockerClient, lab_factory: Callable[..., LabInstance],
-        tmp_path: Path) -> None:
+        engine: docker.DockerClient, leftovers: list[str],
+        lab_factory: Callable[..., LabInstance], tmp_path: Path) -> None:
     """The run is SIGKILLed a moment into each step in turn; each time the next process
     resumes it (classifying the interrupted step from the engine) until it completes."""
     lab = lab_factory("current")
+    leftovers.append(lab.prefix)
     env = Env(tmp_path)
     data_before = seed_data(engine, lab.prefix, tmp_path)
     plan = plan_for(engine, lab, tmp_path)
@@ -261,12 +276,13 @@ def test_sigkill_at_every_step_then_resume_completes(
     assert same_data(data_before, data_of(engine, lab.prefix, tmp_path)) == []
 
 
-def test_sigkill_then_rollback_restores(engine: docker.DockerClient,
+def test_sigkill_then_rollback_restores(engine: docker.DockerClient, leftovers: list[str],
                                         lab_factory: Callable[..., LabInstance],
                                         tmp_path: Path) -> None:
     """SIGKILL inside the backend's switch, then `migrate rollback ID` (the runbook): the
     project is as it was before the run."""
     lab = lab_factory("current")
+    leftovers.append(lab.prefix)
     env = Env(tmp_path)
     data_before = seed_data(engine, lab.prefix, tmp_path)
     plan = plan_for(engine, lab, tmp_path)
