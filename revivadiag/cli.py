@@ -34,6 +34,9 @@ COMMANDS = {
                 "watch the services' health live, then sum the run up"),
     "diagnose": ("revivadiag.runbook.cli",
                  "run the diagnose runbook: executed notebook, HTML report, findings.json"),
+    "migrate": ("revivadiag.migrate.cli",
+                "run, approve or roll back a migration plan; plan and draft one"),
+    "migrations": ("revivadiag.migrate.migrations_cli", "the migration journal as a table"),
 }
 
 EXIT_TOOL_FAILED = 2

@@ -32,6 +32,13 @@ The tree::
      │    └── FaultStateError        `lab break` on a broken lab, `lab heal` with nothing broken
      ├── RunbookError                a runbook step or its notebook failed
      │    └── StepError              a migration step could not be applied or undone
+     ├── MigrationError              a migration run could not go on
+     │    ├── JournalError           a journal that cannot be read or written
+     │    ├── MigrationLocked        another run holds the project's lock
+     │    ├── ApprovalRequired       the run is not approved (exit 3 in the CLI)
+     │    ├── MigrationNotFound      no journal for that migration id
+     │    ├── StepFailed             a step failed (its completed steps were rolled back)
+     │    └── RollbackRefused        the live state drifted from what the steps left
      ├── ProberError                 the migration prober cannot send its traffic
      │    └── NoProxyPort            the proxy publishes no port the prober can reach on loopback
      └── FrameError                  a row does not fit its frame's schema (strict frames)
@@ -272,6 +279,88 @@ class RunbookError(RevivadiagError):
         super().__init__(f"runbook {runbook}{where}: {reason}")
 
 
+class StepError(RunbookError):
+    """A migration step could not be applied, classified or undone: the engine refused an
+    operation, a new container never became healthy, a value needed to recreate a container
+    is held by no live container any more."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        RunbookError.__init__(self, "migrate", reason)
+        self.args = (f"migrate: {what}: {reason}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class MigrationError(RevivadiagError):
+    """A migration run could not start or go on."""
+
+
+class JournalError(MigrationError):
+    """A migration journal that cannot be read (corrupt before its last line) or written."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"journal {path}: {reason}")
+
+
+class MigrationLocked(MigrationError):
+    """Another run of a migration holds the project's lock."""
+
+    def __init__(self, project: str, holder: str) -> None:
+        self.project = project
+        self.holder = holder
+        super().__init__(f"project {project!r} is locked by another migration run: {holder}")
+
+
+class ApprovalRequired(MigrationError):
+    """The run is not approved: it stopped before its first change."""
+
+    def __init__(self, migration_id: str, how: str) -> None:
+        self.migration_id = migration_id
+        self.how = how
+        super().__init__(f"migration {migration_id} is not approved; nothing was changed. {how}")
+
+
+class MigrationNotFound(MigrationError):
+    """No journal holds that migration id."""
+
+    def __init__(self, migration_id: str, where: str, known: list[str] | None = None) -> None:
+        self.migration_id = migration_id
+        self.where = where
+        self.known = sorted(known or [])
+        hint = f" (known: {', '.join(self.known[-5:])})" if self.known else ""
+        super().__init__(f"no migration {migration_id!r} under {where}{hint}")
+
+
+class StepFailed(MigrationError):
+    """A step failed; the steps completed before it were rolled back."""
+
+    def __init__(self, migration_id: str, step_id: str, reason: str, rolled_back: list[str],
+                 undo_errors: list[str] | None = None) -> None:
+        self.migration_id = migration_id
+        self.step_id = step_id
+        self.reason = reason
+        self.rolled_back = list(rolled_back)
+        self.undo_errors = list(undo_errors or [])
+        done = ", ".join(self.rolled_back) or "none"
+        tail = f"; undo FAILED for: {'; '.join(self.undo_errors)}" if self.undo_errors else ""
+        super().__init__(f"migration {migration_id}: step {step_id!r} failed: {reason}; "
+                         f"rolled back: {done}{tail}")
+
+
+class RollbackRefused(MigrationError):
+    """Rollback refused: the live state no longer matches what the steps left."""
+
+    def __init__(self, migration_id: str, drift: list[str]) -> None:
+        self.migration_id = migration_id
+        self.drift = list(drift)
+        super().__init__(f"migration {migration_id}: rollback refused, the live state drifted "
+                         f"(use --force to undo anyway): " + "; ".join(self.drift))
+
+
 class ProberError(RevivadiagError):
     """The migration prober cannot run against the stack (nothing was sent)."""
 
@@ -292,20 +381,6 @@ class NoProxyPort(ProberError):
             f"the prober needs a published proxy port on 127.0.0.1, and {proxy or 'no proxy'} "
             f"offers none ({detail}); publish one, or give the plan's prober.port",
         )
-
-
-class StepError(RunbookError):
-    """A migration step could not be applied, classified or undone: the engine refused an
-    operation, a new container never became healthy, a value needed to recreate a container
-    is held by no live container any more."""
-
-    def __init__(self, what: str, reason: str) -> None:
-        self.what = what
-        RunbookError.__init__(self, "migrate", reason)
-        self.args = (f"migrate: {what}: {reason}",)
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class FrameError(RevivadiagError):

@@ -26,8 +26,10 @@ from revivadiag.migrate.steps.compose_target import load_target
 
 class ServiceReplace(BaseStep):
     kind = "service.replace"
+    #: ``volumes``: the named volumes the service keeps (the planner writes them; the plan's
+    #: live checks refuse a missing one, the switch keeps the container's mounts as they are)
     PARAMS: ClassVar[ParamSpec] = {"service": (str, True), "from": (str, False), "to": (str, False),
-              "stateful": (bool, False)}
+              "stateful": (bool, False), "volumes": (list, False)}
 
     @property
     def stateful(self) -> bool:
