@@ -117,14 +117,18 @@ def capture(ctx: Context, service: str, from_name: str | None, to_name: str | No
 
 def learned_port(client: Any, blue: Mapping[str, Any] | None, spec: eng.Spec) -> int | None:
     """The port to probe green on: one blue listens on (its socket table) that green exposes
-    too, else green's first exposed port."""
+    too. A running blue whose socket table is read and shows no such port is a service that
+    serves nothing (a worker sharing an image that exposes a port): None, so green is ready
+    once it has run a while. Without a running blue: green's first exposed port."""
     exposed = sorted(int(p.split("/")[0]) for p in (spec.body.get("ExposedPorts") or {})
                      if p.endswith("/tcp"))
     if blue is not None and (blue.get("State") or {}).get("Running"):
-        listening = eng.listening(eng.socket_table(client, blue))
-        both = [p for p in listening if not exposed or p in exposed]
+        sockets = eng.socket_table(client, blue)
+        both = [p for p in eng.listening(sockets) if not exposed or p in exposed]
         if both:
             return both[0]
+        if sockets:  # read, and it listens on none of them
+            return None
     return exposed[0] if exposed else None
 
 

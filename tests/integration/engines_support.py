@@ -1,7 +1,9 @@
 """A second Docker Engine and a real sshd on this machine, for the multi-engine and Swarm tests.
 
 :class:`SecondEngine` starts a private ``dockerd`` beside the shared one: its own unix socket,
-``--data-root``, ``--exec-root``, ``--pidfile``, no default bridge (``--bridge=none``),
+``--data-root``, ``--exec-root``, ``--pidfile``, a default bridge of its own (an interface
+``rdb<hex>`` made here: ``--bridge=none`` would not do, as a daemon started with it deletes
+the interface ``docker0`` of its network namespace, i.e. the shared engine's bridge),
 ``--iptables=false`` (the shared engine owns the host's DOCKER chains; a second dockerd with
 iptables on would flush them) and an address pool of its own. It listens on
 ``tcp://127.0.0.1:<free port>`` too. Because the host forwards bridged traffic through
@@ -94,6 +96,8 @@ class SecondEngine:
     wrap: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     _rule: list[str] = field(default_factory=list)
+    #: the default bridge interface this engine gets (host network namespace only)
+    bridge: str = field(default_factory=lambda: f"rdb{secrets.token_hex(4)}")
 
     @property
     def socket_path(self) -> Path:
@@ -110,13 +114,28 @@ class SecondEngine:
     def argv(self) -> list[str]:
         return [*self.wrap, "dockerd", "--host", self.unix_url, "--host", self.tcp_url,
                 "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "x"),
-                "--pidfile", str(self.root / "dockerd.pid"), "--bridge=none",
+                "--pidfile", str(self.root / "dockerd.pid"),
+                # in its own namespace (wrap) it may have none; beside the shared engine it
+                # needs its own, or it deletes docker0
+                "--bridge=" + ("none" if self.wrap else self.bridge),
                 "--iptables=false", "--ip-masq=false", "--ip-forward=false",
                 "--default-address-pool", f"base={self.pool},size=24",
                 "--storage-driver", "overlay2"]
 
+    def _make_bridge(self) -> None:
+        """The bridge interface, with the last /24 of the engine's pool (its networks are
+        allocated from the first ones)."""
+        net = ipaddress.IPv4Network(self.pool)
+        last = list(net.subnets(new_prefix=24))[-1]
+        for argv in (["ip", "link", "add", self.bridge, "type", "bridge"],
+                     ["ip", "addr", "add", f"{last.network_address + 1}/24", "dev", self.bridge],
+                     ["ip", "link", "set", self.bridge, "up"]):
+            subprocess.run(argv, capture_output=True, check=True)
+
     def start(self) -> SecondEngine:
         self.root.mkdir(parents=True, exist_ok=True)
+        if not self.wrap:
+            self._make_bridge()
         log = (self.root / "dockerd.log").open("wb")
         # the daemon runs `ps` for /containers/{id}/top: a COLUMNS inherited from a terminal
         # (pytest sets one) would cut the processes' command lines short
@@ -185,6 +204,8 @@ class SecondEngine:
         if self._rule:
             subprocess.run(["iptables", "-D", *self._rule], capture_output=True, check=False)
             self._rule = []
+        if not self.wrap:
+            subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
         # dockerd leaves overlay mounts under its data root until they are unmounted
         subprocess.run(["umount", "-R", str(self.root / "x")], capture_output=True, check=False)
         for mount in reversed(_mounts_under(self.root)):

@@ -248,8 +248,9 @@ def test_failed_up_of_a_stopped_instance_keeps_its_data(
     secrets_before = read_secrets(lab.prefix)
     with pytest.raises(LabStartError):
         up(lab.config, timeout_s=0.5, client=engine)
-    volumes = [v.name for v in engine.volumes.list(filters={"name": lab.prefix})]
-    assert (volumes, read_secrets(lab.prefix)) == ([f"{lab.prefix}_db_data"], secrets_before)
+    volumes = sorted(v.name for v in engine.volumes.list(filters={"name": lab.prefix}))
+    assert (volumes, read_secrets(lab.prefix)) == (
+        [f"{lab.prefix}_db_data", f"{lab.prefix}_redis_data"], secrets_before)
     again = up(lab.config, client=engine)
     login = httpx.post(again.url("/api/auth/login"),
                        json={"email": "test@example.com", "password": "password"}, timeout=5)

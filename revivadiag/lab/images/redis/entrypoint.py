@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Redis entrypoint: requirepass from REDIS_PASSWORD, written to a mode-0600 config file
-owned by the redis user, so the password never appears on a command line."""
+owned by the redis user, so the password never appears on a command line. The data is kept
+in an append-only file under /data (a volume in the lab's compose files), so a container
+replaced on the same volume keeps its keys."""
 
 import os
 import pwd
@@ -19,7 +21,8 @@ def main():
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(
             "bind 0.0.0.0\nport 6379\nprotected-mode no\ndir /data\nsave \"\"\n"
-            "appendonly no\nlogfile \"\"\ndaemonize no\nmaxclients 1000\n"
+            "appendonly yes\nappendfsync everysec\nlogfile \"\"\ndaemonize no\n"
+            "maxclients 1000\n"
             f"requirepass {password}\n"
         )
     os.chown(CONF, user.pw_uid, user.pw_gid)
