@@ -59,6 +59,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -115,16 +116,30 @@ def capture(ctx: Context, service: str, from_name: str | None, to_name: str | No
             "aliases_in_use": {n: names[n] for n in sorted(mine & set(names))}}
 
 
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's ephemeral port range: a listener there (a library's own socket, a
+    debugger) is not the port the service serves on, and a new container will not reuse it."""
+    try:
+        low, high = (int(x) for x in
+                     Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return low, high
+
+
 def learned_port(client: Any, blue: Mapping[str, Any] | None, spec: eng.Spec) -> int | None:
     """The port to probe green on: one blue listens on (its socket table) that green exposes
-    too. A running blue whose socket table is read and shows no such port is a service that
-    serves nothing (a worker sharing an image that exposes a port): None, so green is ready
+    too (without exposed ports: one outside the ephemeral range). A running blue whose socket
+    table is read and shows no such port is a service that serves nothing (a worker sharing
+    an image that exposes a port): None, so green is ready
     once it has run a while. Without a running blue: green's first exposed port."""
     exposed = sorted(int(p.split("/")[0]) for p in (spec.body.get("ExposedPorts") or {})
                      if p.endswith("/tcp"))
     if blue is not None and (blue.get("State") or {}).get("Running"):
         sockets = eng.socket_table(client, blue)
-        both = [p for p in eng.listening(sockets) if not exposed or p in exposed]
+        low, high = ephemeral_ports()
+        both = [p for p in eng.listening(sockets)
+                if (p in exposed if exposed else not low <= p <= high)]
         if both:
             return both[0]
         if sockets:  # read, and it listens on none of them

@@ -98,7 +98,7 @@ def diagnose_errors(ctx: Context, environment: str) -> list[str]:
     from revivadiag.analyze.diagnosis import diagnose
     from revivadiag.collect.pipeline import snapshot
 
-    snap = snapshot(ctx.project, samples=3)
+    snap = without_kept(snapshot(ctx.project, samples=3))
     result = diagnose(snap, environment=environment, requests=10, burst=10)
     frame = result.findings
     if frame is None or frame.empty:
@@ -200,3 +200,46 @@ def _lit(text: str) -> str:
     "'it''s'"
     """
     return "'" + text.replace("'", "''") + "'"
+
+
+#: columns of the snapshot's frames that name a container
+CONTAINER_COLUMNS = ("name", "container", "source", "target", "source_container",
+                     "target_container")
+
+
+def without_kept(snap: Any) -> Any:
+    """``snap`` without the containers this run keeps aside for rollback (blue, renamed
+    ``<name>_rdblue_<step>`` and stopped until ``cleanup``) or is still starting (green
+    under a temporary name): they are not part of the stack being verified.
+
+    >>> import pandas as pd
+    >>> from revivadiag.collect.snapshot import Snapshot
+    >>> snap = Snapshot.empty("p")
+    >>> snap.containers = pd.DataFrame({"name": ["p_api", "p_api_rdblue_s1"]})
+    >>> list(without_kept(snap).containers["name"])
+    ['p_api']
+    """
+    from dataclasses import fields, replace
+
+    from revivadiag.migrate.switch import BLUE_SUFFIX, GREEN_SUFFIX
+
+    def kept(value: Any) -> bool:
+        text = str(value)
+        return BLUE_SUFFIX in text or text.endswith(GREEN_SUFFIX)
+
+    changes = {}
+    for f in fields(snap):
+        frame = getattr(snap, f.name)
+        if f.name == "meta" or not hasattr(frame, "columns") or frame.empty:
+            continue
+        mask = None
+        for col in CONTAINER_COLUMNS:
+            if col in frame.columns:
+                hit = frame[col].map(kept)
+                mask = hit if mask is None else (mask | hit)
+        if mask is not None and bool(mask.any()):
+            out = frame[~mask.astype(bool)].reset_index(drop=True)
+            out.attrs = frame.attrs
+            changes[f.name] = out
+    return replace(snap, **changes) if changes else snap
+
