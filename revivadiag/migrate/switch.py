@@ -111,9 +111,13 @@ def capture(ctx: Context, service: str, from_name: str | None, to_name: str | No
                if p != state["name"]]
     mine = {state["name"], to_name or state["name"]}
     mine |= {a for ep in state["networks"].values() for a in ep.get("aliases", [])}
+    exposed = eng.Spec("", {"ExposedPorts": state["config"].get("ExposedPorts") or {}}, {})
     return {"service": service, "blue": state, "to": to_name or state["name"],
             "proxies": proxies, "proxy_services": roles.services("proxy"),
-            "aliases_in_use": {n: names[n] for n in sorted(mine & set(names))}}
+            "aliases_in_use": {n: names[n] for n in sorted(mine & set(names))},
+            # the port blue serves on, read while it runs (None: it serves nothing): what
+            # tells an undo that blue is back
+            "probe_port": learned_port(ctx.client, blue, exposed)}
 
 
 def ephemeral_ports() -> tuple[int, int]:
@@ -554,9 +558,10 @@ def undo(ctx: Context, step_id: str, before: Mapping[str, Any]) -> dict[str, Any
             eng.remove(client, g["Id"])
     if blue_state["running"]:
         eng.start(client, blue["Id"])
-        eng.wait_ready(client, blue["Id"], ctx.health_timeout_s,
-                       learned_port(client, None, eng.Spec("", {"ExposedPorts":
-                                    blue_state["config"].get("ExposedPorts") or {}})))
+        port = before["probe_port"] if "probe_port" in before else learned_port(
+            client, None, eng.Spec("", {"ExposedPorts":
+                                        blue_state["config"].get("ExposedPorts") or {}}, {}))
+        eng.wait_ready(client, blue["Id"], ctx.health_timeout_s, port)
     reload_proxies(client, list(before.get("proxies") or []), ctx.log)
     for g in greens:
         eng.remove(client, g["Id"])

@@ -51,7 +51,10 @@ class Readiness(BaseStep):
             raise StepError(self.id, "not every service is healthy: " + "; ".join(bad))
         dump = self.param("dump", bool, default=None)
         fp = rd.data_fingerprint(ctx, dump=dump is not False, step_id=self.id)
-        return {"kind": "readiness", **fp}
+        # what the diagnose checks say before anything changes: verify then fails only on
+        # error findings the migration brought (an error the stack had before is reported)
+        errors = diagnose_errors(ctx, "development")
+        return {"kind": "readiness", **fp, "error_findings": errors}
 
 
 class Verify(BaseStep):
@@ -61,7 +64,8 @@ class Verify(BaseStep):
 
     def describe(self, ctx: Context) -> list[str]:
         return ["check every service is healthy", "fingerprint the data again and compare "
-                "with readiness", "snapshot + diagnose: fail on any error finding"]
+                "with readiness", "snapshot + diagnose: fail on an error finding the project "
+                "did not have at readiness"]
 
     def _readiness(self, ctx: Context) -> Mapping[str, Any]:
         wanted = self.param("readiness", default=None)
@@ -86,15 +90,18 @@ class Verify(BaseStep):
         if self.param("diagnose", bool, default=None) is not False:
             errors = diagnose_errors(ctx, str(self.param("environment", default=None)
                                               or "development"))
-        problems += [f"diagnose: {e}" for e in errors]
+        had = set(reference.get("error_findings") or [])
+        problems += [f"diagnose: {e}" for e in errors if e not in had]
         if problems:
             raise StepError(self.id, "; ".join(problems))
         return {"kind": "verify", "tables": len(now.get("tables") or {}),
-                "redis_sampled": len(keys), "error_findings": 0}
+                "redis_sampled": len(keys), "error_findings": 0,
+                "error_findings_before_and_after": sorted(e for e in errors if e in had)}
 
 
 def diagnose_errors(ctx: Context, environment: str) -> list[str]:
-    """Titles of the ``error`` findings of the diagnose checks on the live project."""
+    """``ID: title`` of each kind of ``error`` finding of the diagnose checks on the live
+    project (the containers kept aside for rollback left out)."""
     from revivadiag.analyze.diagnosis import diagnose
     from revivadiag.collect.pipeline import snapshot
 
@@ -104,8 +111,7 @@ def diagnose_errors(ctx: Context, environment: str) -> list[str]:
     if frame is None or frame.empty:
         return []
     errors = frame[frame["severity"] == "error"]
-    col = "title" if "title" in errors.columns else errors.columns[0]
-    return [str(t) for t in errors[col]]
+    return sorted({f"{r['id']}: {r['title']}" for r in errors.to_dict("records")})
 
 
 class Sql(BaseStep):
