@@ -68,12 +68,13 @@ def secret_values(prefix: str) -> list[str]:
 
 def test_capture_state_of_a_running_lab(engine: docker.DockerClient,
                                         lab_current: LabInstance) -> None:
-    """Every container, its networks, the data volume; no secret value; a stable print."""
+    """Every container, its networks, the data volumes; no secret value; a stable print."""
     a = capture_state(engine, lab_current.prefix)
     assert {c.service: c.name for c in a.containers} == lab_current.containers
     assert {n.name for n in a.networks} == set(lab_current.networks)
-    db = a.of_service("database")[0]
-    assert db.volumes == [v.name for v in a.volumes]
+    db, cache = a.of_service("database")[0], a.of_service("redis")[0]
+    assert sorted(db.volumes + cache.volumes) == sorted(v.name for v in a.volumes)
+    assert len(db.volumes) == len(cache.volumes) == 1
     assert all(c.status == "running" and c.health == "healthy" for c in a.containers)
     dumped = json.dumps(a.to_dict()) + "".join(f.to_json() for f in a.frames().values())
     for secret in secret_values(lab_current.prefix):
