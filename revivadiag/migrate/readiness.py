@@ -171,13 +171,32 @@ def redis_password(found: Mapping[str, Any], others: Iterable[Mapping[str, str]]
     return ""
 
 
+#: attempts and pause for a redis-cli that fails: a Redis just started on its volume answers
+#: LOADING while it replays its append-only file
+REDIS_ATTEMPTS, REDIS_PAUSE_S = 5, 1.0
+#: first words of the error replies redis-cli prints
+REDIS_ERRORS = frozenset({"ERR", "LOADING", "NOAUTH", "WRONGPASS", "MISCONF", "BUSY",
+                          "READONLY", "MASTERDOWN", "NOPERM", "Could", "Error:"})
+
+
 def _redis(client: Any, name: str, password: str, lines: list[str]) -> list[str]:
     payload = ("\n".join(lines) + "\n").encode()
-    code, out, err = exec_io(client, name, ["redis-cli", "--no-auth-warning", "--raw"], payload,
-                             environment={"REDISCLI_AUTH": password} if password else None)
-    if code != 0:
-        raise StepError(f"redis-cli in {name}", err.decode(errors="replace").strip()[-200:])
-    return out.decode(errors="replace").splitlines()
+    why = ""
+    for attempt in range(REDIS_ATTEMPTS):
+        if attempt:
+            time.sleep(REDIS_PAUSE_S)
+        code, out, err = exec_io(client, name, ["redis-cli", "--no-auth-warning", "--raw"],
+                                 payload,
+                                 environment={"REDISCLI_AUTH": password} if password else None)
+        if code == 0:
+            return out.decode(errors="replace").splitlines()
+        # redis-cli prints the server's errors on stdout, among values: only lines that are
+        # Redis errors are shown (a value may be a session token)
+        errors = [ln for ln in out.decode(errors="replace").splitlines()
+                  if ln.split(" ", 1)[0] in REDIS_ERRORS]
+        why = (err.decode(errors="replace").strip() or "; ".join(errors[-2:])
+               or f"exit code {code}")[-200:]
+    raise StepError(f"redis-cli in {name}", why)
 
 
 _READ = {"string": "GET {k}", "hash": "HGETALL {k}", "list": "LRANGE {k} 0 -1",
