@@ -572,7 +572,7 @@ def to_frame(
     ...
     revivadiag.errors.FrameError: frame 'networks', column 'internal': not a boolean ...
     >>> to_frame("networks", [{"network_id": "ab12", "nmae": "x"}], strict=False).shape
-    (1, 7)
+    (1, 8)
     """
     sch = schema(name)
     records = [dict(r) for r in rows]
