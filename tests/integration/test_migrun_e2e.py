@@ -166,12 +166,7 @@ def kill_when(env: Env, proc: subprocess.Popen[str], project: str, step: str,
 
 @pytest.mark.parametrize("variant", [
     "current",
-    # the shop's migration completes through the runbook (every step, verify included), but
-    # reading its Redis afterwards failed once (redis-cli exits non-zero with no message);
-    # known and open in issue 8 — not strict: the run is the evidence, not the marker
-    pytest.param("shop-current", marks=pytest.mark.xfail(
-        reason="reading the shop's Redis after its migration failed once (issue 8)",
-        strict=False)),
+    "shop-current",
 ])
 def test_full_migration_through_the_runbook(
         engine: docker.DockerClient, leftovers: list[str],
@@ -265,9 +260,6 @@ def test_failing_step_rolls_back_to_the_exact_before_state(
     assert same_data(data_before, data_of(engine, lab.prefix, tmp_path)) == []
 
 
-@pytest.mark.xfail(reason="its last run failed at verify reading Redis (redis-cli exited "
-                   "non-zero with no message; retried now, not yet re-run); issue 8",
-                   strict=False)
 def test_sigkill_at_every_step_then_resume_completes(
         engine: docker.DockerClient, leftovers: list[str],
         lab_factory: Callable[..., LabInstance], tmp_path: Path) -> None:
@@ -289,7 +281,11 @@ def test_sigkill_at_every_step_then_resume_completes(
     assert final.returncode == 0, final.stderr[-4000:]
     st = env.state(lab.prefix, mid)
     assert st.status is StepStatus.COMPLETED
-    assert sum("was interrupted" in n for n in st.notes) >= len(steps) - 1
+    # a kill lands inside every step that lasts (a fast one may be over before it lands:
+    # then the kill is between steps, and the resume simply goes on)
+    switches = [s.id for s in load_plan(plan).steps if s.kind == "service.replace"]
+    interrupted = [n for n in st.notes if "was interrupted" in n]
+    assert all(any(sid in n for n in interrupted) for sid in switches), (switches, interrupted)
     assert diagnose_errors(lab.prefix) == []
     assert same_data(data_before, data_of(engine, lab.prefix, tmp_path)) == []
 
