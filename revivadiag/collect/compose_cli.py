@@ -164,38 +164,33 @@ def compose_config(
     """What ``<cli> config`` prints for these files, parsed; ComposeFileError otherwise.
     The answer is kept for the rest of the process (see :data:`_ANSWERS`)."""
     options = [a for p in profiles for a in ("--profile", p)]
+
+    def ask() -> dict[str, Any]:
+        stdout = _run_config(cli, files, project=project, project_directory=project_directory,
+                             options=options,
+                             args=["config", *(["--format", "json"] if cli.json else [])],
+                             environ=environ, env_file=env_file, timeout_s=timeout_s,
+                             runner=runner, scrubber=scrubber)
+        origin = ",".join(str(f) for f in files)
+        try:
+            data = json.loads(stdout) if cli.json else yamlio.safe_load(stdout)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise ComposeFileError(origin,
+                                   f"{cli} config printed something unreadable") from exc
+        if not isinstance(data, dict):
+            raise ComposeFileError(origin, f"{cli} config printed no project")
+        return data
+
     key = _answer_key([*cli.argv, project, str(project_directory), *options], environ,
                       [*files, *([env_file] if env_file else [])])
-    if runner is run_command and key is not None:
-        with _ANSWERS_LOCK:  # the same question asked meanwhile by another thread: wait
-            asked = _ASKED.setdefault(key, threading.Lock())
-        with asked:
-            if key not in _ANSWERS:
-                _ANSWERS[key] = compose_config(
-                    cli, files, project=project, project_directory=project_directory,
-                    profiles=profiles, environ=environ, env_file=env_file,
-                    timeout_s=timeout_s, runner=_uncached, scrubber=scrubber)
-            return copy.deepcopy(_ANSWERS[key])
-    stdout = _run_config(cli, files, project=project, project_directory=project_directory,
-                         options=options, args=["config", *(["--format", "json"] if cli.json
-                                                            else [])],
-                         environ=environ, env_file=env_file, timeout_s=timeout_s,
-                         runner=runner, scrubber=scrubber)
-    origin = ",".join(str(f) for f in files)
-    try:
-        data = json.loads(stdout) if cli.json else yamlio.safe_load(stdout)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ComposeFileError(origin, f"{cli} config printed something unreadable") from exc
-    if not isinstance(data, dict):
-        raise ComposeFileError(origin, f"{cli} config printed no project")
-    return data
-
-
-def _uncached(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
-              timeout_s: float) -> subprocess.CompletedProcess[str]:
-    """:func:`run_command` under another name: what :func:`compose_config` runs when it
-    fills its cache."""
-    return run_command(argv, env, cwd, timeout_s)
+    if runner is not run_command or key is None:
+        return ask()
+    with _ANSWERS_LOCK:  # the same question asked meanwhile by another thread: wait for it
+        asked = _ASKED.setdefault(key, threading.Lock())
+    with asked:
+        if key not in _ANSWERS:
+            _ANSWERS[key] = ask()
+        return copy.deepcopy(_ANSWERS[key])
 
 
 #: Compose's ``config`` answers in this process, by :func:`_answer_key` (a call costs
