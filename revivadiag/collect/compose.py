@@ -336,6 +336,21 @@ def declared_project(snap: Any, files: Sequence[Path] | None = None, *,
                         project_directory=workdir, cli=cli)
 
 
+def compose_answer(snap: Any, files: Sequence[Path] = ()) -> dict[str, Any] | None:
+    """:func:`declared_project`'s normalised dict, or None when there is none: ``files``
+    (given by the user) must be readable (ComposeFileError), while files the containers'
+    labels name that cannot be read give None. ``snap`` needs ``project`` and the API
+    frames only."""
+    given = list(files)
+    try:
+        doc = declared_project(snap, given or None)
+    except ComposeFileError:
+        if given:
+            raise
+        return None
+    return None if doc is None else dict(doc.data)
+
+
 def normalize_project(name: str) -> str:
     """Compose's project name rule: lowercase, only [a-z0-9_-].
 

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,12 +183,15 @@ def compose_config(
         return data
 
     key = _answer_key([*cli.argv, project, str(project_directory), *options], environ,
-                      [*files, *([env_file] if env_file else [])])
+                      [*files, *([env_file] if env_file else [])],
+                      optional=[project_directory / ".env"])
     if runner is not run_command or key is None:
         return ask()
     with _ANSWERS_LOCK:  # the same question asked meanwhile by another thread: wait for it
         asked = _ASKED.setdefault(key, threading.Lock())
     with asked:
+        if key not in _ANSWERS:
+            _take_handoff()
         if key not in _ANSWERS:
             _ANSWERS[key] = ask()
         return copy.deepcopy(_ANSWERS[key])
@@ -200,12 +204,61 @@ _ANSWERS: dict[str, dict[str, Any]] = {}
 _ASKED: dict[str, threading.Lock] = {}
 _ANSWERS_LOCK = threading.Lock()
 
+#: The file of answers another process asked Compose for this one (``revivadiag diagnose``
+#: asks while its runbook's kernel boots, so that the kernel need not): its path, in the
+#: environment this process was started with. The file is written once, whole (an empty
+#: one when there was nothing to ask), in a private directory; it is read once and removed.
+HANDOFF_ENV = "REVIVADIAG_COMPOSE_ANSWERS"
+#: Seconds to wait for a promised hand-off file before asking Compose itself.
+HANDOFF_WAIT_S = COMPOSE_TIMEOUT_S + 5.0
+_HANDOFF_TAKEN = threading.Event()
+
+
+def write_handoff(path: Path, keys: Iterable[str] | None = None) -> int:
+    """Write the answers of this process (those of ``keys``, default all) to ``path`` for
+    the process started with :data:`HANDOFF_ENV` naming it: readable by the owner alone,
+    renamed into place whole. Returns how many answers it holds."""
+    with _ANSWERS_LOCK:
+        wanted = list(_ANSWERS) if keys is None else [k for k in keys if k in _ANSWERS]
+        answers = {k: _ANSWERS[k] for k in wanted}
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(answers, out)
+    os.replace(partial, path)
+    return len(answers)
+
+
+def _take_handoff(wait_s: float = HANDOFF_WAIT_S) -> None:
+    """Once per process: the answers handed over in :data:`HANDOFF_ENV`'s file, waited for
+    up to ``wait_s`` (the other process writes it as soon as it has them), into
+    :data:`_ANSWERS`. A missing, late or unreadable file only means asking Compose here."""
+    where = os.environ.get(HANDOFF_ENV)
+    if not where or _HANDOFF_TAKEN.is_set():
+        return
+    _HANDOFF_TAKEN.set()
+    path = Path(where)
+    deadline = time.monotonic() + wait_s
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        answers = json.loads(path.read_text(encoding="utf-8"))
+        path.unlink()
+    except (OSError, ValueError):
+        return
+    if isinstance(answers, dict):
+        with _ANSWERS_LOCK:
+            for key, answer in answers.items():
+                if isinstance(answer, dict):
+                    _ANSWERS.setdefault(str(key), answer)
+
 
 def _answer_key(command: Sequence[str], environ: Mapping[str, str],
-                files: Sequence[Path]) -> str | None:
+                files: Sequence[Path], optional: Sequence[Path] = ()) -> str | None:
     """A digest of everything a ``config`` answer depends on: the command, its environment
     and each file's size and modification time (None when a file cannot be stat'ed: then
-    nothing is cached). Only the digest is kept, never the environment.
+    nothing is cached), and whether each ``optional`` file (the project's ``.env``) is
+    there, with its size and time. Only the digest is kept, never the environment.
 
     >>> a = _answer_key(["c"], {"A": "1"}, [])
     >>> a == _answer_key(["c"], {"A": "1"}, []), a == _answer_key(["c"], {}, [])
@@ -216,6 +269,11 @@ def _answer_key(command: Sequence[str], environ: Mapping[str, str],
         stats = [(str(f.absolute()), f.stat().st_mtime_ns, f.stat().st_size) for f in files]
     except OSError:
         return None
+    for extra in optional:
+        try:
+            stats.append((str(extra.absolute()), extra.stat().st_mtime_ns, extra.stat().st_size))
+        except OSError:
+            stats.append((str(extra.absolute()), -1, -1))
     for part in (list(command), sorted(environ.items()), stats):
         digest.update(json.dumps(part).encode())
         digest.update(b"\0")

@@ -33,13 +33,11 @@ import pandas as pd
 import requests.exceptions
 from tqdm import tqdm
 
-from revivadiag.collect.containers import parse_containers, parse_ports
+from revivadiag.collect.api_frames import api_frames
 from revivadiag.collect.dns import collect_dns
-from revivadiag.collect.env import parse_env
 from revivadiag.collect.health import HealthConfig, all_credentials, collect_health, members
 from revivadiag.collect.inventory import RawInventory, gather
 from revivadiag.collect.latency import measure_latency
-from revivadiag.collect.networks import parse_endpoints, parse_networks
 from revivadiag.collect.reachability import collect_reachability
 from revivadiag.collect.roles import Roles, infer_roles
 from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta, concat_frames
@@ -318,18 +316,6 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
     for name in PER_ENGINE_FRAMES:
         frames[name] = with_engine(frames[name], engine)
     return Snapshot(meta, **{name: frames[name] for name in FRAME_NAMES if name in frames})
-
-
-def api_frames(inv: RawInventory, scrubber: Scrubber) -> dict[str, pd.DataFrame]:
-    """The frames the engine's API answers alone: containers, networks, endpoints, ports and
-    env (values scrubbed)."""
-    return {
-        "containers": parse_containers(inv.containers, inv.vanished, inv.project),
-        "networks": parse_networks(inv.networks),
-        "endpoints": parse_endpoints(inv.containers, inv.project),
-        "ports": parse_ports(inv.containers, inv.project),
-        "env": parse_env(inv.containers, inv.project, scrubber),
-    }
 
 
 def _roles_frame(client: docker.DockerClient, inv: RawInventory,

@@ -86,37 +86,55 @@ def run(args: argparse.Namespace) -> int:
     check_compose_files(params.compose_files)
 
     from revivadiag.runbook import execute as ex
+    from revivadiag.runbook.prefetch import ComposePrefetch
 
     runbook = ex.runbook_path(args.runbook)
     secrets: set[str] = set()
+    prefetch = ComposePrefetch()
 
     def read_secrets() -> str:
-        from revivadiag.collect.inventory import read_project_secrets  # docker: ~0.3 s
+        """The project and its secrets (docker loaded: ~0.3 s); with one engine, Compose is
+        asked about the project meanwhile, for the kernel (:mod:`~.prefetch`)."""
+        from revivadiag.collect.inventory import read_project, read_project_secrets
+        from revivadiag.redact import secret_values
 
-        project, found = read_project_secrets(params.project_or_none,
-                                              params.docker_host_or_none,
-                                              engines=params.engines)
+        try:
+            if params.engines:
+                project, found = read_project_secrets(params.project_or_none,
+                                                      engines=params.engines)
+                prefetch.skip()
+            else:
+                inventory = read_project(params.project_or_none, params.docker_host_or_none)
+                project, found = inventory.project, secret_values(inventory.containers)
+                prefetch.start(inventory, params.compose_files)
+        except BaseException:
+            prefetch.skip()
+            raise
         values["project"] = project
         secrets.update(found)
         return project
 
-    started = datetime.now(UTC)
-    if params.project_or_none is None:  # the project names the output directory: ask first
-        project = read_secrets()
-        prepare = None
-    else:  # the engine is asked (and the docker package loaded) while the kernel boots
-        project, prepare = params.project_or_none, read_secrets
-    out_dir = check_output_dir(args.out or default_out_dir(project))
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"revivadiag: diagnosing {project} with {runbook.name} ...", file=sys.stderr)
     try:
-        execution = ex.execute(runbook, values, kernel_name=args.kernel, cwd=out_dir,
-                               prepare=prepare)
-    except RevivadiagError:
-        if created and not any(out_dir.iterdir()):
-            out_dir.rmdir()  # made by this run and still empty: nothing is left behind
-        raise
+        started = datetime.now(UTC)
+        if params.project_or_none is None:  # the project names the output directory: ask first
+            project = read_secrets()
+            prepare = None
+        else:  # the engine is asked (and the docker package loaded) while the kernel boots
+            project, prepare = params.project_or_none, read_secrets
+        out_dir = check_output_dir(args.out or default_out_dir(project))
+        created = not out_dir.exists()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        print(f"revivadiag: diagnosing {project} with {runbook.name} ...", file=sys.stderr)
+        try:
+            execution = ex.execute(runbook, values, kernel_name=args.kernel, cwd=out_dir,
+                                   prepare=prepare, kernel_env=prefetch.kernel_env())
+        except RevivadiagError:
+            if created and not any(out_dir.iterdir()):
+                out_dir.rmdir()  # made by this run and still empty: nothing is left behind
+            raise
+    finally:
+        prefetch.close()
+
     from revivadiag.runbook import output  # pandas and nbconvert: loaded while the kernel ran
 
     written = output.write_outputs(
@@ -140,9 +158,9 @@ def check_compose_files(files: list[str]) -> None:
     Read leniently (the variables the project was started with are not known here) and with
     every profile, as the runbook's declared topology reads them later.
     """
-    from revivadiag.collect.compose import load_compose
-
     if files:
+        from revivadiag.collect.compose import load_compose
+
         load_compose([Path(f) for f in files], strict=False, profiles=None)
 
 

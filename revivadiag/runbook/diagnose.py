@@ -21,7 +21,7 @@ import networkx as nx
 import pandas as pd
 
 from revivadiag.analyze.policy import Policy, load_policy
-from revivadiag.collect.compose import declared_project, model_from_dict
+from revivadiag.collect.compose import compose_answer, declared_project, model_from_dict
 from revivadiag.errors import ComposeFileError
 from revivadiag.render import draw, tables
 from revivadiag.render.topology import graph_from_model, graph_from_snapshot
@@ -61,17 +61,9 @@ def take_snapshot(params: DiagnoseParams) -> Snapshot:
 
 def compose_data(snap: Any, params: DiagnoseParams) -> Mapping[str, Any] | None:
     """The run's compose project (``compose_file``, else the files the containers' labels
-    name) as one normalised dict, or None when there is none. Files given as
-    ``compose_file`` must be readable (ComposeFileError); label-named ones that cannot be
-    read give None. ``snap`` needs ``project`` and the API frames only."""
-    given = [Path(p) for p in params.compose_files]
-    try:
-        doc = declared_project(snap, given or None)
-    except ComposeFileError:
-        if given:
-            raise
-        return None
-    return None if doc is None else dict(doc.data)
+    name) as one normalised dict, or None when there is none (see
+    :func:`~revivadiag.collect.compose.compose_answer`)."""
+    return compose_answer(snap, [Path(p) for p in params.compose_files])
 
 
 def roles_frame(snap: Any) -> pd.DataFrame:
