@@ -64,6 +64,24 @@ from revivadiag.lab.lifecycle import isolated_config, unique_prefix
 LAB_START_TIMEOUT_S = 120.0
 
 
+#: Python code that makes a fresh interpreter count the Compose ``config`` commands it runs
+#: (in ``calls``), for tests that check whose answer a process used
+COUNT_COMPOSE_CALLS = """
+from revivadiag.collect import compose_cli
+
+calls = []
+_real_run_config = compose_cli._run_config
+
+
+def _counted(*args, **kwargs):
+    calls.append(1)
+    return _real_run_config(*args, **kwargs)
+
+
+compose_cli._run_config = _counted
+"""
+
+
 def in_ci() -> bool:
     """True under CI (CI=true), where a missing engine is a failure, not a skip."""
     return os.environ.get("CI", "").lower() == "true"

@@ -12,6 +12,7 @@ import textwrap
 
 import pytest
 
+from conftest import COUNT_COMPOSE_CALLS
 from revivadiag.collect.compose_cli import HANDOFF_ENV
 from revivadiag.collect.inventory import read_project
 from revivadiag.lab import LabInstance
@@ -19,19 +20,11 @@ from revivadiag.runbook.prefetch import ComposePrefetch
 
 pytestmark = pytest.mark.integration
 
-SNAPSHOT = textwrap.dedent("""
+SNAPSHOT = COUNT_COMPOSE_CALLS + textwrap.dedent("""
     import json, sys
     from revivadiag.collect import compose_cli
     from revivadiag.runbook import diagnose as steps
 
-    calls = []
-    real = compose_cli._run_config
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    compose_cli._run_config = counted
     snap = steps.take_snapshot(steps.resolve(project=sys.argv[1], samples=2))
     roles = snap.roles[["service", "role", "decided_by"]].sort_values("service")
     print(json.dumps({"calls": len(calls), "roles": roles.to_dict("records"),

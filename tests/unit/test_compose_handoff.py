@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import COUNT_COMPOSE_CALLS
 from revivadiag.collect import compose_cli
 from revivadiag.collect.compose_cli import (
     HANDOFF_ENV,
@@ -35,19 +36,11 @@ services:
     image: example/api
 """
 
-ASK = textwrap.dedent("""
+ASK = COUNT_COMPOSE_CALLS + textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from revivadiag.collect import compose_cli
 
-    calls = []
-    real = compose_cli._run_config
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    compose_cli._run_config = counted
     cli = compose_cli.find_compose_cli()
     answer = compose_cli.compose_config(
         cli, [Path(sys.argv[1])], project="handoff", project_directory=Path(sys.argv[2]),
