@@ -322,6 +322,7 @@ def execute(
     kernel = kernel_name or ensure_kernel()
     started = time.perf_counter()
     failure: Exception | None = None
+    executed: Any = None  # the executed notebook papermill returns when no cell failed
     with tempfile.TemporaryDirectory(prefix="revivadiag-run-") as tmp:
         output = Path(tmp) / runbook.name
         log_path = Path(tmp) / "kernel.log"
@@ -339,7 +340,7 @@ def execute(
                 import nbformat
                 import papermill as pm
 
-                pm.execute_notebook(
+                executed = pm.execute_notebook(
                     str(runbook),
                     str(output),
                     parameters=dict(parameters),
@@ -358,11 +359,12 @@ def execute(
                 stop_kernel(manager)
         for line in kernel_messages(log_path.read_text(encoding="utf-8", errors="replace")):
             print(f"revivadiag: kernel: {line}", file=sys.stderr)
-        if not output.exists():
-            raise RunbookError(runbook.stem, f"papermill wrote no notebook: {failure}")
-        notebook = nbformat.read(str(output), as_version=4)  # type: ignore[no-untyped-call]
-    error = None if failure is None else runbook_error(runbook, failure, notebook)
-    return Execution(notebook, error, time.perf_counter() - started, kernel)
+        if executed is None:  # a failed run: the notebook papermill saved, error marked
+            if not output.exists():
+                raise RunbookError(runbook.stem, f"papermill wrote no notebook: {failure}")
+            executed = nbformat.read(str(output), as_version=4)  # type: ignore[no-untyped-call]
+    error = None if failure is None else runbook_error(runbook, failure, executed)
+    return Execution(executed, error, time.perf_counter() - started, kernel)
 
 
 def runbook_error(runbook: Path, exc: Exception, notebook: Any) -> RunbookError:
