@@ -13,22 +13,23 @@ from __future__ import annotations
 
 import html
 import json
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import pandas as pd
 
 from revivadiag.analyze.policy import Policy, load_policy
 from revivadiag.collect.compose import compose_answer, declared_project, model_from_dict
 from revivadiag.errors import ComposeFileError
-from revivadiag.render import draw, tables
-from revivadiag.render.topology import graph_from_model, graph_from_snapshot
+from revivadiag.render import tables
 from revivadiag.runbook.params import DiagnoseParams
 from revivadiag.runbook.record import glue_diagnosis
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from revivadiag.analyze.diagnosis import Diagnosis
     from revivadiag.collect.snapshot import Snapshot
 
@@ -49,14 +50,29 @@ def take_snapshot(params: DiagnoseParams) -> Snapshot:
         return compose_data(view, params)
 
     engines = params.engines
-    return snapshot(
-        project=params.project_or_none,
-        docker_host=None if engines else params.docker_host_or_none,
-        samples=params.samples,
-        policy=policy_of(params),
-        compose=compose,
-        engines=engines,
-    )
+    try:
+        return snapshot(
+            project=params.project_or_none,
+            docker_host=None if engines else params.docker_host_or_none,
+            samples=params.samples,
+            policy=policy_of(params),
+            compose=compose,
+            engines=engines,
+        )
+    finally:
+        _SNAPSHOT_TAKEN.set()
+
+
+_SNAPSHOT_TAKEN = threading.Event()
+
+
+def after_snapshot(timeout_s: float = 600.0) -> None:
+    """Return once this process has taken its snapshot (:func:`take_snapshot`, which failed
+    or not), or after ``timeout_s``. The runbook's kernel preloads in a background thread
+    what the snapshot needs first, then waits here before it loads what only the later
+    cells need (analysis, matplotlib, networkx): that loading then runs while the analysis
+    waits on its live requests, not during the snapshot's measurements."""
+    _SNAPSHOT_TAKEN.wait(timeout_s)
 
 
 def compose_data(snap: Any, params: DiagnoseParams) -> Mapping[str, Any] | None:
@@ -196,6 +212,8 @@ def declared_graph(
 
     See :func:`revivadiag.collect.compose.declared_project` for how the files are read.
     """
+    from revivadiag.render.topology import graph_from_model
+
     given = [Path(p) for p in params.compose_files]
     try:
         doc = declared_project(snap, given or None)
@@ -211,6 +229,9 @@ def declared_graph(
 
 def topology_figure(snap: Any, params: DiagnoseParams) -> Any:
     """Declared (compose file) and live (snapshot) topology side by side, as a Figure."""
+    from revivadiag.render import draw
+    from revivadiag.render.topology import graph_from_snapshot
+
     policy = policy_of(params)
     live = graph_from_snapshot(snap, policy=policy)
     declared, why = declared_graph(snap, params, policy)
@@ -221,6 +242,8 @@ def topology_figure(snap: Any, params: DiagnoseParams) -> Any:
 
 def topology(snap: Any, params: DiagnoseParams) -> Any:
     """:func:`topology_figure` as an image for the notebook."""
+    from revivadiag.render import draw
+
     return draw.show(topology_figure(snap, params))
 
 
