@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from revivadiag.redact import MASK, Scrubber, is_sensitive_key, redact_env, redact_url
@@ -48,3 +50,22 @@ def test_scrubber_replaces_known_values() -> None:
     s = Scrubber(["hunter22", "hunter2222"])
     assert s.scrub("a hunter2222 b hunter22") == f"a {MASK} b {MASK}"
     assert not Scrubber([])
+
+
+def test_redact_url_searches_pieces_as_the_whole_pattern_would() -> None:
+    """Searching only the whitespace-separated pieces that hold ``://`` masks exactly what
+    the pattern masks over the whole text (random texts from URL-ish characters)."""
+    from revivadiag import redact
+
+    rng = random.Random(20261130)
+    alphabet = "ab1+.-/:@ \n\tZ9" * 3 + "="
+    fragments = ["postgres://", "redis://:", "://", "u:pw@", "@h", " x://y:z@w "]
+    masked = 0
+    for _ in range(3000):
+        parts = [rng.choice(fragments) if rng.random() < 0.3 else
+                 "".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(6)]
+        text = "".join(parts)
+        whole = redact._URL_CREDENTIALS.sub(lambda m: m.group("head") + redact.MASK, text)
+        assert redact_url(text) == whole, text
+        masked += whole != text
+    assert masked > 100  # the corpus does hold credentials to mask
