@@ -162,15 +162,29 @@ def html_exporter() -> Any:
     )
 
 
+#: a 1x1 PNG: the warm-up notebook's image output
+_WARM_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJ"
+             "RU5ErkJggg==")
+
+
 def warm_html() -> None:
-    """Export a one-cell notebook, so that the templates are compiled before the real report
+    """Export a small notebook with every kind of output a report holds (a table with
+    escaped text, an image, a stream, markdown with a link), so that the templates compile
+    and the HTML parser builds its entity tables (0.3 s on first use) before the real report
     is written (runbooks call it while the kernel runs the cells)."""
     import nbformat.v4 as nbf
 
-    nb = nbf.new_notebook(cells=[nbf.new_markdown_cell("warm-up"),  # type: ignore[no-untyped-call]
-                                 nbf.new_code_cell("1", outputs=[  # type: ignore[no-untyped-call]
-                                     nbf.new_output(  # type: ignore[no-untyped-call]
-                                         "display_data", data={"text/html": "<p>1</p>"})])])
+    table = ("<table><thead><tr><th>a &amp; b</th></tr></thead>"
+             "<tbody><tr><td>&lt;x&gt; &quot;y&quot; &#39;z&#39; &nbsp;</td></tr></tbody></table>")
+    outputs = [nbf.new_output("display_data",  # type: ignore[no-untyped-call]
+                              data={"text/html": table, "text/plain": "a & b"}),
+               nbf.new_output("display_data",  # type: ignore[no-untyped-call]
+                              data={"image/png": _WARM_PNG, "text/plain": "<Figure>"}),
+               nbf.new_output("stream", name="stdout",  # type: ignore[no-untyped-call]
+                              text="warm-up\n")]
+    nb = nbf.new_notebook(cells=[  # type: ignore[no-untyped-call]
+        nbf.new_markdown_cell("# warm-up\n\n[a link](https://example.org/) & *text*"),  # type: ignore[no-untyped-call]
+        nbf.new_code_cell("1", outputs=outputs)])  # type: ignore[no-untyped-call]
     now = datetime.now(UTC)
     notebook_html(nb, RunInfo(runbook="warm-up", project="", started_at=now, finished_at=now,
                               tool_version=""))

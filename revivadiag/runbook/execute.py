@@ -289,6 +289,7 @@ def _preload_report_modules() -> None:
     writing the outputs needs right after: nbconvert and its selectors, pandas and the
     report's modules (a second or more)."""
     with contextlib.suppress(Exception):
+        import scrapbook.models  # noqa: F401  (reads the recorded values back)
         import soupsieve
 
         import revivadiag.runbook.output  # noqa: F401  (pandas, the report's modules)
