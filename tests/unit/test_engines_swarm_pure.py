@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from revivadiag.analyze import swarm as sf
@@ -138,16 +137,6 @@ def test_probe_plan_and_rows() -> None:
     found = sf.vip_findings(services, reach, kernel_ipvs=False)
     assert [f[0] for f in found] == ["RD-SWM-001"] and "no IPVS" in found[0][1]
     assert sf.vip_findings(services, reach[reach["target_ip"] != "10.0.1.3"]) == []
-
-
-@pytest.mark.parametrize(("idle", "keepalive", "expected"), [
-    (610.0, None, 1), (610.0, 1200.0, 1), (610.0, 300.0, 0), (30.0, None, 0)])
-def test_idle_pool_findings(idle: float, keepalive: float | None, expected: int) -> None:
-    """Long-idle backend->database connections without keepalive below 900 s."""
-    table = pd.DataFrame([{"service": "api", "peer_service": "db", "state": "ESTAB",
-                           "idle_s": idle, "keepalive_s": keepalive}])
-    roles = {"api": "backend", "db": "database"}
-    assert len(sf.idle_pool_findings(table, roles)) == expected
 
 
 def test_mtu_findings() -> None:
