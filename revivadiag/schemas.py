@@ -354,7 +354,12 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("vips", LIST, "virtual IPs, network:address/prefix (vip mode only)"),
             ("networks", LIST, "networks it is attached to"),
             ("ports", LIST, "target ports it serves (from the image and the roles), as str"),
-            ("update_order", STR, "stop-first or start-first"),
+            ("update_order", STR, "stop-first or start-first (UpdateConfig.Order)"),
+            ("rollback_order", STR, "stop-first or start-first (RollbackConfig.Order)"),
+            ("healthcheck", BOOL, "the service declares a healthcheck (False: disabled; empty: "
+                                  "says nothing, the image's own HEALTHCHECK applies)"),
+            ("stop_grace_s", FLOAT, "stop_grace_period in seconds (empty: Docker's 10 s)"),
+            ("mounts", LIST, "volumes and binds its tasks mount, type:source:target"),
         ),
         _s(
             "swarm_tasks",
@@ -505,6 +510,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("circuit", STR, "closed, open (its probes are skipped) or half_open (a trial)"),
             ("error_type", STR, "a NetworkErrorType of the failing check, else empty"),
             ("detail", STR, "the worst check and what it said, never a secret"),
+            ENGINE_COLUMN,
         ),
         _s(
             "monitor_history",
@@ -520,6 +526,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("circuit", STR, "closed, open or half_open after this cycle"),
             ("checked", BOOL, "false when nothing was learned this cycle (circuit open, or "
                               "every check unknown)"),
+            ENGINE_COLUMN,
         ),
         _s(
             "monitor_summary",
@@ -537,6 +544,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("p50_ms", FLOAT, "median response time of its main check"),
             ("p95_ms", FLOAT, "95th percentile response time"),
             ("max_consecutive_failures", INT, "longest run of unhealthy cycles"),
+            ENGINE_COLUMN,
         ),
         _s(
             "container_stats",

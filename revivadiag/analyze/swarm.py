@@ -13,7 +13,9 @@ build_findings` (``extra=``); the catalogue there holds titles and remediations:
 - RD-SWM-005 connections through a VIP (IPVS, 900 s idle timeout) that no TCP keepalive
   guards below it (the ``connections`` frame: :func:`idle_pool_findings`; the same frame's
   :func:`idle_pools` summary holds outside Swarm, behind any NAT or stateful middlebox),
-- RD-SWM-006 an overlay's MTU larger than the path allows (``networks`` vs ``engines``).
+- RD-SWM-006 an overlay's MTU larger than the path allows (``networks`` vs ``engines``),
+- RD-SWM-007 a ``start-first`` update or rollback where it hurts: no healthcheck, or a
+  volume two tasks would share (``swarm_services``, ``containers``, ``roles``).
 
 >>> import pandas as pd
 >>> from revivadiag.schemas import to_frame
@@ -225,6 +227,68 @@ def idle_pool_findings(connections: pd.DataFrame) -> list[Finding]:
     return out
 
 
+#: roles whose data directory one server process must own
+STATEFUL_ROLES = ("database", "cache")
+
+
+def _has_healthcheck(service: Mapping[str, Any], containers: pd.DataFrame) -> bool | None:
+    """The spec's word, else what its containers show (an image HEALTHCHECK), else None."""
+    declared = service.get("healthcheck")
+    if declared is not None and not pd.isna(declared):
+        return bool(declared)
+    mine = containers[(containers["service"] == service["service"])
+                      & (containers["state"] == "running")]
+    if mine.empty:
+        return None
+    return bool(mine["health"].isin(["healthy", "unhealthy", "starting"]).any())
+
+
+def update_order_findings(services: pd.DataFrame, containers: pd.DataFrame,
+                          roles: Mapping[str, str] | None = None) -> list[Finding]:
+    """RD-SWM-007: a service updated (or rolled back) ``start-first`` where that hurts: it
+    has no healthcheck (the new task joins the service's VIP or DNS as soon as its process
+    starts, ready or not, and the old one is stopped then), or it mounts a volume or bind
+    (the old and the new task run on it at once: a database's data directory cannot serve two
+    servers). The endpoint mode and stop grace period are said in the evidence.
+
+    >>> from revivadiag.schemas import to_frame
+    >>> svc = to_frame("swarm_services", [{"service": "db", "update_order": "start-first",
+    ...     "rollback_order": "stop-first", "healthcheck": True, "endpoint_mode": "vip",
+    ...     "mounts": ["volume:shop_pg:/var/lib/postgresql"]}])
+    >>> [(f[0], f[1][:47]) for f in update_order_findings(svc, to_frame("containers", []),
+    ...                                                   {"db": "database"})]
+    [('RD-SWM-007', 'db (database): update order start-first; mounts')]
+    """
+    out = []
+    for r in services.to_dict("records"):
+        when = [k for k, col in (("update", "update_order"), ("rollback", "rollback_order"))
+                if r.get(col) == "start-first"]
+        if not when:
+            continue
+        role = (roles or {}).get(str(r["service"]), "")
+        reasons = []
+        volumes = [m for m in r["mounts"] if str(m).split(":", 1)[0] in ("volume", "bind")]
+        if volumes:
+            reasons.append(f"mounts {', '.join(volumes)}: the old and the new task run on it at "
+                           "once" + (f" (a {role} cannot share its data)"
+                                     if role in STATEFUL_ROLES else ""))
+        health = _has_healthcheck(r, containers)
+        if health is False:
+            reasons.append("no healthcheck: the new task takes traffic as soon as its process "
+                           "starts, ready or not, and the old task is stopped then")
+        if not reasons:
+            continue
+        grace = r.get("stop_grace_s")
+        grace_text = "10 s (default)" if grace is None or pd.isna(grace) else f"{grace:g} s"
+        mode = ("VIP: connections already open to the old task stay on it until it stops"
+                if r.get("endpoint_mode") == "vip" else "dnsrr: clients keep the old address "
+                "until they resolve again")
+        out.append(("RD-SWM-007", f"{r['service']}{f' ({role})' if role else ''}: "
+                                  f"{' and '.join(w + ' order' for w in when)} start-first; "
+                                  f"{'; '.join(reasons)}; {mode}; stop grace {grace_text}"))
+    return out
+
+
 def swarm_findings(snapshot: Any, kernel_ipvs: bool | None = None) -> list[Finding]:
     """Every finding of this module over one snapshot (its ``engines``, ``swarm_*`` and
     ``connections`` frames)."""
@@ -235,6 +299,8 @@ def swarm_findings(snapshot: Any, kernel_ipvs: bool | None = None) -> list[Findi
     out += replica_findings(snapshot.swarm_services)
     out += vip_findings(snapshot.swarm_services, snapshot.reachability, kernel_ipvs)
     out += lb_findings(snapshot.swarm_lb, snapshot.swarm_tasks, snapshot.swarm_services)
+    roles = {str(r["service"]): str(r["role"]) for r in snapshot.roles.to_dict("records")}
+    out += update_order_findings(snapshot.swarm_services, snapshot.containers, roles)
     out += mtu_findings(snapshot.networks, snapshot.engines)
     connections = getattr(snapshot, "connections", None)
     if connections is not None and len(connections):

@@ -210,3 +210,27 @@ def test_concat_frames_keeps_dtypes_and_engines() -> None:
     validate("ports", out)
     assert out[["container", "host_port", "engine"]].values.tolist() == [
         ["x", 1, "e1"], ["x", 2, "e2"]]
+
+
+@pytest.mark.parametrize(("spec", "health", "expected"), [
+    ({"order": "start-first", "healthcheck": None, "mounts": []}, "none", ["no healthcheck"]),
+    ({"order": "start-first", "healthcheck": None, "mounts": []}, "healthy", []),
+    ({"order": "start-first", "healthcheck": True, "mounts": ["volume:pg:/d"]}, "healthy",
+     ["mounts volume:pg:/d"]),
+    ({"order": "start-first", "healthcheck": False, "mounts": ["tmp:x:/t"]}, "healthy",
+     ["no healthcheck"]),
+    ({"order": "stop-first", "healthcheck": False, "mounts": ["volume:pg:/d"]}, "none", []),
+])
+def test_update_order_findings(spec: dict[str, object], health: str,
+                               expected: list[str]) -> None:
+    """start-first hurts without a healthcheck (the spec's, else the image's as the running
+    container shows) or on a shared volume; stop-first never."""
+    services = to_frame("swarm_services", [{"service": "db", "update_order": spec["order"],
+                                            "healthcheck": spec["healthcheck"],
+                                            "mounts": spec["mounts"], "endpoint_mode": "vip"}])
+    containers = to_frame("containers", [{"name": "s_db.1.x", "service": "db",
+                                          "state": "running", "health": health}])
+    found = sf.update_order_findings(services, containers, {"db": "database"})
+    assert [f[0] for f in found] == (["RD-SWM-007"] if expected else [])
+    for text in expected:
+        assert text in found[0][1]
