@@ -45,7 +45,7 @@ from revivadiag.collect.roles import Roles, infer_roles
 from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta, concat_frames
 from revivadiag.collect.sockets import collect_connections
 from revivadiag.collect.stack import collect_roles
-from revivadiag.collect.swarm_step import collect_swarm, swarm_columns
+from revivadiag.collect.swarm_step import collect_swarm, node_mtu, swarm_columns
 from revivadiag.engine.client import describe, engine_address, is_local_address
 from revivadiag.engine.engines import EngineSpec, as_specs, open_engine
 from revivadiag.engine.probe import ProbeEngine, prestart
@@ -236,6 +236,8 @@ def _snapshot_engine(spec: EngineSpec, project: str | None, options: _Options) -
                             options.health_config, timer, options.policy_roles,
                             options.compose, options.full, engine=spec.label,
                             engine_info=engine_info)
+            host_mtu, mtu_note = node_mtu(client, engine_info, info.is_local)
+            snap.meta.notes.extend([mtu_note] if mtu_note else [])
         finally:
             client.close()
     finally:
@@ -249,7 +251,7 @@ def _snapshot_engine(spec: EngineSpec, project: str | None, options: _Options) -
         "engine": spec.label, "address": redact_url(info.address), "status": "ok",
         "server_version": info.server_version, "api_version": info.api_version,
         "local": info.is_local, "method": snap.meta.method,
-        **swarm_columns(engine_info, info.is_local),
+        **swarm_columns(engine_info, info.is_local, host_mtu),
         "containers": len(snap.containers), "duration_s": snap.meta.duration_s["total"],
         "error": ""}])
     return snap

@@ -47,6 +47,10 @@ Job kinds and their result fields:
           namespace's TCP sockets from the kernel's INET_DIAG (what ``ss -tino`` shows, see
           :mod:`revivadiag.engine.netprobe.sockdiag`); ``truncated``: rows left out
 
+``interfaces`` ``{"kind": "interfaces"}`` -> ``interfaces``: list of ``{"name", "index",
+          "mtu", "ipv4"}`` of the namespace's network interfaces (run in the engine host's
+          namespace by :func:`revivadiag.engine.hostnet.host_interfaces`)
+
 Every result also carries ``kind``, ``method`` (which probe method produced it) and
 ``elapsed_ms``, and echoes the job's ``tag`` when it has one. ``error_type`` is one of the
 seed's six NetworkErrorType values, or empty when the probe succeeded or when what failed
@@ -60,7 +64,7 @@ from typing import Any
 Job = dict[str, Any]
 Result = dict[str, Any]
 
-JOB_KINDS = ("dns", "tcp", "http", "postgres", "redis", "sockets")
+JOB_KINDS = ("dns", "tcp", "http", "postgres", "redis", "sockets", "interfaces")
 DOCKER_DNS = "127.0.0.11"
 
 #: fields each job kind must carry
@@ -71,9 +75,10 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "postgres": ("host", "port"),
     "redis": ("host", "port"),
     "sockets": (),
+    "interfaces": (),
 }
 DEFAULT_TIMEOUTS_S = {"dns": 0.25, "tcp": 0.5, "http": 2.0, "postgres": 2.0, "redis": 2.0,
-                      "sockets": 2.0}
+                      "sockets": 2.0, "interfaces": 1.0}
 #: a name lookup (before tcp/http/postgres/redis): 0.25 + 0.5 + 1.0 s at worst
 LOOKUP_BUDGET_S = 1.75
 #: slack added to every worker's deadline (fork, interpreter start, JSON)
@@ -136,6 +141,8 @@ def failure_result(job: Job, error_type: str, error: str, method: str) -> Result
                    auth_failed=False, response_ms=None, server_version="")
     elif kind == "sockets":
         res.update(sockets=[], truncated=0)
+    elif kind == "interfaces":
+        res.update(interfaces=[])
     if "tag" in job:
         res["tag"] = job["tag"]
     return res

@@ -289,11 +289,12 @@ def free_udp_port() -> int:
 
 
 @contextlib.contextmanager
-def swarm_mode(engine: SecondEngine) -> Iterator[SecondEngine]:
-    """``engine`` as a single-node swarm (its own address pool and VXLAN port) for the
-    ``with`` block; always left again, ``docker_gwbridge`` removed."""
+def swarm_mode(engine: SecondEngine, advertise: str = "127.0.0.1") -> Iterator[SecondEngine]:
+    """``engine`` as a single-node swarm (its own address pool and VXLAN port; the node
+    address ``advertise``) for the ``with`` block; always left again, ``docker_gwbridge``
+    removed."""
     port = free_port()
-    engine.docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr",
+    engine.docker("swarm", "init", "--advertise-addr", advertise, "--listen-addr",
                   f"127.0.0.1:{port}", "--default-addr-pool", free_pool((engine.pool,)),
                   "--data-path-port", str(free_udp_port()))
     try:

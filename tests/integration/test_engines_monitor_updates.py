@@ -18,14 +18,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from engines_support import SecondEngine, free_port, lab_on, second_engine, swarm_mode
+from engines_support import SecondEngine, Sshd, free_port, lab_on, second_engine, swarm_mode
 
 import revivadiag as rd
 from revivadiag.analyze.diagnosis import diagnose
-from revivadiag.analyze.swarm import idle_pools, update_order_findings
+from revivadiag.analyze.swarm import idle_pools, mtu_findings, update_order_findings
+from revivadiag.collect.swarm_step import interface_mtu
+from revivadiag.engine.engines import EngineSpec
+from revivadiag.engine.hostnet import host_interfaces
+from revivadiag.engine.netprobe.ifaces import interfaces
 from revivadiag.lab import LabInstance
 from revivadiag.lab.config import LabConfig
-from revivadiag.lab.images import service_tag, stack_images
+from revivadiag.lab.images import base_tag, service_tag, stack_images
 from revivadiag.lab.swarm import stack_deploy, stack_rm
 from revivadiag.schemas import validate
 
@@ -38,7 +42,7 @@ IMAGE = service_tag("redis")  # Redis with its append-only file in /data; python
 @pytest.fixture(scope="module")
 def second(lab_images: object) -> Iterator[SecondEngine]:
     """A private dockerd holding the seed stack's images."""
-    with second_engine(stack_images(LabConfig().stack)) as eng:
+    with second_engine([*stack_images(LabConfig().stack), base_tag()]) as eng:
         yield eng
 
 
@@ -205,3 +209,57 @@ def pd_na(value: object) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+# --- path MTU of a remote engine ---------------------------------------------------------
+
+
+def _default_address() -> str:
+    """The IPv4 address of the interface holding this host's default route (127.0.0.1 when
+    there is none)."""
+    out = subprocess.run(["ip", "-4", "route", "show", "default"], capture_output=True,
+                         text=True, check=False).stdout.split()
+    dev = out[out.index("dev") + 1] if "dev" in out else "lo"
+    return next((i["ipv4"] for i in interfaces() if i["name"] == dev and i["ipv4"]),
+                "127.0.0.1")
+
+
+def test_path_mtu_of_a_remote_engine(second: SecondEngine, tmp_path: Path) -> None:
+    """A host-network sidecar reads the engine host's interfaces (the same as read here: the
+    second engine runs on this host); over ssh:// the snapshot's engines row gets the MTU of
+    the node address's interface that way, and an overlay too large for it is RD-SWM-006."""
+    client = second.client()
+    there, why = host_interfaces(client)
+    assert why == ""
+    here = {i["name"]: (i["mtu"], i["ipv4"]) for i in interfaces()}
+    assert {i["name"]: (i["mtu"], i["ipv4"]) for i in there if i["name"] in ("lo", "eth0")} \
+        == {k: v for k, v in here.items() if k in ("lo", "eth0")}
+    assert not client.containers.list(all=True, filters={"name": "rdhostnet"})  # removed
+
+    addr = _default_address()
+    want = interface_mtu(addr)
+    sshd = Sshd(Path(f"/tmp/rdt{secrets.token_hex(4)}"), docker_host=second.unix_url).start()
+    try:
+        url, config = sshd.client_config()
+        with swarm_mode(second, advertise=addr):
+            stack = f"rdt{secrets.token_hex(4)}"
+            spec = {"version": "3.8", "services": {"cache": {
+                "image": IMAGE, "environment": {"REDIS_PASSWORD": "rdt-not-a-secret"}}}}
+            path = tmp_path / "mtu.yml"
+            path.write_text(yaml.safe_dump(spec))
+            stack_deploy(stack, path, {}, second.unix_url)
+            try:
+                _converged(second, stack, 1)
+                snap = rd.snapshot(project=stack, samples=1,
+                                   engines=[EngineSpec(url, ssh_config=config)])
+            finally:
+                stack_rm(stack, second.unix_url)
+    finally:
+        sshd.stop()
+    row = snap.engines.iloc[0]
+    assert (bool(row["local"]), row["node_addr"]) == (False, addr), row.to_dict()
+    assert want is not None and row["host_mtu"] == want, snap.meta.notes
+    overlays = snap.networks[snap.networks["driver"] == "overlay"]
+    assert len(overlays) == 1
+    found = mtu_findings(snap.networks, snap.engines)
+    assert bool(found) == (want < 1450 + 50), found
