@@ -273,8 +273,12 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("timer", STR, "the socket's pending timer: off, keepalive, retransmit, persist"),
             ("timer_s", FLOAT, "seconds until that timer fires"),
             ("keepalive", BOOL, "TCP keepalive is on (empty when another timer hides it)"),
-            ("keepalive_after_s", FLOAT, "idle seconds after which the first keepalive probe "
-                                         "goes out (last receive + timer); empty without one"),
+            ("keepalive_after_s", FLOAT, "the first keepalive probe goes out after at least "
+                                         "this many idle seconds (last receive + timer; "
+                                         "exact when silent since the timer was set); empty "
+                                         "without keepalive"),
+            ("keepalive_time_s", INT, "the namespace's net.ipv4.tcp_keepalive_time: the "
+                                      "keepalive idle time of a socket that sets none"),
             ("send_queue", INT, "bytes sent and not acknowledged"),
             ("recv_queue", INT, "bytes received and not read by the application"),
             ("method", STR, "setns, sidecar or exec"),
@@ -296,8 +300,12 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("keepalive", INT, "how many have TCP keepalive on"),
             ("max_keepalive_after_s", FLOAT, "the latest first keepalive probe, in idle "
                                              "seconds, among those with keepalive"),
-            ("unguarded", INT, "how many would stay silent for limit_s: no keepalive, or its "
-                               "first probe later"),
+            ("unguarded", INT, "how many stay silent for limit_s: no keepalive, or its first "
+                               "probe provably later"),
+            ("unknown", INT, "how many may or may not be: keepalive on, its first probe "
+                             "due before limit_s at the earliest, but the namespace's default "
+                             "keepalive time is longer (a socket's own TCP_KEEPIDLE is not "
+                             "visible)"),
             ("limit_s", FLOAT, "the idle timeout compared with (IPVS: 900 s)"),
             ("peer_ips", LIST, "the peer addresses"),
         ),

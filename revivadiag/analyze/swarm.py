@@ -154,22 +154,28 @@ def mtu_findings(networks: pd.DataFrame, engines: pd.DataFrame,
 
 
 def unguarded(connections: pd.DataFrame, limit_s: float = IPVS_IDLE_TIMEOUT_S) -> pd.Series:
-    """Per row of a ``connections`` frame: True when no keepalive probe would go out before
-    ``limit_s`` of silence (keepalive off, or its first probe later); NA when another timer
-    hides the keepalive state.
+    """Per row of a ``connections`` frame: True when no keepalive probe goes out before
+    ``limit_s`` of silence (keepalive off, or its first probe provably later:
+    ``keepalive_after_s`` is a lower bound); False when it provably does (the lower bound and
+    the namespace's ``tcp_keepalive_time`` both below); NA when unknown (another timer hides
+    the keepalive state, or the socket may set a ``TCP_KEEPIDLE`` of its own below the
+    namespace's default).
 
     >>> from revivadiag.schemas import to_frame
     >>> t = to_frame("connections", [{"keepalive": False}, {"keepalive": True,
-    ...     "keepalive_after_s": 7200.0}, {"keepalive": True, "keepalive_after_s": 60.0}, {}])
+    ...     "keepalive_after_s": 7200.0}, {"keepalive": True, "keepalive_after_s": 60.0,
+    ...     "keepalive_time_s": 300}, {"keepalive": True, "keepalive_after_s": 60.0,
+    ...     "keepalive_time_s": 7200}, {}])
     >>> unguarded(t).tolist()
-    [True, True, False, <NA>]
+    [True, True, False, <NA>, <NA>]
     """
     after = connections["keepalive_after_s"]
-    on = connections["keepalive"]
+    default = connections["keepalive_time_s"]
+    on = connections["keepalive"].eq(True).fillna(False)
     out = pd.Series(pd.NA, index=connections.index, dtype="boolean")
-    out[on.eq(False).fillna(False)] = True
-    guarded = on.eq(True).fillna(False)
-    out[guarded] = ~(after[guarded].notna() & (after[guarded] < limit_s))
+    out[connections["keepalive"].eq(False).fillna(False)] = True
+    out[on & after.ge(limit_s).fillna(False)] = True
+    out[on & after.lt(limit_s).fillna(False) & default.lt(limit_s).fillna(False)] = False
     return out
 
 
@@ -182,7 +188,8 @@ def idle_pools(connections: pd.DataFrame, limit_s: float = IPVS_IDLE_TIMEOUT_S) 
     live = connections[(connections["state"] == "ESTABLISHED")
                        & (connections["direction"] == "outbound")
                        & (connections["peer_kind"].isin(["container", "vip"]))]
-    live = live.assign(_unguarded=unguarded(live, limit_s).fillna(False),
+    verdict = unguarded(live, limit_s)
+    live = live.assign(_unguarded=verdict.fillna(False), _unknown=verdict.isna(),
                        _keepalive=live["keepalive"].fillna(False))
     rows = []
     keys = ["engine", "service", "role", "peer_service", "peer_role", "peer_kind"]
@@ -191,7 +198,8 @@ def idle_pools(connections: pd.DataFrame, limit_s: float = IPVS_IDLE_TIMEOUT_S) 
         rec.update(connections=len(group), max_idle_s=group["idle_s"].max(),
                    keepalive=int(group["_keepalive"].sum()),
                    max_keepalive_after_s=group["keepalive_after_s"].max(),
-                   unguarded=int(group["_unguarded"].sum()), limit_s=float(limit_s),
+                   unguarded=int(group["_unguarded"].sum()),
+                   unknown=int(group["_unknown"].sum()), limit_s=float(limit_s),
                    peer_ips=sorted(set(group["peer_ip"].astype(str))))
         rows.append(rec)
     return to_frame("idle_pools", rows)

@@ -6,15 +6,20 @@ From inside each running container's network namespace (one ``sockets`` job per 
 by the snapshot's probe method: setns, sidecar or exec; see
 :mod:`revivadiag.engine.netprobe.sockdiag`) the kernel's INET_DIAG table is read: the
 established, connecting (``SYN_SENT``) and half-closed (``CLOSE_WAIT``) connections, and the
-listening ports that tell an inbound connection from an outbound one. Each peer address is
+listening ports that tell an inbound connection from an outbound one, and the namespace's
+``net.ipv4.tcp_keepalive_time``. Each peer address is
 mapped to what it is in the project: a container (its endpoints), a Swarm service's VIP
 (``swarm_services``), this container itself (loopback), or outside the project.
 
 Idle time is the time since the last data sent, data received or ACK received, whichever is
 latest: a stateful middlebox on the path (NAT, a firewall's conntrack, a cloud load
 balancer, Swarm's IPVS with its 900 s timeout) forgets a flow after that long without a
-packet. A keepalive timer pending means the socket has TCP keepalive on; its first probe
-goes out after ``keepalive_after_s`` of silence (the last receive plus the timer).
+packet. A keepalive timer pending means the socket has TCP keepalive on. The kernel arms
+that timer for the socket's keepalive idle time (its ``TCP_KEEPIDLE``, else the namespace's
+``tcp_keepalive_time``) and, when it fires early because the connection was not silent, for
+the rest of it; so the first probe goes out after at least ``keepalive_after_s`` (the last
+receive plus the timer) of silence, exactly that when the connection has been silent since
+the timer was set. The socket's own ``TCP_KEEPIDLE`` is not in the kernel's socket table.
 
 >>> res = {"sockets": [
 ...     {"state": "LISTEN", "local": "0.0.0.0", "lport": 8000, "remote": "0.0.0.0", "rport": 0,
@@ -109,7 +114,8 @@ def socket_rows(container: str, service: str, result: Result, peers: PeerMap,
     one row saying why)."""
     role = peers.roles.get(service, "")
     base = {"container": container, "service": service, "role": role,
-            "method": str(result.get("method", ""))}
+            "method": str(result.get("method", "")),
+            "keepalive_time_s": result.get("keepalive_time_s")}
     if result.get("error") and not result.get("sockets"):
         return [{**base, "error": str(result["error"])[:300]}]
     sockets = list(result.get("sockets") or [])

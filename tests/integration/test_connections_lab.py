@@ -73,6 +73,10 @@ def test_snapshot_has_the_backends_pools(snap: rd.Snapshot) -> None:
     assert len(both) >= 2 and len(both) >= 0.8 * len(seen), (seen, ours)
     for key in both:
         assert ours[key] == (seen[key] == "keepalive"), key
+    sysctl = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "cat",
+                             "/proc/sys/net/ipv4/tcp_keepalive_time"], capture_output=True,
+                            text=True, check=True, timeout=10).stdout.strip()
+    assert set(mine["keepalive_time_s"]) == {int(sysctl)}
     # the other end sees the same connection as inbound
     peers = snap.connections[snap.connections["direction"] == "inbound"]
     back = {(r["peer_ip"], int(r["peer_port"]), r["local_ip"], int(r["local_port"]))

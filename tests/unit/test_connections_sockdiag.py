@@ -86,6 +86,8 @@ def test_sockets_job_reads_this_namespace() -> None:
         res = sockets_job({"kind": "sockets", "states": ["LISTEN"]})
     assert res["error"] == ""
     assert ("127.0.0.1", port) in {(s["local"], s["lport"]) for s in res["sockets"]}
+    sysctl = Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text().strip()
+    assert res["keepalive_time_s"] == int(sysctl)
     assert sockets_job({"kind": "sockets", "states": ["NOPE"]})["error"].startswith("unknown")
     validate_job({"kind": "sockets"})
     assert failure_result({"kind": "sockets"}, "", "x", "exec")["sockets"] == []
@@ -115,7 +117,8 @@ def test_connections_frame_from_the_capture() -> None:
     assert bool(db["keepalive"]) and db["keepalive_after_s"] == pytest.approx(7103.64)
     validate("idle_pools", sf.idle_pools(frame))
     pools = sf.idle_pools(frame).set_index("peer_service")
-    assert pools.loc["redis", ["connections", "keepalive", "unguarded"]].tolist() == [8, 0, 8]
+    assert pools.loc["redis", ["connections", "keepalive", "unguarded", "unknown"]].tolist() \
+        == [8, 0, 8, 0]
     assert pools.loc["database", ["keepalive", "unguarded"]].tolist() == [1, 1]  # 7200 s > 900
     assert sf.idle_pools(frame, limit_s=86400).loc[:, "unguarded"].tolist() == [0, 8]
     assert sf.idle_pool_findings(frame) == []  # no VIP: IPVS is not on the path

@@ -6,7 +6,8 @@ only, and nothing to run in the container: it works from a setns worker, a sidec
 exec'd python3 alike, against a container without any tool. Per socket: state, both ends,
 the pending timer (``ss``'s ``timer:(keepalive,...)``) and when it fires, the queues, and the
 milliseconds since data was last sent, data last received and an ACK last received
-(``ss -i``'s ``lastsnd`` / ``lastrcv`` / ``lastack``).
+(``ss -i``'s ``lastsnd`` / ``lastrcv`` / ``lastack``); and the namespace's
+``tcp_keepalive_time``.
 
 >>> len(request(socket.AF_INET, state_mask(DEFAULT_STATES)))  # nlmsghdr + inet_diag_req_v2
 72
@@ -178,4 +179,16 @@ def sockets_job(job: Job) -> Result:
         res["error"] = f"sock_diag: {exc}"[:300]
         return res
     res["sockets"], res["truncated"] = rows[:limit], max(0, len(rows) - limit)
+    res["keepalive_time_s"] = keepalive_time()
     return res
+
+
+def keepalive_time(path: str = "/proc/sys/net/ipv4/tcp_keepalive_time") -> int | None:
+    """This network namespace's ``net.ipv4.tcp_keepalive_time``: the idle seconds before the
+    first keepalive probe of a socket that sets no ``TCP_KEEPIDLE`` of its own (None when
+    unreadable)."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
