@@ -187,8 +187,8 @@ def keepalive_time(path: str = "/proc/sys/net/ipv4/tcp_keepalive_time") -> int |
     """This network namespace's ``net.ipv4.tcp_keepalive_time``: the idle seconds before the
     first keepalive probe of a socket that sets no ``TCP_KEEPIDLE`` of its own (None when
     unreadable)."""
-    try:
-        with open(path, encoding="ascii") as fh:
+    try:  # bytes: a forked probe worker may be unable to load a codec
+        with open(path, "rb") as fh:
             return int(fh.read().strip())
     except (OSError, ValueError):
         return None
