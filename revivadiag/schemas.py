@@ -277,7 +277,7 @@ SCHEMAS: dict[str, FrameSchema] = {
                                          "this many idle seconds (last receive + timer; "
                                          "exact when silent since the timer was set); empty "
                                          "without keepalive"),
-            ("keepalive_time_s", INT, "the namespace's net.ipv4.tcp_keepalive_time: the "
+            ("keepalive_time_s", FLOAT, "the namespace's net.ipv4.tcp_keepalive_time: the "
                                       "keepalive idle time of a socket that sets none"),
             ("send_queue", INT, "bytes sent and not acknowledged"),
             ("recv_queue", INT, "bytes received and not read by the application"),
