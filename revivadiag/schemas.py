@@ -245,6 +245,71 @@ SCHEMAS: dict[str, FrameSchema] = {
             ENGINE_COLUMN,
         ),
         _s(
+            "connections",
+            "One row per TCP connection held in a running container of the project (established, "
+            "connecting or half-closed), from the kernel's socket table in its network "
+            "namespace: its peer, how long it has been idle and whether TCP keepalive guards "
+            "it. A container whose table could not be read is one row with ``error``.",
+            ("container", STR, "container whose namespace holds the connection"),
+            ("service", STR, "its service"),
+            ("role", STR, "its service's role"),
+            ("direction", STR, "outbound (this side connected) or inbound (to a port it "
+                               "listens on)"),
+            ("state", STR, "ESTABLISHED, SYN_SENT (connecting) or CLOSE_WAIT (the peer closed)"),
+            ("local_ip", STR, "local address"),
+            ("local_port", INT, "local port"),
+            ("peer_ip", STR, "peer address"),
+            ("peer_port", INT, "peer port"),
+            ("peer_kind", STR, "container (a project container's address), vip (a Swarm "
+                               "service's VIP), loopback, or external"),
+            ("peer_container", STR, "the peer container, when known"),
+            ("peer_service", STR, "the peer's service (a VIP's service), when known"),
+            ("peer_role", STR, "the peer service's role"),
+            ("idle_s", FLOAT, "seconds since the last data sent, data received or ACK "
+                              "received, whichever is latest"),
+            ("last_send_s", FLOAT, "seconds since data was last sent"),
+            ("last_recv_s", FLOAT, "seconds since data was last received"),
+            ("last_ack_s", FLOAT, "seconds since an ACK was last received"),
+            ("timer", STR, "the socket's pending timer: off, keepalive, retransmit, persist"),
+            ("timer_s", FLOAT, "seconds until that timer fires"),
+            ("keepalive", BOOL, "TCP keepalive is on (empty when another timer hides it)"),
+            ("keepalive_after_s", FLOAT, "the first keepalive probe goes out after at least "
+                                         "this many idle seconds (last receive + timer; "
+                                         "exact when silent since the timer was set); empty "
+                                         "without keepalive"),
+            ("keepalive_time_s", FLOAT, "the namespace's net.ipv4.tcp_keepalive_time: the "
+                                      "keepalive idle time of a socket that sets none"),
+            ("send_queue", INT, "bytes sent and not acknowledged"),
+            ("recv_queue", INT, "bytes received and not read by the application"),
+            ("method", STR, "setns, sidecar or exec"),
+            ("error", STR, "why the table could not be read (then the other columns are empty)"),
+            ENGINE_COLUMN,
+        ),
+        _s(
+            "idle_pools",
+            "A service's established outbound connections to one peer service, grouped "
+            "(revivadiag.analyze.swarm.idle_pools): a pool's size, idleness and keepalive.",
+            ("engine", STR, "the engine the connections were read on"),
+            ("service", STR, "the service holding the connections"),
+            ("role", STR, "its role"),
+            ("peer_service", STR, "the service connected to"),
+            ("peer_role", STR, "its role"),
+            ("peer_kind", STR, "container (a task's or container's own address) or vip"),
+            ("connections", INT, "how many"),
+            ("max_idle_s", FLOAT, "the longest idle time among them"),
+            ("keepalive", INT, "how many have TCP keepalive on"),
+            ("max_keepalive_after_s", FLOAT, "the latest first keepalive probe, in idle "
+                                             "seconds, among those with keepalive"),
+            ("unguarded", INT, "how many stay silent for limit_s: no keepalive, or its first "
+                               "probe provably later"),
+            ("unknown", INT, "how many may or may not be: keepalive on, its first probe "
+                             "due before limit_s at the earliest, but the namespace's default "
+                             "keepalive time is longer (a socket's own TCP_KEEPIDLE is not "
+                             "visible)"),
+            ("limit_s", FLOAT, "the idle timeout compared with (IPVS: 900 s)"),
+            ("peer_ips", LIST, "the peer addresses"),
+        ),
+        _s(
             "engines",
             "One row per engine of a snapshot: did it answer, what it is, its Swarm role.",
             ("engine", STR, "the engine's name (its context name, else its redacted address)"),
@@ -297,7 +362,12 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("vips", LIST, "virtual IPs, network:address/prefix (vip mode only)"),
             ("networks", LIST, "networks it is attached to"),
             ("ports", LIST, "target ports it serves (from the image and the roles), as str"),
-            ("update_order", STR, "stop-first or start-first"),
+            ("update_order", STR, "stop-first or start-first (UpdateConfig.Order)"),
+            ("rollback_order", STR, "stop-first or start-first (RollbackConfig.Order)"),
+            ("healthcheck", BOOL, "the service declares a healthcheck (False: disabled; empty: "
+                                  "says nothing, the image's own HEALTHCHECK applies)"),
+            ("stop_grace_s", FLOAT, "stop_grace_period in seconds (empty: Docker's 10 s)"),
+            ("mounts", LIST, "volumes and binds its tasks mount, type:source:target"),
         ),
         _s(
             "swarm_tasks",
@@ -448,6 +518,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("circuit", STR, "closed, open (its probes are skipped) or half_open (a trial)"),
             ("error_type", STR, "a NetworkErrorType of the failing check, else empty"),
             ("detail", STR, "the worst check and what it said, never a secret"),
+            ENGINE_COLUMN,
         ),
         _s(
             "monitor_history",
@@ -463,6 +534,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("circuit", STR, "closed, open or half_open after this cycle"),
             ("checked", BOOL, "false when nothing was learned this cycle (circuit open, or "
                               "every check unknown)"),
+            ENGINE_COLUMN,
         ),
         _s(
             "monitor_summary",
@@ -480,6 +552,7 @@ SCHEMAS: dict[str, FrameSchema] = {
             ("p50_ms", FLOAT, "median response time of its main check"),
             ("p95_ms", FLOAT, "95th percentile response time"),
             ("max_consecutive_failures", INT, "longest run of unhealthy cycles"),
+            ENGINE_COLUMN,
         ),
         _s(
             "container_stats",

@@ -158,11 +158,24 @@ CATALOGUE: dict[str, Entry] = {e.id: e for e in (
        "That node never sends traffic to the task: check the gossip ports (7946 tcp/udp) "
        f"between nodes, then docker service update --force SERVICE: {ENGINES}"),
     _e("RD-SWM-005", "warning", "swarm",
-       "Pooled connections will cross IPVS's 900 s idle timeout",
+       "Connections through a VIP will cross IPVS's 900 s idle timeout",
        "IPVS silently forgets connections idle for 900 s; the next query on a pooled database "
-       "or Redis connection then hangs or resets. Enable TCP keepalive below 900 s in the "
-       "client (libpq keepalives_idle=300, redis-py socket_keepalive) or recycle pooled "
-       f"connections sooner, or use endpoint_mode: dnsrr for the database: {ENGINES}"),
+       "or Redis connection then hangs or resets. Make the kernel probe idle connections "
+       "sooner: `sysctls: {net.ipv4.tcp_keepalive_time: 300}` on the client service (per "
+       "network namespace; libpq's default keepalives then fire at 300 s, redis-py needs "
+       "socket_keepalive=True), or libpq keepalives_idle=300, or recycle pooled connections "
+       "sooner, or use endpoint_mode: dnsrr for the database (no IPVS on the path). "
+       f"The connections frame shows each connection's idle time and keepalive: {ENGINES}"),
+    _e("RD-SWM-007", "warning", "swarm",
+       "A start-first update or rollback sends traffic to a task that is not ready, or runs "
+       "two tasks on one volume",
+       "start-first starts the new task before stopping the old one. Give the service a "
+       "healthcheck (the new task then takes traffic only once healthy) and a "
+       "stop_grace_period long enough to finish in-flight requests; for a service whose "
+       "volume one server must own (a database, Redis with persistence) use "
+       "`deploy: update_config: order: stop-first` (and rollback_config). Clients in VIP mode "
+       "keep pooled connections to the old task until it stops: close them on SIGTERM "
+       f"(connections frame): {ENGINES}"),
     _e("RD-SWM-006", "error", "swarm", "An overlay network's MTU exceeds the path's",
        "VXLAN adds 50 bytes: set the overlay's com.docker.network.driver.mtu to the path MTU "
        f"minus 50 (driver_opts in the compose file): {ENGINES}"),

@@ -35,8 +35,10 @@ def summarize(history: pd.DataFrame, until: pd.Timestamp | None = None) -> pd.Da
     if history.empty:
         return to_frame("monitor_summary", [])
     end = until if until is not None else history["at"].max()
-    rows = [_service(str(service), group.sort_values(["at", "cycle"]), end)
-            for service, group in history.groupby("service", sort=True)]
+    keys = ["engine", "service"] if "engine" in history.columns else ["service"]
+    rows = [{**_service(str(key[-1]), group.sort_values(["at", "cycle"]), end),
+             "engine": str(key[0]) if len(key) > 1 else ""}
+            for key, group in history.fillna({"engine": ""}).groupby(keys, sort=True)]
     return to_frame("monitor_summary", rows)
 
 

@@ -65,10 +65,11 @@ from revivadiag.collect.inventory import RawInventory, inspect_containers, list_
 from revivadiag.collect.networks import parse_endpoints
 from revivadiag.collect.roles import Roles, infer_roles
 from revivadiag.engine.base import METHODS as PROBE_METHODS
+from revivadiag.engine.client import engine_address
 from revivadiag.engine.netprobe import Breaker
 from revivadiag.engine.netprobe.context import DEFAULT_BREAKER_THRESHOLD as PROBE_THRESHOLD
 from revivadiag.errors import ParameterError, RevivadiagError
-from revivadiag.redact import Scrubber, project_scrubber, secret_values
+from revivadiag.redact import Scrubber, project_scrubber, redact_url, secret_values
 from revivadiag.schemas import to_frame
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class StatusChange:
     circuit: str
     error_type: str
     detail: str
+    #: the engine the service runs on (its name in frames)
+    engine: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: ``at`` as ISO 8601 text."""
@@ -232,6 +235,8 @@ class HealthMonitor:
     DOCKER_HOST, closed by :meth:`close`). ``prober``: what runs the in-network checks
     (default: a :class:`~revivadiag.engine.probe.ProbeEngine` with ``method``).
     ``clock``: seconds since the epoch (tests drive the circuit's cooldown with their own).
+    ``engine``: the name its rows carry (default: ``docker_host`` or DOCKER_HOST, redacted);
+    ``close_client``: close ``client`` in :meth:`close` (default: only one it opened).
     Bad values raise :class:`~revivadiag.errors.ParameterError`.
     """
 
@@ -252,6 +257,8 @@ class HealthMonitor:
         method: str = "auto",
         prober: Prober | None = None,
         clock: Callable[[], float] = time.time,
+        engine: str = "",
+        close_client: bool | None = None,
     ) -> None:
         _positive("interval_s", interval_s)
         _positive("timeout_s", timeout_s)
@@ -265,6 +272,9 @@ class HealthMonitor:
             raise ParameterError("method", method, f"one of auto, {', '.join(PROBE_METHODS)}")
         self.requested_project = project
         self.project = project or ""
+        #: the ``engine`` of every row: given, else ``docker_host`` (or DOCKER_HOST) redacted
+        self.engine = engine or ("" if client is not None
+                                 else redact_url(engine_address(docker_host)))
         self.interval_s = float(interval_s)
         self.timeout_s = float(timeout_s)
         self.config = HealthConfig(timeout_s=self.timeout_s, degraded_ms=float(degraded_ms))
@@ -286,7 +296,7 @@ class HealthMonitor:
         elif on_change is not None:
             self._callbacks.extend(on_change)
         self._client = client
-        self._owns_client = client is None
+        self._owns_client = client is None if close_client is None else close_client
         self._docker_host = docker_host
         self._prober = prober
         self._owns_prober = prober is None
@@ -401,7 +411,7 @@ class HealthMonitor:
     def status(self) -> pd.DataFrame:
         """One row per service (frame ``monitor_status``)."""
         with self._lock:
-            rows = [s.row() for _, s in sorted(self._states.items())]
+            rows = [{**s.row(), "engine": self.engine} for _, s in sorted(self._states.items())]
         return to_frame("monitor_status", rows)
 
     @property
@@ -409,8 +419,8 @@ class HealthMonitor:
         """Every service's status per cycle, oldest first (frame ``monitor_history``)."""
         with self._lock:
             kept = list(self._history)
-        return to_frame("monitor_history", (dict(zip(HISTORY_COLUMNS, t, strict=True))
-                                            for t in kept))
+        return to_frame("monitor_history", ({**dict(zip(HISTORY_COLUMNS, t, strict=True)),
+                                             "engine": self.engine} for t in kept))
 
     @property
     def history_size(self) -> int:
@@ -455,7 +465,7 @@ class HealthMonitor:
             change = StatusChange(stamp, self.cycle, service, state.role, old, status,
                                   state.response_ms, state.error_rate_pct,
                                   state.consecutive_failures, state.circuit, state.error_type,
-                                  state.detail)
+                                  state.detail, self.engine)
         self._history.append((stamp, self.cycle, service, state.role, state.status,
                               state.response_ms if checked else None, state.error_rate_pct,
                               state.consecutive_failures, state.circuit, checked))

@@ -41,8 +41,9 @@ from revivadiag.collect.latency import measure_latency
 from revivadiag.collect.reachability import collect_reachability
 from revivadiag.collect.roles import Roles, infer_roles
 from revivadiag.collect.snapshot import FRAME_NAMES, Snapshot, SnapshotMeta, concat_frames
+from revivadiag.collect.sockets import collect_connections
 from revivadiag.collect.stack import collect_roles
-from revivadiag.collect.swarm_step import collect_swarm, swarm_columns
+from revivadiag.collect.swarm_step import collect_swarm, node_mtu, swarm_columns
 from revivadiag.engine.client import describe, engine_address, is_local_address
 from revivadiag.engine.engines import EngineSpec, as_specs, open_engine
 from revivadiag.engine.probe import ProbeEngine, prestart
@@ -59,10 +60,10 @@ from revivadiag.schemas import empty_frame, to_frame
 METHODS = ("auto", "setns", "sidecar", "exec")
 #: the timed steps (keys of ``meta.duration_s``, with ``total``)
 STEPS = ("connect", "inventory", "api_frames", "roles", "dns", "reachability", "latency",
-         "health", "swarm")
+         "health", "swarm", "connections")
 #: the frames one engine's collection fills whose rows carry that engine's name
 PER_ENGINE_FRAMES = ("containers", "networks", "endpoints", "ports", "env", "roles", "dns",
-                     "reachability", "latency", "health")
+                     "reachability", "latency", "health", "connections")
 #: a normalised compose dict, or a loader given the snapshot so far (``project`` and the API
 #: frames as attributes: what :func:`revivadiag.collect.compose.declared_project` reads)
 ComposeSource = Mapping[str, Any] | Callable[[Any], Mapping[str, Any] | None] | None
@@ -233,6 +234,8 @@ def _snapshot_engine(spec: EngineSpec, project: str | None, options: _Options) -
                             options.health_config, timer, options.policy_roles,
                             options.compose, options.full, engine=spec.label,
                             engine_info=engine_info)
+            host_mtu, mtu_note = node_mtu(client, engine_info, info.is_local)
+            snap.meta.notes.extend([mtu_note] if mtu_note else [])
         finally:
             client.close()
     finally:
@@ -246,7 +249,7 @@ def _snapshot_engine(spec: EngineSpec, project: str | None, options: _Options) -
         "engine": spec.label, "address": redact_url(info.address), "status": "ok",
         "server_version": info.server_version, "api_version": info.api_version,
         "local": info.is_local, "method": snap.meta.method,
-        **swarm_columns(engine_info, info.is_local),
+        **swarm_columns(engine_info, info.is_local, host_mtu),
         "containers": len(snap.containers), "duration_s": snap.meta.duration_s["total"],
         "error": ""}])
     return snap
@@ -310,6 +313,8 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
         with timer.step("swarm"):
             frames.update(collect_swarm(client, prober, engine, engine_info or {}, inv,
                                         frames, meta))
+        with timer.step("connections"):
+            frames["connections"] = _connections_frame(prober, frames, meta)
     for name, cols in FREE_TEXT.items():
         frames[name] = scrub_columns(frames[name], cols, scrubber)
     meta.method = methods_used(frames)
@@ -365,6 +370,20 @@ def _probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame]
     except RevivadiagError as exc:
         meta.notes.append(f"{name}: not collected: {type(exc).__name__}: {exc}")
         return empty_frame(name)
+
+
+def _connections_frame(prober: ProbeEngine, frames: Mapping[str, pd.DataFrame],
+                       meta: SnapshotMeta) -> pd.DataFrame:
+    """The ``connections`` frame; a failure as a whole gives an empty frame and a note."""
+    try:
+        return collect_connections(lambda batches, known: prober.run(batches, known=known),
+                                   frames["containers"], frames["endpoints"], frames["roles"],
+                                   frames.get("swarm_services"))
+    except (EngineError, ParameterError):
+        raise
+    except RevivadiagError as exc:
+        meta.notes.append(f"connections: not collected: {type(exc).__name__}: {exc}")
+        return empty_frame("connections")
 
 
 def with_engine(frame: pd.DataFrame, engine: str) -> pd.DataFrame:

@@ -31,11 +31,12 @@ from revivadiag.schemas import BOOL, LIST, empty_frame, schema, to_frame
 #: the frames of a snapshot, in the order they are collected
 FRAME_NAMES = ("containers", "networks", "endpoints", "ports", "env", "roles",
                "dns", "reachability", "latency", "health",
-               "engines", "swarm_nodes", "swarm_services", "swarm_tasks", "swarm_lb")
+               "engines", "swarm_nodes", "swarm_services", "swarm_tasks", "swarm_lb",
+               "connections")
 #: the Swarm frames (empty when no engine is a Swarm manager)
 SWARM_FRAMES = ("swarm_nodes", "swarm_services", "swarm_tasks", "swarm_lb")
 #: frames an older snapshot directory may lack (read back empty)
-OPTIONAL_FRAMES = ("roles", "engines", *SWARM_FRAMES)
+OPTIONAL_FRAMES = ("roles", "engines", *SWARM_FRAMES, "connections")
 FORMATS = ("parquet", "csv")
 META_FILE = "meta.json"
 JSON_FILE = "snapshot.json"
@@ -88,6 +89,8 @@ class Snapshot:
     swarm_services: pd.DataFrame = field(default_factory=lambda: empty_frame("swarm_services"))
     swarm_tasks: pd.DataFrame = field(default_factory=lambda: empty_frame("swarm_tasks"))
     swarm_lb: pd.DataFrame = field(default_factory=lambda: empty_frame("swarm_lb"))
+    #: TCP connections held in the containers (see :mod:`revivadiag.collect.sockets`)
+    connections: pd.DataFrame = field(default_factory=lambda: empty_frame("connections"))
 
     @classmethod
     def empty(cls, project: str = "") -> Snapshot:

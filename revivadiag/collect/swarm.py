@@ -177,9 +177,32 @@ def parse_services(raw: RawSwarm, stack: str,
                      "replicas_desired": desired, "replicas_running": running,
                      "endpoint_mode": emode, "vips": vips if emode == "vip" else [],
                      "networks": nets, "ports": [str(p) for p in ports.get(short, [])],
-                     "update_order": str((spec.get("UpdateConfig") or {}).get("Order")
-                                         or "stop-first")})
+                     **update_columns(spec)})
     return to_frame("swarm_services", rows)
+
+
+def update_columns(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What a service spec says about replacing its tasks: update and rollback order, the
+    healthcheck it declares, its stop grace period, the volumes and binds it mounts.
+
+    >>> cols = update_columns({"UpdateConfig": {"Order": "start-first"}, "TaskTemplate": {
+    ...     "ContainerSpec": {"Healthcheck": {"Test": ["NONE"]}, "StopGracePeriod": 30000000000,
+    ...                       "Mounts": [{"Type": "volume", "Source": "db", "Target": "/data"}]}}})
+    >>> [cols[k] for k in ("update_order", "rollback_order", "healthcheck", "stop_grace_s")]
+    ['start-first', 'stop-first', False, 30.0]
+    >>> cols["mounts"]
+    ['volume:db:/data']
+    """
+    container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    test = list((container.get("Healthcheck") or {}).get("Test") or [])
+    grace = container.get("StopGracePeriod")
+    return {"update_order": str((spec.get("UpdateConfig") or {}).get("Order") or "stop-first"),
+            "rollback_order": str((spec.get("RollbackConfig") or {}).get("Order")
+                                  or "stop-first"),
+            "healthcheck": None if not test else test[0] != "NONE",
+            "stop_grace_s": None if grace is None else round(int(grace) / 1e9, 3),
+            "mounts": [f"{m.get('Type', '')}:{m.get('Source', '')}:{m.get('Target', '')}"
+                       for m in container.get("Mounts") or [] if m.get("Type") != "tmpfs"]}
 
 
 def parse_tasks(raw: RawSwarm, stack: str) -> pd.DataFrame:

@@ -22,19 +22,39 @@ from revivadiag.engine.probe import ProbeEngine
 from revivadiag.errors import EngineError, ParameterError, RevivadiagError
 
 
-def swarm_columns(info: Mapping[str, Any], local: bool) -> dict[str, Any]:
-    """The Swarm columns of an ``engines`` row from the engine's ``/info``.
+def swarm_columns(info: Mapping[str, Any], local: bool,
+                  host_mtu: int | None = None) -> dict[str, Any]:
+    """The Swarm columns of an ``engines`` row from the engine's ``/info`` (``host_mtu``: the
+    path MTU :func:`node_mtu` found).
 
     >>> swarm_columns({"Swarm": {"LocalNodeState": "inactive"}}, False)["swarm_state"]
     'inactive'
     """
     sw = info.get("Swarm") or {}
-    addr = str(sw.get("NodeAddr") or "")
     return {"swarm_state": str(sw.get("LocalNodeState") or "inactive"),
             "node_id": str(sw.get("NodeID") or ""),
-            "manager": bool(sw.get("ControlAvailable", False)), "node_addr": addr,
-            "host_mtu": interface_mtu(addr) if local and addr else None,
+            "manager": bool(sw.get("ControlAvailable", False)),
+            "node_addr": str(sw.get("NodeAddr") or ""), "host_mtu": host_mtu,
             "ipvs": kernel_has_ipvs() if local else None}
+
+
+def node_mtu(client: Any, info: Mapping[str, Any], local: bool) -> tuple[int | None, str]:
+    """(MTU of the interface holding the engine's Swarm node address, a note when it could
+    not be read). A local engine's is read here; a remote one's by a sidecar in that host's
+    network namespace (:mod:`revivadiag.engine.hostnet`). Outside Swarm: (None, "")."""
+    sw = info.get("Swarm") or {}
+    addr = str(sw.get("NodeAddr") or "")
+    if sw.get("LocalNodeState") != "active" or not addr:
+        return None, ""
+    if local:
+        return interface_mtu(addr), ""
+    from revivadiag.engine.hostnet import host_interfaces, path_mtu
+
+    interfaces, why = host_interfaces(client)
+    if why:
+        return None, f"path MTU of {addr} not read: {why}"
+    mtu = path_mtu(interfaces, addr)
+    return mtu, "" if mtu is not None else f"path MTU: no interface holds {addr}"
 
 
 def kernel_has_ipvs(proc: Path = Path("/proc")) -> bool:

@@ -40,6 +40,17 @@ Job kinds and their result fields:
           "timeout_s": 2.0}`` -> ``ok`` (AUTH then PING answered +PONG), ``auth_failed``,
           ``response_ms``, ``ip``, ``error_type``, ``error``
 
+``sockets`` ``{"kind": "sockets", "states": ["ESTABLISHED", "LISTEN"], "max_rows": 4000}``
+          -> ``sockets``: list of ``{"family", "state", "local", "lport", "remote", "rport",
+          "timer" (off/retransmit/keepalive/timewait/persist), "timer_ms", "retrans",
+          "recv_q", "send_q", "inode", "last_send_ms", "last_recv_ms", "last_ack_ms"}``, the
+          namespace's TCP sockets from the kernel's INET_DIAG (what ``ss -tino`` shows, see
+          :mod:`revivadiag.engine.netprobe.sockdiag`); ``truncated``: rows left out
+
+``interfaces`` ``{"kind": "interfaces"}`` -> ``interfaces``: list of ``{"name", "index",
+          "mtu", "ipv4"}`` of the namespace's network interfaces (run in the engine host's
+          namespace by :func:`revivadiag.engine.hostnet.host_interfaces`)
+
 Every result also carries ``kind``, ``method`` (which probe method produced it) and
 ``elapsed_ms``, and echoes the job's ``tag`` when it has one. ``error_type`` is one of the
 seed's six NetworkErrorType values, or empty when the probe succeeded or when what failed
@@ -53,7 +64,7 @@ from typing import Any
 Job = dict[str, Any]
 Result = dict[str, Any]
 
-JOB_KINDS = ("dns", "tcp", "http", "postgres", "redis")
+JOB_KINDS = ("dns", "tcp", "http", "postgres", "redis", "sockets", "interfaces")
 DOCKER_DNS = "127.0.0.11"
 
 #: fields each job kind must carry
@@ -63,8 +74,11 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "http": ("url",),
     "postgres": ("host", "port"),
     "redis": ("host", "port"),
+    "sockets": (),
+    "interfaces": (),
 }
-DEFAULT_TIMEOUTS_S = {"dns": 0.25, "tcp": 0.5, "http": 2.0, "postgres": 2.0, "redis": 2.0}
+DEFAULT_TIMEOUTS_S = {"dns": 0.25, "tcp": 0.5, "http": 2.0, "postgres": 2.0, "redis": 2.0,
+                      "sockets": 2.0, "interfaces": 1.0}
 #: a name lookup (before tcp/http/postgres/redis): 0.25 + 0.5 + 1.0 s at worst
 LOOKUP_BUDGET_S = 1.75
 #: slack added to every worker's deadline (fork, interpreter start, JSON)
@@ -91,6 +105,8 @@ def job_budget_s(job: Job) -> float:
         return timeout * (int(job.get("samples", 20)) + int(job.get("warmup", 3))) + timeout
     if kind == "dns":
         return timeout * float(2 ** (1 + int(job.get("retries", 2))) - 1)
+    if kind == "sockets":
+        return 2 * timeout  # one dump per address family
     attempts = 1 + int(job.get("retries", 1))
     return LOOKUP_BUDGET_S + timeout * attempts + 1.0 * (attempts - 1)
 
@@ -123,6 +139,10 @@ def failure_result(job: Job, error_type: str, error: str, method: str) -> Result
     elif kind in ("postgres", "redis"):
         res.update(host=job.get("host", ""), port=job.get("port"), ip="", ok=False,
                    auth_failed=False, response_ms=None, server_version="")
+    elif kind == "sockets":
+        res.update(sockets=[], truncated=0)
+    elif kind == "interfaces":
+        res.update(interfaces=[])
     if "tag" in job:
         res["tag"] = job["tag"]
     return res

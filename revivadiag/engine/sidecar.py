@@ -94,21 +94,12 @@ class SidecarMethod(ProbeMethod):
         request = request_bytes(target.jobs, self.settings.concurrency,
                                 self.settings.dns_concurrency)
         deadline = batch_deadline_s(target.jobs, self.settings.concurrency) + 10.0
-        name = f"rdprobe-{target.container_id[:12]}-{secrets.token_hex(3)}"
-        container = None
-        api = self.client.api
         try:
-            cid = create_with_stdin(api, image, probe_argv()[1:], name=name,
-                                    entrypoint=["python3"], labels={LABEL: "sidecar"},
-                                    network_mode=f"container:{target.container_id}")
-            container = self.client.containers.get(cid)
-            start_and_feed(api, cid, request, deadline)
-            status = container.wait(timeout=deadline)
-            out = container.logs(stdout=True, stderr=False)
-            if int(status.get("StatusCode", 1)) != 0:
-                err = container.logs(stdout=False, stderr=True).decode(errors="replace")
-                return target.fail_all("", f"sidecar failed: {err.strip()[-300:]}", self.name)
+            out = run_sidecar(self.client, image, f"container:{target.container_id}", request,
+                              deadline, f"rdprobe-{target.container_id[:12]}")
             return check_results(target, json.loads(out), self.name)
+        except SidecarFailed as exc:
+            return target.fail_all("", f"sidecar failed: {exc}", self.name)
         except requests.exceptions.ConnectionError as exc:
             raise EngineUnreachable(client_address(self.client), str(exc)[:300]) from exc
         except requests.exceptions.RequestException:
@@ -123,7 +114,36 @@ class SidecarMethod(ProbeMethod):
         except TimeoutError as exc:  # the attach stream stalled
             return target.fail_all(NetworkErrorType.TIMEOUT.value,
                                    f"sidecar for {target.name}: stdin stalled: {exc}", self.name)
-        finally:
-            if container is not None:
-                with contextlib.suppress(docker.errors.DockerException):
-                    container.remove(force=True)
+
+
+class SidecarFailed(Exception):
+    """The sidecar's program exited non-zero (its stderr's tail is the message)."""
+
+
+def run_sidecar(client: Any, image: str, network_mode: str, request: bytes,
+                deadline_s: float, name_prefix: str = "rdprobe") -> bytes:
+    """Run the shipped netprobe program in a container of ``image`` with ``network_mode``
+    (``container:<id>``: a container's namespace; ``host``: the engine host's), its
+    ``request`` fed on stdin; its stdout. The container is always removed.
+
+    Raises :class:`SidecarFailed`, docker-py's and requests' errors, TimeoutError.
+    """
+    api = client.api
+    container = None
+    try:
+        cid = create_with_stdin(api, image, probe_argv()[1:],
+                                name=f"{name_prefix}-{secrets.token_hex(3)}",
+                                entrypoint=["python3"], labels={LABEL: "sidecar"},
+                                network_mode=network_mode)
+        container = client.containers.get(cid)
+        start_and_feed(api, cid, request, deadline_s)
+        status = container.wait(timeout=deadline_s)
+        out: bytes = container.logs(stdout=True, stderr=False)
+        if int(status.get("StatusCode", 1)) != 0:
+            err = container.logs(stdout=False, stderr=True).decode(errors="replace")
+            raise SidecarFailed(err.strip()[-300:])
+        return out
+    finally:
+        if container is not None:
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)

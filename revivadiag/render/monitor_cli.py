@@ -1,7 +1,8 @@
 """``revivadiag monitor``: watch a project's health live, then sum the run up.
 
     revivadiag monitor [--project P] [--interval S] [--duration S] [--timeout S] [--json]
-                       [--degraded-ms MS] [--docker-host URL] [--method auto|setns|sidecar|exec]
+                       [--degraded-ms MS] [--method auto|setns|sidecar|exec]
+                       [--docker-host URL]... [--context NAME]... [--ssh-config FILE]
 
 Runs a :class:`~revivadiag.collect.monitor.HealthMonitor` cycle every ``--interval`` seconds
 (default 30, the seed's) until ``--duration`` seconds have passed since the first cycle (the
@@ -25,6 +26,12 @@ objects, one per line, for other tools::
 ``old`` is ``""`` the first time a service is seen. Exit code: 0 when every service ends
 the run not unhealthy, 1 when one ends unhealthy, 2 when the tool fails (no engine, no such
 project, a bad option). Ctrl-C ends the run like ``--duration`` does (summary included).
+
+Several engines (``--docker-host`` repeated, ``--context``; :mod:`revivadiag.engine.options`):
+one monitor per engine (:class:`~revivadiag.collect.monitor_engines.EngineMonitors`); every
+row and event carries ``engine`` and the tables name services ``<engine>/<service>``; an
+engine that does not answer, or runs none of the project, is a row saying so (status
+``unknown``), checked again next cycle.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ import pandas as pd
 
 from revivadiag.analyze.monitoring import summarize
 from revivadiag.collect.monitor import HealthMonitor, StatusChange
+from revivadiag.collect.monitor_engines import EngineMonitors
+from revivadiag.engine.options import add_engine_options, engines_from_args
 from revivadiag.errors import RevivadiagError
 from revivadiag.render import monitor_view as view
 
@@ -71,9 +80,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--degraded-ms", type=_seconds, default=2000.0, metavar="MS",
                    help="an answer slower than this is degraded (default 2000)")
     p.add_argument("--json", action="store_true", help="print one JSON event per line")
-    p.add_argument("--docker-host", metavar="URL", help="engine address (unix://, tcp://, "
-                                                         "ssh://); default DOCKER_HOST")
     p.add_argument("--method", choices=METHODS, default="auto", help="probe method")
+    add_engine_options(p)
     p.set_defaults(func=run)
 
 
@@ -115,7 +123,8 @@ class Output:
               at: str, header: str) -> None:
         if self.as_json:
             return
-        self._changes.extend(view.change_line(c.as_dict()) for c in changes)
+        several = status["engine"].nunique() > 1
+        self._changes.extend(view.change_line(c.as_dict(), several) for c in changes)
         if self.tty:
             recent = "\n".join(["", "recent changes:", *self._changes]) if self._changes else ""
             block = f"{header}\n{view.status_table(status)}{recent}"
@@ -126,7 +135,7 @@ class Output:
             self._drawn = block.count("\n") + 1
             return
         for change in changes:
-            self.text(view.change_line(change.as_dict()))
+            self.text(view.change_line(change.as_dict(), several))
         self.text(view.cycle_line(status, at, number))
 
 
@@ -134,9 +143,11 @@ def run(args: argparse.Namespace) -> int:
     """Monitor until ``--duration`` or Ctrl-C; print the summary; 1 when a service ends
     unhealthy."""
     out = Output(sys.stdout, bool(args.json), sys.stdout.isatty())
-    mon = HealthMonitor(args.project, interval_s=args.interval, timeout_s=args.timeout,
-                        degraded_ms=args.degraded_ms, docker_host=args.docker_host,
-                        method=args.method)
+    specs = engines_from_args(args)
+    options: dict[str, Any] = {"interval_s": args.interval, "timeout_s": args.timeout,
+                               "degraded_ms": args.degraded_ms, "method": args.method}
+    mon: HealthMonitor | EngineMonitors = (EngineMonitors(specs, args.project, **options)
+                                           if specs else HealthMonitor(args.project, **options))
     deadline = math.inf
     try:
         first = True
@@ -171,8 +182,8 @@ def run(args: argparse.Namespace) -> int:
         mon.close()
 
 
-def _report(out: Output, mon: HealthMonitor, changes: list[StatusChange], began: float,
-            cpu: float, now: datetime) -> None:
+def _report(out: Output, mon: HealthMonitor | EngineMonitors, changes: list[StatusChange],
+            began: float, cpu: float, now: datetime) -> None:
     for change in changes:
         out.emit("status_change", **change.as_dict())
     status = mon.status()
@@ -180,16 +191,16 @@ def _report(out: Output, mon: HealthMonitor, changes: list[StatusChange], began:
     wall_ms = round((time.monotonic() - began) * 1000, 1)
     cpu_ms = round((time.process_time() - cpu) * 1000, 1)
     out.emit("cycle", at=now, cycle=mon.cycle, wall_ms=wall_ms, cpu_ms=cpu_ms,
-             services=view.records(status[["service", "status", "response_ms",
+             services=view.records(status[["engine", "service", "status", "response_ms",
                                            "error_rate_pct", "consecutive_failures",
-                                           "circuit"]]))
+                                           "circuit", "detail"]]))
     at = now.strftime("%H:%M:%S")
     header = (f"revivadiag monitor: project {mon.project}, cycle {mon.cycle} at {at} UTC, "
               f"every {mon.interval_s:g} s (cycle took {wall_ms:.0f} ms)")
     out.cycle(mon.cycle, status, changes, at, header)
 
 
-def _finish(out: Output, mon: HealthMonitor) -> int:
+def _finish(out: Output, mon: HealthMonitor | EngineMonitors) -> int:
     summary = summarize(mon.history, until=pd.Timestamp.now(tz="UTC"))
     code = 1 if (mon.status()["status"] == "unhealthy").any() else 0
     out.emit("summary", at=datetime.now(UTC), cycles=mon.cycle, exit_code=code,

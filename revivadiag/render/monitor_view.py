@@ -53,9 +53,27 @@ def _grid(header: tuple[str, ...], body: list[list[str]], numeric: set[int],
     return "\n".join(lines)
 
 
+def _engines(frame: pd.DataFrame) -> bool:
+    """True when ``frame``'s rows come from more than one engine."""
+    return "engine" in frame.columns and frame["engine"].nunique() > 1
+
+
+def who(row: Mapping[str, Any], several: bool) -> str:
+    """A row's service, as ``<engine>/<service>`` when rows come from several engines (an
+    engine's own row, with no service, is the engine alone).
+
+    >>> who({"engine": "tcp://b:2375", "service": "api"}, True), who({"service": "api"}, False)
+    ('tcp://b:2375/api', 'api')
+    """
+    if not several:
+        return str(row["service"])
+    return "/".join(str(p) for p in (row.get("engine"), row["service"]) if p)
+
+
 def status_table(status: pd.DataFrame, width: int = 160) -> str:
     """``monitor_status`` as a text table at most ``width`` characters wide."""
-    body = [[str(r["service"]), str(r["role"] or "-"), str(r["status"]),
+    several = _engines(status)
+    body = [[who(r, several), str(r["role"] or "-"), str(r["status"]),
              _num(r["response_ms"]), _num(r["error_rate_pct"]),
              str(int(r["consecutive_failures"])) if pd.notna(r["consecutive_failures"]) else "-",
              str(r["circuit"]), _time(r["since"]), str(r["detail"] or "")]
@@ -66,13 +84,14 @@ def status_table(status: pd.DataFrame, width: int = 160) -> str:
 def cycle_line(status: pd.DataFrame, at: str, cycle: int) -> str:
     """One line per cycle: each service's status and response time."""
     parts = []
+    several = _engines(status)
     for r in status.to_dict("records"):
         ms = _num(r["response_ms"])
-        parts.append(f"{r['service']} {r['status']}" + (f" {ms} ms" if ms != "-" else ""))
+        parts.append(f"{who(r, several)} {r['status']}" + (f" {ms} ms" if ms != "-" else ""))
     return f"{at} cycle {cycle}: " + ", ".join(parts)
 
 
-def change_line(change: Mapping[str, Any]) -> str:
+def change_line(change: Mapping[str, Any], several: bool = False) -> str:
     """A status change as one line.
 
     >>> change_line({"at": "2026-01-01T12:00:00.000+00:00", "service": "api",
@@ -80,13 +99,14 @@ def change_line(change: Mapping[str, Any]) -> str:
     '12:00:00 api: healthy -> unhealthy (http: refused)'
     """
     at = str(change["at"])[11:19]
-    return (f"{at} {change['service']}: {change['old'] or '(first seen)'} -> {change['new']}"
+    return (f"{at} {who(change, several)}: {change['old'] or '(first seen)'} -> {change['new']}"
             f" ({change['detail']})")
 
 
 def summary_table(summary: pd.DataFrame, width: int = 160) -> str:
     """``monitor_summary`` as a text table."""
-    body = [[str(r["service"]), str(r["role"] or "-"), str(r["status"]), str(r["changes"]),
+    several = _engines(summary)
+    body = [[who(r, several), str(r["role"] or "-"), str(r["status"]), str(r["changes"]),
              _num(r["healthy_s"]), _num(r["degraded_s"]), _num(r["unhealthy_s"]),
              _num(r["unknown_s"]), _num(r["error_rate_pct"]), _num(r["p50_ms"]),
              _num(r["p95_ms"])] for r in summary.to_dict("records")]

@@ -29,11 +29,15 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
 
+from revivadiag.lab import read_secrets
+from revivadiag.lab.compose import run_compose
+from revivadiag.lab.config import LabConfig
 from revivadiag.lab.lifecycle import pick_free_ports
 
 START_TIMEOUT_S = 60.0
@@ -211,6 +215,95 @@ class SecondEngine:
         for mount in reversed(_mounts_under(self.root)):
             subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def second_engine(images: list[str]) -> Iterator[SecondEngine]:
+    """A started :class:`SecondEngine` holding ``images`` (copied from the shared engine),
+    stopped at the end."""
+    eng = SecondEngine(Path(f"/tmp/rdt{secrets.token_hex(4)}")).start()  # short: containerd
+    try:
+        eng.load_images(images)
+        yield eng
+    finally:
+        eng.stop()
+
+
+@contextlib.contextmanager
+def lab_on(engine: SecondEngine, prefix: str) -> Iterator[LabConfig]:
+    """The `current` lab under project ``prefix`` (its secrets are those of the shared
+    engine's lab of that prefix) on ``engine``, no published port, healthy; removed with its
+    volume at the end."""
+    config = LabConfig(prefix=prefix, variant="current", publish=False)
+    lab_secrets = read_secrets(prefix)
+    env = {"DOCKER_HOST": engine.unix_url}
+    with _environ(env):
+        run_compose(config, lab_secrets, "up", "-d")
+    try:
+        _wait_healthy(engine.client(), prefix, 4)
+        yield config
+    finally:
+        with _environ(env):
+            run_compose(config, lab_secrets, "down", "-v")
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _wait_healthy(client: docker.DockerClient, project: str, count: int,
+                  timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
+        if len(found) == count and all(c.attrs["State"].get("Health", {}).get("Status")
+                                       == "healthy" for c in found):
+            return
+        time.sleep(1)
+    raise AssertionError(f"{project} on the second engine did not become healthy")
+
+
+def free_udp_port() -> int:
+    """A UDP port free here in the range Swarm takes for its VXLAN port (1024-49151)."""
+    import random
+
+    for _ in range(50):
+        port = random.randint(40000, 49151)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free UDP port for the VXLAN data path")
+
+
+@contextlib.contextmanager
+def swarm_mode(engine: SecondEngine, advertise: str = "127.0.0.1") -> Iterator[SecondEngine]:
+    """``engine`` as a single-node swarm (its own address pool and VXLAN port; the node
+    address ``advertise``) for the ``with`` block; always left again, ``docker_gwbridge``
+    removed."""
+    port = free_port()
+    engine.docker("swarm", "init", "--advertise-addr", advertise, "--listen-addr",
+                  f"127.0.0.1:{port}", "--default-addr-pool", free_pool((engine.pool,)),
+                  "--data-path-port", str(free_udp_port()))
+    try:
+        yield engine
+    finally:
+        engine.docker("swarm", "leave", "--force", check=False)
+        engine.docker("network", "rm", "docker_gwbridge", check=False)
+        assert engine.docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip() \
+            == "inactive"
 
 
 def _mounts_under(root: Path) -> list[str]:

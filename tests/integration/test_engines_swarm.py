@@ -9,7 +9,6 @@ and removes ``docker_gwbridge`` again.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -17,16 +16,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import pytest
-from engines_support import SecondEngine, Sshd, free_pool, free_port
+from engines_support import SecondEngine, Sshd, free_port, lab_on, second_engine, swarm_mode
 
 import revivadiag as rd
 from revivadiag.analyze.diagnosis import diagnose
 from revivadiag.analyze.swarm import lb_findings, swarm_findings
 from revivadiag.engine.engines import EngineSpec
-from revivadiag.lab import LabInstance, read_secrets
-from revivadiag.lab.compose import compose_env, compose_files, run_compose
+from revivadiag.lab import LabInstance
+from revivadiag.lab.compose import compose_env, compose_files
 from revivadiag.lab.config import LabConfig
 from revivadiag.lab.images import base_tag, stack_images
 from revivadiag.lab.state import generate_secrets
@@ -37,54 +35,18 @@ DEPLOY_WAIT_S = 180.0
 
 
 @pytest.fixture(scope="module")
-def second(lab_images: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecondEngine]:
+def second(lab_images: object) -> Iterator[SecondEngine]:
     """A private dockerd with the seed stack's images and the probe image."""
-    root = Path(f"/tmp/rdt{secrets.token_hex(4)}")  # short: containerd's socket path
-    eng = SecondEngine(root).start()
-    try:
-        eng.load_images([*stack_images(LabConfig().stack), base_tag()])
+    with second_engine([*stack_images(LabConfig().stack), base_tag()]) as eng:
         yield eng
-    finally:
-        eng.stop()
 
 
 @pytest.fixture(scope="module")
 def second_lab(second: SecondEngine, lab_current: LabInstance) -> Iterator[LabConfig]:
     """The `current` lab under the same project name as ``lab_current``, on the second
     engine (no published port: the shared lab holds them)."""
-    config = LabConfig(prefix=lab_current.prefix, variant="current", publish=False)
-    lab_secrets = read_secrets(lab_current.prefix)
-    old = os.environ.get("DOCKER_HOST")
-    os.environ["DOCKER_HOST"] = second.unix_url
-    try:
-        run_compose(config, lab_secrets, "up", "-d")
-    finally:
-        _restore("DOCKER_HOST", old)
-    _wait_healthy(second.client(), lab_current.prefix, 4)
-    yield config
-    os.environ["DOCKER_HOST"] = second.unix_url
-    try:
-        run_compose(config, lab_secrets, "down", "-v")
-    finally:
-        _restore("DOCKER_HOST", old)
-
-
-def _restore(key: str, value: str | None) -> None:
-    if value is None:
-        os.environ.pop(key, None)
-    else:
-        os.environ[key] = value
-
-
-def _wait_healthy(client: docker.DockerClient, project: str, count: int) -> None:
-    deadline = time.monotonic() + DEPLOY_WAIT_S
-    while time.monotonic() < deadline:
-        found = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
-        if len(found) == count and all(c.attrs["State"].get("Health", {}).get("Status")
-                                       == "healthy" for c in found):
-            return
-        time.sleep(1)
-    raise AssertionError(f"{project} on the second engine did not become healthy")
+    with lab_on(second, lab_current.prefix) as config:
+        yield config
 
 
 @pytest.fixture(scope="module")
@@ -168,33 +130,8 @@ def test_cli_snapshot_two_engines_json(second: SecondEngine, second_lab: LabConf
 @pytest.fixture
 def swarm_engine(second: SecondEngine) -> Iterator[SecondEngine]:
     """The second engine as a single-node swarm for one test; always left again."""
-    port = free_port()
-    second.docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr",
-                  f"127.0.0.1:{port}", "--default-addr-pool", free_pool((second.pool,)),
-                  "--data-path-port", str(_free_udp_port()))
-    try:
-        yield second
-    finally:
-        second.docker("swarm", "leave", "--force", check=False)
-        second.docker("network", "rm", "docker_gwbridge", check=False)
-        assert second.docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip() \
-            == "inactive"
-
-
-def _free_udp_port() -> int:
-    """A UDP port free here in the range Swarm takes for its VXLAN port (1024-49151)."""
-    import random
-    import socket
-
-    for _ in range(50):
-        port = random.randint(40000, 49151)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free UDP port for the VXLAN data path")
+    with swarm_mode(second) as engine:
+        yield engine
 
 
 def _deploy(engine: SecondEngine, mode: str, tmp: Path) -> str:

@@ -91,3 +91,14 @@ def test_valid_compose_file_passes_the_check(tmp_path: Path) -> None:
     proc = run("diagnose", "--out", "report", "-p", "compose_file", "ok.yml", cwd=tmp_path)
     assert_input_error(proc, "no Docker Engine answers")
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--docker-host", "ftp://x"], "bad docker host 'ftp://x'"),
+    (["--context", "rdt-no-such-context"], "no such Docker context"),
+    (["--docker-host", "ssh://h", "--ssh-config", "no-such-file"], "no such file"),
+])
+def test_monitor_bad_engine_options(tmp_path: Path, args: list[str], needle: str) -> None:
+    """`monitor` takes the engine options of `snapshot`: a bad one is exit 2, one line."""
+    proc = run("monitor", "--duration", "1", *args, cwd=tmp_path)
+    assert_input_error(proc, needle)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from revivadiag.analyze import swarm as sf
@@ -140,16 +139,6 @@ def test_probe_plan_and_rows() -> None:
     assert sf.vip_findings(services, reach[reach["target_ip"] != "10.0.1.3"]) == []
 
 
-@pytest.mark.parametrize(("idle", "keepalive", "expected"), [
-    (610.0, None, 1), (610.0, 1200.0, 1), (610.0, 300.0, 0), (30.0, None, 0)])
-def test_idle_pool_findings(idle: float, keepalive: float | None, expected: int) -> None:
-    """Long-idle backend->database connections without keepalive below 900 s."""
-    table = pd.DataFrame([{"service": "api", "peer_service": "db", "state": "ESTAB",
-                           "idle_s": idle, "keepalive_s": keepalive}])
-    roles = {"api": "backend", "db": "database"}
-    assert len(sf.idle_pool_findings(table, roles)) == expected
-
-
 def test_mtu_findings() -> None:
     """An overlay of 1450 needs a 1500 path; a 1450 path is too small."""
     nets = to_frame("networks", [{"name": "o", "driver": "overlay"},
@@ -221,3 +210,27 @@ def test_concat_frames_keeps_dtypes_and_engines() -> None:
     validate("ports", out)
     assert out[["container", "host_port", "engine"]].values.tolist() == [
         ["x", 1, "e1"], ["x", 2, "e2"]]
+
+
+@pytest.mark.parametrize(("spec", "health", "expected"), [
+    ({"order": "start-first", "healthcheck": None, "mounts": []}, "none", ["no healthcheck"]),
+    ({"order": "start-first", "healthcheck": None, "mounts": []}, "healthy", []),
+    ({"order": "start-first", "healthcheck": True, "mounts": ["volume:pg:/d"]}, "healthy",
+     ["mounts volume:pg:/d"]),
+    ({"order": "start-first", "healthcheck": False, "mounts": ["tmp:x:/t"]}, "healthy",
+     ["no healthcheck"]),
+    ({"order": "stop-first", "healthcheck": False, "mounts": ["volume:pg:/d"]}, "none", []),
+])
+def test_update_order_findings(spec: dict[str, object], health: str,
+                               expected: list[str]) -> None:
+    """start-first hurts without a healthcheck (the spec's, else the image's as the running
+    container shows) or on a shared volume; stop-first never."""
+    services = to_frame("swarm_services", [{"service": "db", "update_order": spec["order"],
+                                            "healthcheck": spec["healthcheck"],
+                                            "mounts": spec["mounts"], "endpoint_mode": "vip"}])
+    containers = to_frame("containers", [{"name": "s_db.1.x", "service": "db",
+                                          "state": "running", "health": health}])
+    found = sf.update_order_findings(services, containers, {"db": "database"})
+    assert [f[0] for f in found] == (["RD-SWM-007"] if expected else [])
+    for text in expected:
+        assert text in found[0][1]

@@ -16,13 +16,15 @@ from typing import Any
 
 from .context import Breaker, Context
 from .http_probe import http_job
+from .ifaces import interfaces_job
 from .outcomes import OPEN
 from .probes import connect_once, dns_job, tcp_job
 from .services import postgres_job, redis_job
+from .sockdiag import sockets_job
 
 Job = dict[str, Any]
 Result = dict[str, Any]
-JOB_KINDS = ("dns", "tcp", "http", "postgres", "redis")
+JOB_KINDS = ("dns", "tcp", "http", "postgres", "redis", "sockets", "interfaces")
 DEFAULT_CONCURRENCY = 64
 DEFAULT_DNS_CONCURRENCY = 16
 #: at most this many quiet connects per job, this many in flight (see :func:`quiet_samples`)
@@ -45,6 +47,10 @@ async def run_job(job: Job, ctx: Context) -> Result:
             res = await asyncio.to_thread(http_job, job, ctx.breaker)
         elif kind == "postgres":
             res = await asyncio.to_thread(postgres_job, job)
+        elif kind == "sockets":
+            res = await asyncio.to_thread(sockets_job, job)
+        elif kind == "interfaces":
+            res = interfaces_job(job)
         else:
             res = {"kind": str(kind), "error_type": "", "error": f"unknown job kind {kind!r}"}
     except (KeyError, TypeError, ValueError) as exc:
