@@ -21,25 +21,35 @@ rollback until the ``cleanup`` step removes it. Until then ``docker-compose ps``
    without one, a TCP connect to its learned port (the port blue listens on, read from blue's
    socket table, else the image's exposed port) succeeds, or, with no port at all, it ran
    2 s without restarting.
-3. blue leaves DNS: it is renamed aside (its container-name record goes to green's alias)
-   and disconnected from every network on which it shares an alias with green (Docker can
-   only drop an alias with the endpoint); the project's proxies (role ``proxy``) are then
-   reloaded at once (``nginx -t`` first) so that names resolved once are resolved again.
-4. blue drains: its established connections to its listening ports (its socket table) are
-   polled until none is left, at most ``ctx.drain_s``; then it is stopped with its own stop
-   signal (SIGTERM by default): a WebSocket server closes its connections itself and clients
-   reconnect through the proxy to green. The proxies are reloaded once more.
+3. the project's proxies (role ``proxy``) are reloaded at once (``nginx -t`` first) so that
+   names resolved once are resolved again: a name blue had (its container name) now
+   resolves to green only; a shared alias to both while blue still runs.
+4. blue stops gracefully (this is its drain): its own stop signal (an nginx proxy: SIGQUIT),
+   then the engine's stop after its StopTimeout. A well-behaved server closes its listening
+   socket at once (new connections are refused, so a proxy moves them to green and marks
+   blue down), lets its requests in flight finish, closes its WebSockets with 1001 (going
+   away: clients reconnect through the proxy to green) and exits; the lab's backend, the
+   shop's api and web linger ``SHUTDOWN_LAMEDUCK_S`` (1 s) meanwhile. Once it is stopped it
+   is out of DNS, and the proxies are reloaded once more. (Blue is not disconnected from its
+   networks first: a request in flight there, or one sent to its cached address, would hang
+   until its client's deadline.)
 
 **The edge proxy** (a service holding the ``proxy`` role that publishes a host port: where
-the traffic enters) cannot have two containers on the same port. Green is first started
-*unpublished* (no port binding, no alias) to prove its configuration healthy, then removed;
-the final green is created with the port, blue is stopped (freeing the port) and green
-started at once. The window — from the first request on the host port that gets no HTTP
-answer to the first that gets one again — is measured by ``HEAD /`` to 127.0.0.1 every 5 ms
-during the move (the engine's port forwarder accepts connections even with no container
-behind it, so a TCP connect proves nothing) and reported as ``window_ms``: requests arriving
-then fail (nothing in Docker
-lets two containers hold one published port, so this window cannot be zero).
+the traffic enters) cannot have two containers on the same host port. Where the engine runs
+on this host and iptables answers (:mod:`revivadiag.migrate.hostport`): an *interim* green
+(``<name>_rdprobe``, the target configuration published on a port the engine picks) starts
+and proves healthy; a netfilter redirect (nat ``REDIRECT``, tagged with the step, journaled
+through the log, removed by ``undo`` and seen by ``classify``) sends new connections for the
+host port to the interim; blue stops gracefully (requests in flight on it finish); the final
+green starts on the host port and proves ready; the redirect goes; the interim stops
+gracefully and is removed. No connection is refused (``window_ms`` 0; ``redirected_ms`` is
+how long the redirect was in place). Elsewhere: green is first started *unpublished* to
+prove its configuration healthy, then removed; the final green is created with the port,
+blue is stopped (freeing the port) and green started at once. The window — from the first
+request on the host port that gets no HTTP answer to the first that gets one again — is
+measured by ``HEAD /`` to 127.0.0.1 every 5 ms during the move (the engine's port forwarder
+accepts connections even with no container behind it, so a TCP connect proves nothing) and
+reported as ``window_ms``, with ``redirect`` saying why no redirect was used.
 
 **Another service that publishes a host port** (a backend published for debugging): the
 traffic through the proxy must not see the port move. Blue-green runs twice: first to an
@@ -64,7 +74,9 @@ from typing import Any
 
 import docker.errors
 
+from revivadiag.collect.live import NGINX_SOFTWARE
 from revivadiag.errors import StepError
+from revivadiag.migrate import hostport
 from revivadiag.migrate.model import Applied, Context, Mode
 from revivadiag.migrate.steps import engine as eng
 from revivadiag.migrate.steps.compose_target import load_target
@@ -114,6 +126,8 @@ def capture(ctx: Context, service: str, from_name: str | None, to_name: str | No
     exposed = eng.Spec("", {"ExposedPorts": state["config"].get("ExposedPorts") or {}}, {})
     return {"service": service, "blue": state, "to": to_name or state["name"],
             "proxies": proxies, "proxy_services": roles.services("proxy"),
+            "nginx": service in roles.services("proxy")
+            and roles.software(service) in NGINX_SOFTWARE,
             "aliases_in_use": {n: names[n] for n in sorted(mine & set(names))},
             # the port blue serves on, read while it runs (None: it serves nothing): what
             # tells an undo that blue is back
@@ -197,29 +211,6 @@ def _with_switch_aliases(client: Any, spec: eng.Spec, before: Mapping[str, Any],
     return temporary
 
 
-def _drain(ctx: Context, blue_id: str, ports: list[int]) -> dict[str, Any]:
-    """Wait until blue has no established connection to ``ports`` (two polls in a row), at
-    most ``ctx.drain_s``."""
-    started = time.monotonic()
-    quiet = 0
-    left = 0
-    polls = 0
-    while time.monotonic() - started < ctx.drain_s:
-        found = eng.inspect(ctx.client, blue_id)
-        if found is None or not (found.get("State") or {}).get("Running"):
-            left = 0
-            break
-        left = eng.established(eng.socket_table(ctx.client, found), ports,
-                               set(eng.ips(found)))
-        polls += 1
-        quiet = quiet + 1 if left == 0 else 0
-        if quiet >= 2:
-            break
-        time.sleep(0.25)
-    return {"drain_ms": round((time.monotonic() - started) * 1000), "left": left,
-            "polls": polls, "bounded": time.monotonic() - started >= ctx.drain_s}
-
-
 def answers_http(host: str, port: int, timeout_s: float = 0.5) -> bool:
     """True when ``host:port`` answers ``HEAD /`` with an HTTP status line (any status): the
     engine's port forwarder accepts connections even while no container is behind it."""
@@ -287,52 +278,36 @@ def _loopback_port(bindings: Mapping[str, Any]) -> int | None:
     return None
 
 
-def _shared_aliases(client: Any, old_id: str, spec: eng.Spec, in_use: Mapping[str, list[str]]
-                    ) -> list[str]:
-    """Networks on which the running container ``old_id`` has an alias (not its name) that
-    ``spec`` gives the new container too and that a client on that network uses (``in_use``:
-    name -> the clients' networks): Docker drops an alias only with the endpoint, so blue
-    leaves those networks (and only those: it keeps reaching its own dependencies)."""
-    found = eng.inspect(client, old_id)
-    if found is None:
-        return []
-    state = eng.container_state(found)
-    out = []
-    for net, ep in state["networks"].items():
-        mine = set(ep.get("aliases", [])) - {state["name"]}
-        shared = mine & set(spec.networks.get(net, []))
-        if any(net in in_use.get(a, []) for a in shared):
-            out.append(net)
-    return out
-
-
-def _quiet_disconnect(client: Any, ref: str, network: str, ports: list[int],
-                      max_s: float = 3.0) -> None:
-    """Disconnect at a moment when no connection to ``ports`` is open on that network
-    (polled in the socket table every 5 ms, at most ``max_s``): a request in flight there
-    would hang, its peer's address gone. New connections can still arrive between the last
-    poll and the disconnect (a few ms): clients that resolve an alias per request may see
-    one of them fail."""
-    found = eng.inspect(client, ref)
-    ep = (((found or {}).get("NetworkSettings") or {}).get("Networks") or {}).get(network)
-    address = {str((ep or {}).get("IPAddress") or "")}
-    deadline = time.monotonic() + max_s
-    while found is not None and ports and time.monotonic() < deadline:
-        sockets = eng.socket_table(client, found)
-        busy = [x for x in sockets if x.local_ip in address and x.local_port in ports
-                and x.state in ("ESTABLISHED", "SYN_RECV", "NEW_SYN_RECV")]
-        if not busy:
+def graceful_stop(client: Any, ref: str, timeout_s: float, signal: str | None) -> float:
+    """Stop ``ref`` letting its requests in flight finish: ``signal`` (a proxy's graceful
+    stop, e.g. nginx's SIGQUIT) and a wait of at most ``timeout_s``, else the container's own
+    stop signal through ``docker stop`` (the engine kills it after ``timeout_s``). Returns the
+    ms it took."""
+    t0 = time.monotonic()
+    if signal:
+        try:
+            client.api.kill(ref, signal=signal)
+        except docker.errors.APIError:
+            signal = None  # not running, or the signal is refused: docker stop decides
+    while signal and time.monotonic() - t0 < timeout_s:
+        found = eng.inspect(client, ref)
+        if found is None or not (found.get("State") or {}).get("Running"):
             break
-        time.sleep(0.005)
-    eng.disconnect(client, ref, network)
+        time.sleep(0.05)
+    eng.stop(client, ref, max(1.0, timeout_s - (time.monotonic() - t0)))
+    return round((time.monotonic() - t0) * 1000, 1)
 
 
 def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str | None,
-          final: str | None, proxies: list[str], port: int | None, ports: list[int],
-          stop_s: float, in_use: Mapping[str, list[str]]) -> dict[str, Any]:
+          final: str | None, proxies: list[str], port: int | None, stop_s: float,
+          in_use: Mapping[str, list[str]], signal: str | None = None) -> dict[str, Any]:
     """Blue-green from the running ``old_id`` to a new container of ``spec``: create, start,
-    wait ready; rename old aside (``aside``) and new to ``final``; take old out of DNS; reload
-    the proxies; drain old; stop it; reload again. Returns the new id and the figures."""
+    wait ready (the names clients use only then); rename old aside (``aside``) and new to
+    ``final``; reload the proxies (they resolve the names again: green, and old while it still
+    runs with a shared alias); stop old gracefully — it refuses new connections at once, so a
+    proxy moves to green, and its requests in flight finish within ``stop_s`` (this is the
+    drain); reload the proxies again (old is out of DNS once stopped). Returns the new id and
+    the figures."""
     client = ctx.client
     early = {n: [a for a in aliases if n not in in_use.get(a, [])]
              for n, aliases in spec.networks.items()}
@@ -348,19 +323,84 @@ def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str
         eng.rename(client, old_id, aside)
     if final:
         eng.rename(client, gid, final)
-    cut = _shared_aliases(client, old_id, spec, in_use)
-    for net in cut:
-        _quiet_disconnect(client, old_id, net, ports or ([port] if port else []))
     reloads = reload_proxies(client, proxies, ctx.log)
-    drain = _drain(ctx, old_id, ports or ([port] if port else []))
-    ctx.log(f"{step_id}: drained in {drain['drain_ms']} ms ({drain['left']} connections left)")
-    t_stop = time.monotonic()
-    eng.stop(client, old_id, stop_s)
-    stop_ms = round((time.monotonic() - t_stop) * 1000, 1)
+    stop_ms = graceful_stop(client, old_id, stop_s, signal)
+    ctx.log(f"{step_id}: the old container stopped gracefully in {stop_ms} ms (bound "
+            f"{stop_s:g} s)")
     reloads += reload_proxies(client, proxies, ctx.log)
-    return {"id": gid, "ready_s": round(waited, 2), "out_of_dns": cut, "drain": drain,
+    return {"id": gid, "ready_s": round(waited, 2),
+            "drain": {"drain_ms": stop_ms, "bound_s": stop_s, "how": signal or "stop signal"},
             "stop_ms": stop_ms, "proxies": reloads,
             "switch_ms": round((time.monotonic() - t_ready) * 1000, 1)}
+
+
+def _published_port(client: Any, ref: str, container_port: str) -> int | None:
+    found = eng.inspect(client, ref) or {}
+    for b in ((found.get("NetworkSettings") or {}).get("Ports") or {}).get(container_port) or []:
+        if b.get("HostPort"):
+            return int(b["HostPort"])
+    return None
+
+
+def _wait_http(host: str, port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if answers_http(host, port):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _edge_by_redirect(ctx: Context, step_id: str, blue_id: str, spec: eng.Spec, *, to: str,
+                      temp: bool, aside: str, port: int | None, stop_s: float,
+                      signal: str | None) -> dict[str, Any]:
+    """The edge's host port moves with no refused connection (see
+    :mod:`revivadiag.migrate.hostport`): an interim green published on a port the engine
+    picks takes new connections through a redirect while blue stops gracefully and the final
+    green starts on the port; then the redirect goes and the interim stops gracefully."""
+    client = ctx.client
+    bindings = spec.port_bindings
+    cport, first = next((k, v[0]) for k, v in bindings.items() if v)
+    host_port, host_ip = int(first["HostPort"]), str(first.get("HostIp") or "")
+    host = dict(spec.body.get("HostConfig") or {})
+    host["PortBindings"] = {k: [{"HostIp": b.get("HostIp", ""), "HostPort": ""} for b in v]
+                            for k, v in bindings.items()}
+    interim = eng.Spec(f"{to}{PROBE_SUFFIX}", {**spec.body, "HostConfig": host},
+                       {n: [] for n in spec.networks})
+    comment = hostport.tag(ctx.project, step_id)
+    pid = eng.create(client, interim)
+    try:
+        eng.start(client, pid)
+        proven_s = eng.wait_ready(client, pid, ctx.health_timeout_s, port)
+        to_port = _published_port(client, pid, cport)
+        if to_port is None or not _wait_http("127.0.0.1", to_port, 10.0):
+            raise StepError(f"replace {to}", f"the interim {to}{PROBE_SUFFIX} does not answer "
+                            f"HTTP on its published port {to_port}")
+        gid = eng.create(client, spec)
+        redirect = hostport.Redirect(comment, host_port, to_port, host_ip)
+        redirect.add(ctx.log)
+        try:
+            t_stop = time.monotonic()
+            stop_ms = graceful_stop(client, blue_id, stop_s, signal)
+            eng.rename(client, blue_id, aside)
+            if temp:
+                eng.rename(client, gid, to)
+            eng.start(client, gid)
+            ready_s = eng.wait_ready(client, gid, ctx.health_timeout_s, port)
+            green_ips = eng.ips(eng.inspect(client, gid) or {})
+            inner = int(cport.split("/")[0])
+            if green_ips:
+                _wait_http(green_ips[0], inner, 10.0)
+            held_ms = round((time.monotonic() - t_stop) * 1000, 1)
+        finally:
+            redirect.remove(ctx.log)
+        interim_ms = graceful_stop(client, pid, stop_s, signal)
+    finally:
+        eng.remove(client, pid)
+    return {"id": gid, "mode": "port-move+redirect", "proven_s": round(proven_s, 2),
+            "stop_ms": stop_ms, "ready_s": round(ready_s, 2), "redirected_ms": held_ms,
+            "interim_stop_ms": interim_ms, "window_ms": 0.0, "host_port": host_port,
+            "interim_port": to_port}
 
 
 def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bool = False,
@@ -383,13 +423,14 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
     temporary = _with_switch_aliases(client, spec, before, temp)
     port = learned_port(client, blue, spec)
     running = bool(blue["State"]["Running"])
-    listening = eng.listening(eng.socket_table(client, blue)) if running else []
     published = bool(spec.port_bindings)
     edge = published and before["service"] in before.get("proxy_services", [])
     stop_s = float(blue_state["config"].get("StopTimeout") or 10)
     aside = aside_name(blue_state["name"], step_id)
     proxies = list(before.get("proxies") or [])
     in_use = dict(before.get("aliases_in_use") or {})
+    # nginx's graceful stop (requests in flight finish) for a proxy; else the image's own
+    signal = "SIGQUIT" if before.get("nginx") else None
     result: dict[str, Any] = {"service": before["service"], "to": to, "temporary": temporary,
                               "blue": {"id": blue["Id"], "aside": aside}}
     t0 = time.monotonic()
@@ -411,6 +452,14 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
                       stop_ms=round((t_stopped - t_stop) * 1000, 1),
                       ready_ms=round((t_ready - t_stop) * 1000, 1))
         result["proxies"] = reload_proxies(client, proxies, ctx.log)
+    elif edge and _loopback_port(spec.port_bindings) and \
+            hostport.unusable(client) is None:
+        ctx.log(f"{step_id}: the edge publishes {list(spec.port_bindings)}: an interim green "
+                "takes new connections through a redirect while the port moves")
+        moved = _edge_by_redirect(ctx, step_id, blue["Id"], spec, to=to, temp=temp,
+                                  aside=aside, port=port, stop_s=stop_s, signal=signal)
+        gid = moved.pop("id")
+        result.update(moved)
     elif edge:
         ctx.log(f"{step_id}: the edge publishes {list(spec.port_bindings)}: prove green "
                 "unpublished, then move the port")
@@ -443,6 +492,7 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
             if watch:
                 watch.__exit__()
         result.update(mode="port-move", proven_s=round(proven_s, 2),
+                      redirect=hostport.unusable(client),
                       stop_ms=round((t_stopped - t_stop) * 1000, 1),
                       start_ms=round((t_started - t_stopped) * 1000, 1),
                       window_ms=watch.window_ms if watch else None, host_port=host_port)
@@ -452,12 +502,12 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
         nets = dict(spec.networks)
         interim = eng.Spec(f"{to}{PROBE_SUFFIX}", spec.without_ports().body, dict(nets))
         first = _move(ctx, step_id, blue["Id"], interim, aside=aside, final=to,
-                      proxies=proxies, port=port, ports=listening, stop_s=stop_s,
-                      in_use=in_use)
+                      proxies=proxies, port=port, stop_s=stop_s,
+                      in_use=in_use, signal=signal)
         final_spec = eng.Spec(f"{to}{GREEN_SUFFIX}", spec.body, dict(nets))
         second = _move(ctx, step_id, first["id"], final_spec, aside=f"{to}{PROBE_SUFFIX}",
-                       final=to, proxies=proxies, port=port, ports=listening, stop_s=stop_s,
-                       in_use=in_use)
+                       final=to, proxies=proxies, port=port, stop_s=stop_s,
+                       in_use=in_use, signal=signal)
         eng.remove(client, first["id"])
         gid = second["id"]
         result.update(mode="blue-green+port", window_ms=0.0, interim=first, final=second,
@@ -465,8 +515,8 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
     else:
         ctx.log(f"{step_id}: blue-green: create {green_name} beside {eng.name_of(blue)}")
         moved = _move(ctx, step_id, blue["Id"], spec, aside=aside, final=to if temp else None,
-                      proxies=proxies, port=port, ports=listening, stop_s=stop_s,
-                      in_use=in_use)
+                      proxies=proxies, port=port, stop_s=stop_s,
+                      in_use=in_use, signal=signal)
         gid = moved.pop("id")
         result.update(mode="blue-green", window_ms=0.0, **moved)
     green = eng.inspect(client, gid)
@@ -521,6 +571,8 @@ def classify(ctx: Context, step_id: str, before: Mapping[str, Any]) -> Applied:
     greens = eng.step_containers(client, step_id)
     blue_as_before = blue is not None and eng.name_of(blue) == blue_state["name"] and \
         bool(blue["State"]["Running"]) == bool(blue_state["running"])
+    if hostport.tagged_rules(hostport.tag(ctx.project, step_id)):
+        return Applied.PARTIAL  # killed while the host port was redirected: undo removes it
     if not greens and blue_as_before:
         return Applied.NOT_APPLIED
     green_done = [g for g in greens if eng.name_of(g) == before["to"]
@@ -537,6 +589,7 @@ def undo(ctx: Context, step_id: str, before: Mapping[str, Any]) -> dict[str, Any
     remove green, from any of the three classify states."""
     client = ctx.client
     blue_state = before["blue"]
+    hostport.remove_tagged(hostport.tag(ctx.project, step_id), ctx.log)
     blue = kept_blue(client, step_id, before)
     if blue is None:
         raise StepError(f"undo {step_id}", f"{blue_state['name']} was removed (cleanup ran?): "

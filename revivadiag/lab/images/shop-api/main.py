@@ -10,6 +10,12 @@
   ANY  /echo              the request line and headers received (Authorization, Cookie masked)
 
 Behind the proxy these are under /api/ (the proxy strips the prefix).
+
+A restarted dependency (stop-start on its volume) is ridden out: a health check, and a GET
+whose handler meets a PostgreSQL or Redis error, try again with backoff (50 ms doubling to
+400 ms) for at most DEPENDENCY_RETRY_S seconds (default 1.8), then answer 503.
+On SIGTERM the listener closes at once and requests in flight get SHUTDOWN_LAMEDUCK_S seconds
+(default 1.0) before the process exits.
 """
 
 import asyncio
@@ -26,6 +32,30 @@ from aiohttp import web
 from common import JOB_QUEUE, database_url, injected_delay_s, redis_url, where
 
 CHECK_TIMEOUT_S = 2.0
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 0.4
+
+
+def seconds_from_env(name, default):
+    try:
+        return min(max(float(os.environ.get(name, str(default))), 0.0), 10.0)
+    except ValueError:
+        return default
+
+
+async def with_retry(factory, budget_s):
+    """Await ``factory()``; on a failure try again with backoff while ``budget_s`` allows."""
+    end = time.monotonic() + budget_s
+    backoff = RETRY_FIRST_S
+    while True:
+        left = max(end - time.monotonic(), 0.2)
+        try:
+            return await asyncio.wait_for(factory(), min(left, CHECK_TIMEOUT_S))
+        except (asyncio.TimeoutError, psycopg.Error, redis.exceptions.RedisError, OSError):
+            if time.monotonic() + backoff >= end:
+                raise
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, RETRY_MAX_S)
 MASKED = ("authorization", "cookie")
 
 
@@ -55,7 +85,7 @@ class Database:
 async def timed(factory):
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(factory(), CHECK_TIMEOUT_S)
+        await with_retry(factory, seconds_from_env("DEPENDENCY_RETRY_S", 1.8))
         out = {"status": "ok"}
     except asyncio.TimeoutError:
         out = {"status": "down", "error": "timeout"}
@@ -153,12 +183,28 @@ async def injected_delay(request, handler):
 
 @web.middleware
 async def dependency_errors(request, handler):
-    try:
-        return await handler(request)
-    except psycopg.Error:
-        return web.json_response({"error": "dependency unavailable: postgres"}, status=503)
-    except redis.exceptions.RedisError:
-        return web.json_response({"error": "dependency unavailable: redis"}, status=503)
+    """A dependency's failure is a 503 naming it; a GET or HEAD is tried again with backoff
+    within DEPENDENCY_RETRY_S first."""
+    budget = seconds_from_env("DEPENDENCY_RETRY_S", 1.8) if request.method in ("GET", "HEAD") \
+        else 0.0
+    end = time.monotonic() + budget
+    backoff = RETRY_FIRST_S
+    while True:
+        try:
+            return await handler(request)
+        except psycopg.Error:
+            failed = "postgres"
+        except redis.exceptions.RedisError:
+            failed = "redis"
+        if time.monotonic() + backoff >= end:
+            return web.json_response({"error": f"dependency unavailable: {failed}"}, status=503)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, RETRY_MAX_S)
+
+
+async def lameduck(app):
+    """On SIGTERM (the listener is closed already): linger while requests finish."""
+    await asyncio.sleep(seconds_from_env("SHUTDOWN_LAMEDUCK_S", 1.0))
 
 
 async def close(app):
@@ -172,6 +218,7 @@ def make_app():
     app["db"] = Database(database_url())
     app["redis"] = aioredis.from_url(redis_url(), socket_timeout=CHECK_TIMEOUT_S,
                                      socket_connect_timeout=CHECK_TIMEOUT_S)
+    app.on_shutdown.append(lameduck)
     app.on_cleanup.append(close)
     app.router.add_get("/healthz", health)
     app.router.add_get("/health", health)
