@@ -128,6 +128,7 @@ def capture(ctx: Context, service: str, from_name: str | None, to_name: str | No
             "proxies": proxies, "proxy_services": roles.services("proxy"),
             "nginx": service in roles.services("proxy")
             and roles.software(service) in NGINX_SOFTWARE,
+            "software": roles.software(service),
             "aliases_in_use": {n: names[n] for n in sorted(mine & set(names))},
             # the port blue serves on, read while it runs (None: it serves nothing): what
             # tells an undo that blue is back
@@ -403,6 +404,25 @@ def _edge_by_redirect(ctx: Context, step_id: str, blue_id: str, spec: eng.Spec, 
             "interim_port": to_port}
 
 
+#: software names (roles) of a PostgreSQL server
+POSTGRES_SOFTWARE = ("postgres", "postgresql", "postgis", "timescaledb")
+
+
+def _checkpoint(ctx: Context, step_id: str, blue: Mapping[str, Any]) -> str:
+    """``CHECKPOINT`` in a PostgreSQL blue before it stops: its shutdown checkpoint then has
+    almost nothing to write, so the stop (the clients' gap) is shorter. Best effort: a failure
+    is logged and the switch goes on."""
+    from revivadiag.migrate import readiness
+
+    t0 = time.monotonic()
+    try:
+        readiness.Psql(ctx.client, blue).script(b"CHECKPOINT;")
+    except (StepError, docker.errors.APIError) as exc:
+        ctx.log(f"{step_id}: CHECKPOINT before the stop failed ({exc}); going on")
+        return f"failed: {type(exc).__name__}"
+    return f"done in {round((time.monotonic() - t0) * 1000)} ms"
+
+
 def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bool = False,
           env_set: Mapping[str, str] | None = None, env_unset: tuple[str, ...] = ()
           ) -> dict[str, Any]:
@@ -438,12 +458,15 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
         how = "stop-start" if stateful else "in-place"
         ctx.log(f"{step_id}: {how}: create {green_name}, stop {eng.name_of(blue)}, start green")
         gid = eng.create(client, spec)
-        t_stop = time.monotonic()
-        eng.stop(client, blue["Id"], stop_s)
-        t_stopped = time.monotonic()
+        if running and before.get("software") in POSTGRES_SOFTWARE:
+            result["checkpoint"] = _checkpoint(ctx, step_id, blue)
+        # the renames first: between blue's exit and green's start only ``start`` remains
         eng.rename(client, blue["Id"], aside)
         if temp:
             eng.rename(client, gid, to)
+        t_stop = time.monotonic()
+        eng.stop(client, blue["Id"], stop_s)
+        t_stopped = time.monotonic()
         eng.start(client, gid)
         t_started = time.monotonic()
         eng.wait_ready(client, gid, ctx.health_timeout_s, port)

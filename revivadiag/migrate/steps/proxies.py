@@ -9,6 +9,7 @@ first with ``nginx -t``; a reload only happens when the check passes. A proxy wi
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -99,6 +100,10 @@ def _exec(client: Any, name: str, argv: list[str]) -> tuple[int, str]:
     return int(code if code is not None else 1), bytes(out or b"").decode("utf-8", "replace")
 
 
+#: how long a reload may take to replace nginx's workers (see :func:`_settle`)
+RELOAD_SETTLE_S = 3.0
+
+
 def reload_nginx(client: Any, name: str, check_only: bool = False) -> str:
     """``nginx -t`` then ``nginx -s reload`` with the master's own configuration file.
     Returns what was done; StepError when the configuration check fails (nothing reloaded)."""
@@ -117,10 +122,45 @@ def reload_nginx(client: Any, name: str, check_only: bool = False) -> str:
                         + scrub.scrub(" | ".join(lines)))
     if check_only:
         return f"{name}: nginx -t -c {conf} ok"
+    before = _workers(client, name)[0]
     code, out = _exec(client, name, ["nginx", "-s", "reload", "-c", conf])
     if code != 0:
         raise StepError(f"reload {name}", f"nginx -s reload exited {code}")
-    return f"{name}: nginx -t ok, reloaded ({conf})"
+    return f"{name}: nginx -t ok, reloaded ({conf}); {_settle(client, name, before)}"
+
+
+def _workers(client: Any, name: str) -> tuple[set[str], set[str]]:
+    """PIDs of nginx's serving workers and of those shutting down (``docker top``)."""
+    try:
+        top = client.api.top(name)
+    except docker.errors.APIError:
+        return set(), set()
+    titles = [str(t).upper() for t in top.get("Titles") or []]
+    pid_at = titles.index("PID") if "PID" in titles else 1
+    cmd_at = titles.index("CMD") if "CMD" in titles else len(titles) - 1
+    active: set[str] = set()
+    leaving: set[str] = set()
+    for proc in top.get("Processes") or []:
+        cmd = str(proc[cmd_at])
+        if "worker process" in cmd:
+            (leaving if "shutting down" in cmd else active).add(str(proc[pid_at]))
+    return active, leaving
+
+
+def _settle(client: Any, name: str, before: set[str], max_s: float = RELOAD_SETTLE_S) -> str:
+    """Wait (at most ``max_s``) until the reload took effect: new workers serve and the old
+    ones, which still answer requests arriving on their open connections with the old
+    configuration (old addresses), are gone. A worker kept by a long-lived connection (a
+    WebSocket) may outlast the bound; it then serves only that connection."""
+    t0 = time.monotonic()
+    active, leaving = _workers(client, name)
+    while time.monotonic() - t0 < max_s and ((active & before) or leaving):
+        time.sleep(0.05)
+        active, leaving = _workers(client, name)
+    ms = round((time.monotonic() - t0) * 1000)
+    if (active & before) or leaving:
+        return f"{len(leaving | (active & before))} old worker(s) still closing after {ms} ms"
+    return f"old workers gone in {ms} ms"
 
 
 def reload_proxies(client: Any, names: list[str], log: Any = None) -> list[str]:
