@@ -141,6 +141,8 @@ class NginxConfig:
     zones: dict[str, float] = field(default_factory=dict)
     #: each ``limit_req`` with the location it is written in (zone rates filled in later)
     limits: list[tuple[str, str, int, bool]] = field(default_factory=list)
+    #: every ``location`` (its arguments joined), for matching a path as nginx does
+    locations: list[str] = field(default_factory=list)
 
     def rate_limits(self) -> list[RateLimit]:
         """Every ``limit_req`` whose zone is declared, with the zone's rate."""
@@ -162,24 +164,40 @@ class NginxConfig:
         True
         """
         limits = self.rate_limits()
-        best: tuple[int, list[RateLimit]] = (-1, [])
-        for lim in limits:
-            words = lim.location.split()
-            exact = len(words) == 2 and words[0] == "="
-            prefix = words[-1] if words and words[0] not in ("~", "~*") else None
-            if exact and prefix == path:
-                return lim
-            if prefix is not None and not exact and path.startswith(prefix):
-                if len(prefix) > best[0]:
-                    best = (len(prefix), [lim])
-                elif len(prefix) == best[0]:
-                    best[1].append(lim)
-        if best[1]:
-            return min(best[1], key=lambda r: r.rate_per_s)
+        where = match_location(self.locations, path)
+        if where is not None:
+            own = [lim for lim in limits if lim.location == where]
+            if own:  # a location's own limit_req replaces the ones above it
+                return min(own, key=lambda r: r.rate_per_s)
         server = [lim for lim in limits if not lim.location]
-        regex = [lim for lim in limits if lim.location.split()[:1] in (["~"], ["~*"])]
+        regex = [] if where is not None else \
+            [lim for lim in limits if lim.location.split()[:1] in (["~"], ["~*"])]
         pool = server or regex
         return min(pool, key=lambda r: r.rate_per_s) if pool else None
+
+
+def match_location(locations: list[str], path: str) -> str | None:
+    """The location nginx picks for ``path`` among prefix and exact ones (``= /x`` first,
+    then the longest prefix); regular-expression locations are not evaluated.
+
+    >>> match_location(["/", "/api/", "= /api/x", "~ [.]php$"], "/api/y")
+    '/api/'
+    >>> match_location(["/", "/api/", "= /api/x"], "/api/x")
+    '= /api/x'
+    """
+    best: tuple[int, str | None] = (-1, None)
+    for loc in locations:
+        words = loc.split()
+        if len(words) == 2 and words[0] == "=":
+            if words[1] == path:
+                return loc
+            continue
+        if not words or words[0] in ("~", "~*", "@"):
+            continue
+        prefix = words[-1]
+        if path.startswith(prefix) and len(prefix) > best[0]:
+            best = (len(prefix), loc)
+    return best[1]
 
 
 def split_dump(text: str) -> dict[str, str]:
@@ -417,6 +435,8 @@ def _walk(nodes: list[Directive], scope: _Scope, cfg: NginxConfig,
                                      scope.connection, port, d.file, d.line), scheme))
         if d.is_block and d.name not in ("upstream", "map", "types", "geo", "split_clients"):
             loc = " ".join(d.args) if d.name == "location" else scope.location
+            if d.name == "location":
+                cfg.locations.append(loc)
             _walk(d.children, _scope_for(d.children, scope, loc), cfg, passes)
 
 

@@ -279,6 +279,72 @@ def _loopback_port(bindings: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _drain(ctx: Context, blue_id: str, ports: list[int]) -> dict[str, Any]:
+    """Wait until blue has no established connection to ``ports`` (two polls in a row), at
+    most ``ctx.drain_s``."""
+    started = time.monotonic()
+    quiet = 0
+    left = 0
+    polls = 0
+    while time.monotonic() - started < ctx.drain_s:
+        found = eng.inspect(ctx.client, blue_id)
+        if found is None or not (found.get("State") or {}).get("Running"):
+            left = 0
+            break
+        left = eng.established(eng.socket_table(ctx.client, found), ports,
+                               set(eng.ips(found)))
+        polls += 1
+        quiet = quiet + 1 if left == 0 else 0
+        if quiet >= 2:
+            break
+        time.sleep(0.25)
+    return {"drain_ms": round((time.monotonic() - started) * 1000), "left": left,
+            "polls": polls, "bounded": time.monotonic() - started >= ctx.drain_s}
+
+
+
+def _shared_aliases(client: Any, old_id: str, spec: eng.Spec, in_use: Mapping[str, list[str]]
+                    ) -> list[str]:
+    """Networks on which the running container ``old_id`` has an alias (not its name) that
+    ``spec`` gives the new container too and that a client on that network uses (``in_use``:
+    name -> the clients' networks): Docker drops an alias only with the endpoint, so blue
+    leaves those networks (and only those: it keeps reaching its own dependencies)."""
+    found = eng.inspect(client, old_id)
+    if found is None:
+        return []
+    state = eng.container_state(found)
+    out = []
+    for net, ep in state["networks"].items():
+        mine = set(ep.get("aliases", [])) - {state["name"]}
+        shared = mine & set(spec.networks.get(net, []))
+        if any(net in in_use.get(a, []) for a in shared):
+            out.append(net)
+    return out
+
+
+
+def _quiet_disconnect(client: Any, ref: str, network: str, ports: list[int],
+                      max_s: float = 3.0) -> None:
+    """Disconnect at a moment when no connection to ``ports`` is open on that network
+    (polled in the socket table every 5 ms, at most ``max_s``): a request in flight there
+    would hang, its peer's address gone. New connections can still arrive between the last
+    poll and the disconnect (a few ms): clients that resolve an alias per request may see
+    one of them fail."""
+    found = eng.inspect(client, ref)
+    ep = (((found or {}).get("NetworkSettings") or {}).get("Networks") or {}).get(network)
+    address = {str((ep or {}).get("IPAddress") or "")}
+    deadline = time.monotonic() + max_s
+    while found is not None and ports and time.monotonic() < deadline:
+        sockets = eng.socket_table(client, found)
+        busy = [x for x in sockets if x.local_ip in address and x.local_port in ports
+                and x.state in ("ESTABLISHED", "SYN_RECV", "NEW_SYN_RECV")]
+        if not busy:
+            break
+        time.sleep(0.005)
+    eng.disconnect(client, ref, network)
+
+
+
 def graceful_stop(client: Any, ref: str, timeout_s: float, signal: str | None) -> float:
     """Stop ``ref`` letting its requests in flight finish: ``signal`` (a proxy's graceful
     stop, e.g. nginx's SIGQUIT) and a wait of at most ``timeout_s``, else the container's own
@@ -299,16 +365,46 @@ def graceful_stop(client: Any, ref: str, timeout_s: float, signal: str | None) -
     return round((time.monotonic() - t0) * 1000, 1)
 
 
+def pinning_proxies(client: Any, proxies: list[str], blue_ips: list[str]) -> list[str]:
+    """The proxies whose running nginx configuration names blue by *address* (an upstream
+    server or a proxy_pass host that is one of ``blue_ips``): something outside nginx (a
+    watcher re-resolving on its own schedule) writes it, so neither a reload nor blue
+    refusing connections moves it; only blue leaving DNS while it still serves does."""
+    from revivadiag.collect.nginx_conf import parse_files
+    from revivadiag.collect.proxy_config import read_nginx_config
+
+    ips = set(blue_ips)
+    out = []
+    for name in proxies:
+        files, _how = read_nginx_config(client, name)
+        if not files:
+            continue
+        cfg = parse_files(files)
+        hosts = {p.host for p in cfg.proxy_passes}
+        hosts |= {addr.rsplit(":", 1)[0] for up in cfg.upstreams.values()
+                  for addr, _params in up.servers}
+        if hosts & ips:
+            out.append(name)
+    return out
+
+
 def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str | None,
-          final: str | None, proxies: list[str], port: int | None, stop_s: float,
-          in_use: Mapping[str, list[str]], signal: str | None = None) -> dict[str, Any]:
+          final: str | None, proxies: list[str], port: int | None, ports: list[int],
+          stop_s: float, in_use: Mapping[str, list[str]], signal: str | None = None
+          ) -> dict[str, Any]:
     """Blue-green from the running ``old_id`` to a new container of ``spec``: create, start,
     wait ready (the names clients use only then); rename old aside (``aside``) and new to
-    ``final``; reload the proxies (they resolve the names again: green, and old while it still
-    runs with a shared alias); stop old gracefully — it refuses new connections at once, so a
-    proxy moves to green, and its requests in flight finish within ``stop_s`` (this is the
-    drain); reload the proxies again (old is out of DNS once stopped). Returns the new id and
-    the figures."""
+    ``final``; then one of two ways (module doc, steps 3-4):
+
+    - *graceful* (no proxy pins old by address): reload the proxies (they resolve the names
+      again), stop old gracefully — it refuses new connections at once, so a proxy moves to
+      green, and its requests in flight finish within ``stop_s`` (the drain) — reload again;
+    - *pinned* (a proxy names old's address, rewritten by a watcher on its own schedule):
+      take old out of DNS where it shares a name clients use (a quiet moment on that
+      network), reload, wait until old has no established connection (``ctx.drain_s``),
+      stop it gracefully, reload again.
+
+    Returns the new id and the figures."""
     client = ctx.client
     early = {n: [a for a in aliases if n not in in_use.get(a, [])]
              for n, aliases in spec.networks.items()}
@@ -320,17 +416,29 @@ def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str
         if aliases != early[net]:  # names clients use: only once green is ready
             eng.disconnect(client, gid, net)
             eng.connect(client, gid, net, aliases)
+    old = eng.inspect(client, old_id) or {}
+    pinned = pinning_proxies(client, proxies, eng.ips(old)) if proxies else []
     if aside:
         eng.rename(client, old_id, aside)
     if final:
         eng.rename(client, gid, final)
+    cut: list[str] = []
+    served = ports or ([port] if port else [])
+    if pinned:
+        ctx.log(f"{step_id}: {', '.join(pinned)} name the old container by address: it "
+                "leaves DNS while it serves, then drains")
+        cut = _shared_aliases(client, old_id, spec, in_use)
+        for net in cut:
+            _quiet_disconnect(client, old_id, net, served)
     reloads = reload_proxies(client, proxies, ctx.log)
+    drain = _drain(ctx, old_id, served) if pinned else {}
     stop_ms = graceful_stop(client, old_id, stop_s, signal)
     ctx.log(f"{step_id}: the old container stopped gracefully in {stop_ms} ms (bound "
             f"{stop_s:g} s)")
     reloads += reload_proxies(client, proxies, ctx.log)
-    return {"id": gid, "ready_s": round(waited, 2),
-            "drain": {"drain_ms": stop_ms, "bound_s": stop_s, "how": signal or "stop signal"},
+    return {"id": gid, "ready_s": round(waited, 2), "how": "pinned" if pinned else "graceful",
+            "out_of_dns": cut, "drain": {**drain, "stop_ms": stop_ms, "bound_s": stop_s,
+                                         "signal": signal or "the image's stop signal"},
             "stop_ms": stop_ms, "proxies": reloads,
             "switch_ms": round((time.monotonic() - t_ready) * 1000, 1)}
 
@@ -451,6 +559,7 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
     in_use = dict(before.get("aliases_in_use") or {})
     # nginx's graceful stop (requests in flight finish) for a proxy; else the image's own
     signal = "SIGQUIT" if before.get("nginx") else None
+    listening = eng.listening(eng.socket_table(client, blue)) if running else []
     result: dict[str, Any] = {"service": before["service"], "to": to, "temporary": temporary,
                               "blue": {"id": blue["Id"], "aside": aside}}
     t0 = time.monotonic()
@@ -525,11 +634,11 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
         nets = dict(spec.networks)
         interim = eng.Spec(f"{to}{PROBE_SUFFIX}", spec.without_ports().body, dict(nets))
         first = _move(ctx, step_id, blue["Id"], interim, aside=aside, final=to,
-                      proxies=proxies, port=port, stop_s=stop_s,
+                      proxies=proxies, port=port, ports=listening, stop_s=stop_s,
                       in_use=in_use, signal=signal)
         final_spec = eng.Spec(f"{to}{GREEN_SUFFIX}", spec.body, dict(nets))
         second = _move(ctx, step_id, first["id"], final_spec, aside=f"{to}{PROBE_SUFFIX}",
-                       final=to, proxies=proxies, port=port, stop_s=stop_s,
+                       final=to, proxies=proxies, port=port, ports=listening, stop_s=stop_s,
                        in_use=in_use, signal=signal)
         eng.remove(client, first["id"])
         gid = second["id"]
@@ -538,7 +647,7 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
     else:
         ctx.log(f"{step_id}: blue-green: create {green_name} beside {eng.name_of(blue)}")
         moved = _move(ctx, step_id, blue["Id"], spec, aside=aside, final=to if temp else None,
-                      proxies=proxies, port=port, stop_s=stop_s,
+                      proxies=proxies, port=port, ports=listening, stop_s=stop_s,
                       in_use=in_use, signal=signal)
         gid = moved.pop("id")
         result.update(mode="blue-green", window_ms=0.0, **moved)
