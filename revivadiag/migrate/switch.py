@@ -21,18 +21,25 @@ rollback until the ``cleanup`` step removes it. Until then ``docker-compose ps``
    without one, a TCP connect to its learned port (the port blue listens on, read from blue's
    socket table, else the image's exposed port) succeeds, or, with no port at all, it ran
    2 s without restarting.
-3. the project's proxies (role ``proxy``) are reloaded at once (``nginx -t`` first) so that
-   names resolved once are resolved again: a name blue had (its container name) now
-   resolves to green only; a shared alias to both while blue still runs.
+3. *graceful* (no proxy pins blue by address): the project's proxies (role ``proxy``) are
+   reloaded (``nginx -t`` first; the reload waits until nginx's old workers, which still
+   use the old addresses, are gone) so that names resolved once are resolved again: blue's
+   container name now resolves to green only, a shared alias to both while blue runs.
 4. blue stops gracefully (this is its drain): its own stop signal (an nginx proxy: SIGQUIT),
    then the engine's stop after its StopTimeout. A well-behaved server closes its listening
-   socket at once (new connections are refused, so a proxy moves them to green and marks
+   socket at once (new connections are refused, so nginx moves them to green and marks
    blue down), lets its requests in flight finish, closes its WebSockets with 1001 (going
    away: clients reconnect through the proxy to green) and exits; the lab's backend, the
-   shop's api and web linger ``SHUTDOWN_LAMEDUCK_S`` (1 s) meanwhile. Once it is stopped it
-   is out of DNS, and the proxies are reloaded once more. (Blue is not disconnected from its
-   networks first: a request in flight there, or one sent to its cached address, would hang
-   until its client's deadline.)
+   shop's api and web linger ``SHUTDOWN_LAMEDUCK_S`` (1 s) meanwhile. Once stopped it is
+   out of DNS, and the proxies are reloaded once more. Blue is not disconnected first: a
+   request in flight there, or one sent to its cached address, would hang.
+
+*Pinned* (a proxy's running configuration names blue by address: a watcher beside nginx
+rewrites it on its own schedule, as the lab target's frontend does): blue leaves DNS while it
+still serves — it is disconnected, at a quiet moment, from each network where it shares an
+alias a client uses — the proxies are reloaded, blue drains (its established connections,
+polled in its socket table, at most ``ctx.drain_s``) while the watcher moves, then stops
+gracefully; the proxies are reloaded again.
 
 **The edge proxy** (a service holding the ``proxy`` role that publishes a host port: where
 the traffic enters) cannot have two containers on the same host port. Where the engine runs
@@ -190,15 +197,22 @@ def green_spec(ctx: Context, step_id: str, before: Mapping[str, Any], name: str,
     return spec
 
 
-def _with_switch_aliases(client: Any, spec: eng.Spec, before: Mapping[str, Any], temp: bool
-                         ) -> list[str]:
+def _with_switch_aliases(client: Any, spec: eng.Spec, before: Mapping[str, Any], temp: bool,
+                         uses: set[str] | None = None) -> list[str]:
     """Add the old and new names as aliases, and temporary endpoints on blue's networks the
-    target lacks; returns those temporary networks."""
+    target lacks; returns those temporary networks.
+
+    ``uses`` (a proxy: the hosts its configuration routes to) drops a temporary network that
+    green needs neither as a server (no client uses its names there) nor as a client (every
+    host it routes to is served on its target networks): a proxy there would resolve its
+    upstreams to addresses on that network, which vanish when it is removed."""
     blue = before["blue"]
     extra = [blue["name"]] if blue["name"] != before["to"] else []
     for net in spec.networks:  # the old name where blue's clients are: blue's own networks
         if net in blue["networks"]:
             spec.networks[net] = list(dict.fromkeys([*spec.networks[net], *extra]))
+    in_use = dict(before.get("aliases_in_use") or {})
+    served = _served_names(client, before, set(spec.networks)) if uses is not None else set()
     temporary = []
     for net, ep in blue["networks"].items():
         if net in spec.networks:
@@ -207,9 +221,45 @@ def _with_switch_aliases(client: Any, spec: eng.Spec, before: Mapping[str, Any],
             client.api.inspect_network(net)
         except docker.errors.NotFound:  # removed since: nothing to join
             continue
+        if uses is not None and not any(net in nets for nets in in_use.values()) \
+                and uses <= served:
+            continue
         spec.networks[net] = list(dict.fromkeys([*ep.get("aliases", []), *extra]))
         temporary.append(net)
     return temporary
+
+
+def _served_names(client: Any, before: Mapping[str, Any], networks: set[str]) -> set[str]:
+    """Names (container names, aliases) other running containers of the project answer to on
+    ``networks``."""
+    out: set[str] = set()
+    project = str(before["blue"].get("project") or "")
+    if not project:
+        return out
+    for found in eng.project_containers(client, project):
+        if found["Id"] == before["blue"]["id"] or not (found.get("State") or {}).get("Running"):
+            continue
+        state = eng.container_state(found)
+        for net, ep in state["networks"].items():
+            if net in networks:
+                out |= {state["name"], *ep.get("aliases", [])}
+    return out
+
+
+def nginx_hosts(client: Any, name: str) -> set[str] | None:
+    """Hosts the proxy container's running nginx configuration routes to (proxy_pass hosts,
+    ``set`` variables substituted, and upstream servers); None when it cannot be read."""
+    from revivadiag.collect.nginx_conf import parse_files
+    from revivadiag.collect.proxy_config import read_nginx_config
+
+    files, _how = read_nginx_config(client, name)
+    if not files:
+        return None
+    cfg = parse_files(files)
+    hosts = {p.host for p in cfg.proxy_passes if p.host and p.host not in cfg.upstreams}
+    hosts |= {addr.rsplit(":", 1)[0] for up in cfg.upstreams.values()
+              for addr, _params in up.servers}
+    return hosts
 
 
 def answers_http(host: str, port: int, timeout_s: float = 0.5) -> bool:
@@ -370,22 +420,8 @@ def pinning_proxies(client: Any, proxies: list[str], blue_ips: list[str]) -> lis
     server or a proxy_pass host that is one of ``blue_ips``): something outside nginx (a
     watcher re-resolving on its own schedule) writes it, so neither a reload nor blue
     refusing connections moves it; only blue leaving DNS while it still serves does."""
-    from revivadiag.collect.nginx_conf import parse_files
-    from revivadiag.collect.proxy_config import read_nginx_config
-
     ips = set(blue_ips)
-    out = []
-    for name in proxies:
-        files, _how = read_nginx_config(client, name)
-        if not files:
-            continue
-        cfg = parse_files(files)
-        hosts = {p.host for p in cfg.proxy_passes}
-        hosts |= {addr.rsplit(":", 1)[0] for up in cfg.upstreams.values()
-                  for addr, _params in up.servers}
-        if hosts & ips:
-            out.append(name)
-    return out
+    return [name for name in proxies if (nginx_hosts(client, name) or set()) & ips]
 
 
 def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str | None,
@@ -460,6 +496,33 @@ def _wait_http(host: str, port: int, timeout_s: float) -> bool:
     return False
 
 
+#: a container label naming the signal on which the service closes its WebSockets with 1001
+#: and goes on serving (the lab's backend: SIGUSR1)
+WS_CLOSE_LABEL = "io.revivadiag.ws-close-signal"
+
+
+def ws_handoff(ctx: Context, step_id: str) -> list[str]:
+    """Ask every running container of the project that declares ``WS_CLOSE_LABEL`` to close
+    its WebSockets (1001, going away): before a proxy instance stops, so that the WebSockets
+    through it end with a close frame and their clients reconnect through the proxy that
+    takes the traffic (a proxy cannot close a WebSocket cleanly itself: stopping it cuts the
+    TCP connection, a 1006 for the client)."""
+    done = []
+    for found in eng.project_containers(ctx.client, ctx.project):
+        sig = str(((found.get("Config") or {}).get("Labels") or {}).get(WS_CLOSE_LABEL) or "")
+        if not sig or not (found.get("State") or {}).get("Running"):
+            continue
+        try:
+            ctx.client.api.kill(found["Id"], signal=sig)
+        except docker.errors.APIError as exc:
+            ctx.log(f"{step_id}: {eng.name_of(found)} refused {sig}: {exc}")
+            continue
+        done.append(f"{eng.name_of(found)}: {sig}")
+    if done:
+        ctx.log(f"{step_id}: WebSockets closed with 1001 by {', '.join(done)}")
+    return done
+
+
 def _edge_by_redirect(ctx: Context, step_id: str, blue_id: str, spec: eng.Spec, *, to: str,
                       temp: bool, aside: str, port: int | None, stop_s: float,
                       signal: str | None) -> dict[str, Any]:
@@ -490,6 +553,7 @@ def _edge_by_redirect(ctx: Context, step_id: str, blue_id: str, spec: eng.Spec, 
         redirect.add(ctx.log)
         try:
             t_stop = time.monotonic()
+            handoffs = ws_handoff(ctx, step_id)  # clients reconnect through the interim
             stop_ms = graceful_stop(client, blue_id, stop_s, signal)
             eng.rename(client, blue_id, aside)
             if temp:
@@ -503,12 +567,14 @@ def _edge_by_redirect(ctx: Context, step_id: str, blue_id: str, spec: eng.Spec, 
             held_ms = round((time.monotonic() - t_stop) * 1000, 1)
         finally:
             redirect.remove(ctx.log)
+        handoffs += ws_handoff(ctx, step_id)  # and now through green
         interim_ms = graceful_stop(client, pid, stop_s, signal)
     finally:
         eng.remove(client, pid)
     return {"id": gid, "mode": "port-move+redirect", "proven_s": round(proven_s, 2),
             "stop_ms": stop_ms, "ready_s": round(ready_s, 2), "redirected_ms": held_ms,
             "interim_stop_ms": interim_ms, "window_ms": 0.0, "host_port": host_port,
+            "ws_handoffs": handoffs,
             "interim_port": to_port}
 
 
@@ -548,7 +614,8 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
     temp = eng.name_of(blue) == to
     green_name = f"{to}{GREEN_SUFFIX}" if temp else to
     spec = green_spec(ctx, step_id, before, green_name, env_set, env_unset)
-    temporary = _with_switch_aliases(client, spec, before, temp)
+    uses = nginx_hosts(client, eng.name_of(blue)) if before.get("nginx") else None
+    temporary = _with_switch_aliases(client, spec, before, temp, uses)
     port = learned_port(client, blue, spec)
     running = bool(blue["State"]["Running"])
     published = bool(spec.port_bindings)

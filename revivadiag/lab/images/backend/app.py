@@ -23,6 +23,10 @@ a health check, and a GET whose handler meets a database or Redis error, try aga
 backoff (50 ms doubling to 400 ms) for at most DEPENDENCY_RETRY_S seconds (default 1.8,
 under a client's usual 2 s), then answer 503 naming the dependency.
 
+SIGUSR1 (the image's label ``io.revivadiag.ws-close-signal``): every WebSocket is closed
+with 1001 (going away) and the server goes on; its clients reconnect (through a new proxy
+when the one in between is being replaced).
+
 Stopping (SIGTERM, the image's stop signal): the listening socket closes at once (new
 connections are refused, so a proxy moves them to another server), every WebSocket is closed
 with 1001 (going away) so its client reconnects, the process lingers SHUTDOWN_LAMEDUCK_S
@@ -35,6 +39,7 @@ import hmac
 import json
 import os
 import secrets
+import signal
 import time
 import weakref
 
@@ -271,14 +276,30 @@ async def websocket(request):
                 await ws.send_bytes(msg.data)
     finally:
         request.app["websockets"].discard(ws)
+    # ended by close_websockets: this close frame (1001) goes out first (aiohttp would send
+    # 1000 once the handler returns)
+    going = request.app["going_away"]
+    if going:
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=going)
     return ws
+
+
+async def close_websockets(app, why):
+    app["going_away"] = why
+    for ws in list(app["websockets"]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=why)
+
+
+async def on_ws_close_signal(app):
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(
+        close_websockets(app, b"reconnect")))
 
 
 async def going_away(app):
     """On SIGTERM (the listener is closed already): close every WebSocket with 1001, then
     linger SHUTDOWN_LAMEDUCK_S while requests in flight finish."""
-    for ws in list(app["websockets"]):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+    await close_websockets(app, b"server shutting down")
     try:
         lameduck = min(max(float(os.environ.get("SHUTDOWN_LAMEDUCK_S", "1.0")), 0.0), 10.0)
     except ValueError:
@@ -334,6 +355,8 @@ def make_app(env):
     )
     app["sessions"] = Sessions(app["redis"], env.get("JWT_SECRET", ""))
     app["websockets"] = weakref.WeakSet()
+    app["going_away"] = b""
+    app.on_startup.append(on_ws_close_signal)
     app.on_shutdown.append(going_away)
     app.on_cleanup.append(close_clients)
     app.router.add_get("/health", health)
