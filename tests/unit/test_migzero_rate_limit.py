@@ -30,7 +30,8 @@ def lab_target_conf(rps: str, burst: str) -> dict[str, str]:
     ("/", None),
     ("/ws", None),
 ])
-def test_limit_for_a_path_follows_nginx_prefix_locations(path: str, want: tuple | None) -> None:
+def test_limit_for_a_path_follows_nginx_prefix_locations(
+        path: str, want: tuple[str, str, float, int, bool] | None) -> None:
     cfg = nginx_conf.parse_files(lab_target_conf("30", "30"))
     got = cfg.limit_for(path)
     assert (None if got is None else (got.location, got.zone, got.rate_per_s, got.burst,
