@@ -469,9 +469,10 @@ def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str
     reloads = reload_proxies(client, proxies, ctx.log)
     drain = _drain(ctx, old_id, served) if pinned else {}
     stop_ms = graceful_stop(client, old_id, stop_s, signal)
+    # at once (no nginx -t: tested above): until then old addresses may still be used
+    reloads += reload_proxies(client, proxies, ctx.log, tested=True)
     ctx.log(f"{step_id}: the old container stopped gracefully in {stop_ms} ms (bound "
             f"{stop_s:g} s)")
-    reloads += reload_proxies(client, proxies, ctx.log)
     return {"id": gid, "ready_s": round(waited, 2), "how": "pinned" if pinned else "graceful",
             "out_of_dns": cut, "drain": {**drain, "stop_ms": stop_ms, "bound_s": stop_s,
                                          "signal": signal or "the image's stop signal"},
