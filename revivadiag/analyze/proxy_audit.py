@@ -162,7 +162,13 @@ def check_cors(live: LiveFacts) -> list[Row]:
 
 
 def check_rate_limit(live: LiveFacts) -> list[Row]:
-    """A back-to-back burst should meet 429/503 from the proxy."""
+    """A back-to-back burst should meet 429/503 from the proxy. A limit the configuration
+    declares is the evidence itself: the burst was then paced under it (so the diagnosis does
+    not have the proxy refuse its other clients) and only shows the path answers."""
+    if live.rate_limit:
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(live.burst.items()))
+        return [row("rate-limit", live.health_path, "pass",
+                    f"declared: {live.rate_limit}; burst paced ({live.paced}): {counts}")]
     if not live.burst:
         return [row("rate-limit", live.health_path, "skip", "not tried")]
     total = sum(live.burst.values())

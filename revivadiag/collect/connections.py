@@ -273,12 +273,19 @@ def split_tables(text: str) -> list[str]:
     return ["\n".join(c) for c in chunks]
 
 
-def _send(client: httpx.Client, url: str, count: int, deadline: float) -> tuple[int, int]:
-    """Send up to ``count`` GETs before ``deadline``; (sent, answered by the backend)."""
+def _send(client: httpx.Client, url: str, count: int, deadline: float,
+          interval_s: float = 0.0) -> tuple[int, int]:
+    """Send up to ``count`` GETs before ``deadline``, one every ``interval_s`` at most (a
+    proxy's rate limit); (sent, answered by the backend)."""
     sent = answered = 0
+    due = time.monotonic()
     for _ in range(count):
+        now = time.monotonic()
+        if now < due:
+            time.sleep(min(due - now, max(deadline - now, 0.0)))
         if time.monotonic() > deadline:
             break
+        due = time.monotonic() + interval_s
         sent += 1
         try:
             status = client.get(url).status_code
@@ -298,8 +305,14 @@ def measure_reuse(
     warmup: int = 3,
     timeout_s: float = 2.0,
     budget_s: float = 30.0,
+    interval_s: float = 0.0,
+    paced: str = "",
 ) -> ReuseMeasurement:
-    """Send ``requests`` proxied GETs (bounded) and count new proxy->backend connections."""
+    """Send ``requests`` proxied GETs (bounded) and count new proxy->backend connections.
+
+    ``interval_s``: at most one request per interval (under the proxy's own rate limit, so
+    the measurement neither meets it nor eats other clients' budget); ``paced`` says why, and
+    goes into the detail."""
     host = urlsplit(target.url).hostname or ""
     if not target.url.startswith("http://") or (host != "127.0.0.1"
                                                  and host not in target.proxy_ips):
@@ -308,12 +321,12 @@ def measure_reuse(
     requests = max(1, min(int(requests), MAX_REQUESTS))
     deadline = time.monotonic() + budget_s
     with httpx.Client(timeout=timeout_s, trust_env=False) as http:
-        _send(http, target.url, warmup, deadline)  # let a keep-alive pool fill first
+        _send(http, target.url, warmup, deadline, interval_s)  # let a keep-alive pool fill
         try:
             before = _snapshot(target, reader)
         except OSError as exc:
             return _unmeasured(target, requests, method, f"socket tables unreadable: {exc}")
-        sent, answered = _send(http, target.url, requests, deadline)
+        sent, answered = _send(http, target.url, requests, deadline, interval_s)
         try:
             after = _snapshot(target, reader)
         except OSError as exc:
@@ -325,6 +338,7 @@ def measure_reuse(
         f"{new} new TCP connections {target.proxy_container} -> "
         f"{target.backend_container}:{target.backend_port} "
         f"(socket tables of both, {method}; {len(before)} present before)"
+        + (f"; paced {paced}" if paced else "")
     )
     return ReuseMeasurement(sent, answered, new, pct, target.url, method, detail)
 

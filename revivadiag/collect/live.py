@@ -14,6 +14,7 @@ from the engine host); every loop is bounded. The proxy's configuration is read 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -25,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from revivadiag.collect import connections
+from revivadiag.collect import connections, nginx_conf
 from revivadiag.collect.live_facts import (
     ECHO_PATH,
     FAKE_CLIENT_IP,
@@ -102,10 +103,21 @@ def websocket_check(base: str, timeout_s: float = 3.0, path: str = "/ws") -> tup
 
 def burst(
     http: httpx.Client, url: str, count: int = 50, budget_s: float = 10.0,
-    concurrency: int = BURST_CONCURRENCY,
+    concurrency: int = BURST_CONCURRENCY, interval_s: float = 0.0,
 ) -> dict[str, int]:
-    """Status counts of ``count`` GETs sent ``concurrency`` at a time (bounded in time)."""
+    """Status counts of ``count`` GETs sent ``concurrency`` at a time (bounded in time); with
+    ``interval_s`` (a declared rate limit) one at a time, one per interval at most."""
     deadline = time.monotonic() + budget_s
+    if interval_s > 0:
+        counts: Counter[str] = Counter()
+        for _ in range(max(1, min(count, MAX_BURST))):
+            if time.monotonic() + interval_s > deadline:
+                counts["not_sent"] += 1
+                continue
+            res = _request(http, "GET", url)
+            counts[str(res.status) if res.status is not None else "error"] += 1
+            time.sleep(interval_s)
+        return dict(counts)
 
     def one(_: int) -> str:
         if time.monotonic() > deadline:
@@ -120,14 +132,25 @@ def burst(
 
 def gather(base_url: str, *, burst_count: int = 50, timeout_s: float = 3.0,
            health_path: str = "/", allowed_hosts: Iterable[str] = (),
-           websocket_path: str | None = "/ws") -> LiveFacts:
+           websocket_path: str | None = "/ws",
+           limit: nginx_conf.RateLimit | None = None) -> LiveFacts:
     """All HTTP-level live facts from the proxy at ``base_url`` (see :func:`check_loopback`).
 
     ``health_path``: a path the proxy forwards to the backend (preflights and the burst);
-    ``websocket_path``: the proxy's WebSocket location (None: it has none, not tried).
+    ``websocket_path``: the proxy's WebSocket location (None: it has none, not tried);
+    ``limit``: the proxy's declared rate limit on ``health_path``: the burst then stays under
+    it (at most half its burst, at half its rate), so the diagnosis never has the proxy
+    refuse its other clients; the declaration is the evidence of the limit.
     """
     base = check_loopback(base_url, allowed_hosts)
     facts = LiveFacts(base_url=base, health_path=health_path)
+    interval = 0.0
+    if limit is not None:
+        interval = limit.interval_s()
+        burst_count = max(1, min(burst_count, limit.burst // 2 or 1))
+        facts.rate_limit = limit.describe()
+        facts.paced = (f"{burst_count} requests at {1 / interval:.3g}/s, under the declared "
+                       f"{limit.describe()}")
     limits = httpx.Limits(max_connections=BURST_CONCURRENCY)
     with httpx.Client(timeout=timeout_s, trust_env=False, limits=limits) as http:
         facts.page, facts.scripts = fetch_page(http, base)
@@ -141,7 +164,7 @@ def gather(base_url: str, *, burst_count: int = 50, timeout_s: float = 3.0,
             )
         if websocket_path:
             facts.websocket = websocket_check(base, timeout_s, websocket_path)
-        facts.burst = burst(http, base + health_path, burst_count)
+        facts.burst = burst(http, base + health_path, burst_count, interval_s=interval)
     return facts
 
 
@@ -200,7 +223,8 @@ def _current_pids(client: Any, target: connections.ReuseTarget) -> connections.R
 
 
 def _measure_reuse(snapshot: Snapshot, roles: Roles, client: Any, procfs: bool,
-                   requests: int, notes: list[str]) -> ReuseMeasurement | None:
+                   requests: int, notes: list[str],
+                   limit: nginx_conf.RateLimit | None = None) -> ReuseMeasurement | None:
     try:
         t = proxy_target(roles)
         target = connections.target_from_frames(
@@ -210,15 +234,31 @@ def _measure_reuse(snapshot: Snapshot, roles: Roles, client: Any, procfs: bool,
     except RevivadiagError as exc:
         notes.append(f"connection reuse not measured: {exc}")
         return None
+    pace: dict[str, Any] = {}
+    if limit is not None:
+        pace = {"interval_s": limit.interval_s(),
+                "paced": f"at {1 / limit.interval_s():.3g}/s under the declared "
+                         f"{limit.describe()}"}
     if procfs:
         target = _current_pids(client, target)
-        return connections.measure_reuse(target, requests)
+        return connections.measure_reuse(target, requests, **pace)
     return connections.measure_reuse(target, requests, reader=connections.exec_table_reader(client),
-                                     method="exec")
+                                     method="exec", **pace)
+
+
+def declared_limit(files: dict[str, str] | None, path: str) -> nginx_conf.RateLimit | None:
+    """The proxy's rate limit on ``path`` as its configuration declares it (None without
+    one, or when the configuration cannot be parsed)."""
+    if not files:
+        return None
+    try:
+        return nginx_conf.parse_files(files).limit_for(path)
+    except (ValueError, KeyError, OSError):
+        return None
 
 
 def _gather_live(snapshot: Snapshot, roles: Roles, client: Any, burst: int,
-                 notes: list[str]) -> LiveFacts | None:
+                 notes: list[str], conf: LiveFacts | None = None) -> LiveFacts | None:
     try:
         t = proxy_target(roles)
         base = connections.proxy_base_url(snapshot.containers, snapshot.endpoints,
@@ -227,11 +267,13 @@ def _gather_live(snapshot: Snapshot, roles: Roles, client: Any, burst: int,
         notes.append(f"live proxy checks skipped: {exc}")
         return None
     own = set(snapshot.endpoints[snapshot.endpoints["service"] == t.proxy]["ipv4"].astype(str))
-    conf = LiveFacts(base_url="")
-    _read_nginx(snapshot, roles, client, conf)
+    if conf is None:
+        conf = LiveFacts(base_url="")
+        _read_nginx(snapshot, roles, client, conf)
     ws = websocket_locations(conf.nginx_files) if conf.nginx_files else []
     facts = gather(base, burst_count=burst, health_path=t.path, allowed_hosts=own,
-                            websocket_path=ws[0] if ws else None)
+                   websocket_path=ws[0] if ws else None,
+                   limit=declared_limit(conf.nginx_files, t.path))
     facts.nginx_files, facts.nginx_source = conf.nginx_files, conf.nginx_source
     facts.backend_hosts = backend_hosts(snapshot, t.backend)
     return facts
@@ -307,9 +349,15 @@ def gather_live(snapshot: Snapshot, roles: Roles | None = None, *, requests: int
     client, address, on_this_host = _engine(snapshot, docker_host)
     try:
         if on_this_host:
+            # the configuration first: a declared rate limit paces the requests below
+            conf = LiveFacts(base_url="")
+            _read_nginx(snapshot, roles, client, conf)
+            limit = None
+            with contextlib.suppress(RevivadiagError):  # no target: the steps below say so
+                limit = declared_limit(conf.nginx_files, proxy_target(roles).path)
             out.reuse = _measure_reuse(snapshot, roles, client, os.geteuid() == 0, requests,
-                                       out.notes)
-            out.facts = _gather_live(snapshot, roles, client, burst, out.notes)
+                                       out.notes, limit)
+            out.facts = _gather_live(snapshot, roles, client, burst, out.notes, conf)
         else:  # 127.0.0.1 here is not the engine's host: only the API is used
             out.notes.append(f"live HTTP checks skipped: the engine at {address} is not on "
                              "this host, so its published ports are not on 127.0.0.1")

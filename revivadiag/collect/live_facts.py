@@ -48,6 +48,10 @@ class LiveFacts:
     backend_hosts: frozenset[str] = frozenset()
     #: the path the preflights and the burst were sent to
     health_path: str = "/"
+    #: the proxy's rate limit on ``health_path`` as its configuration declares it ("" none)
+    rate_limit: str = ""
+    #: how the burst was paced under that limit ("" not paced)
+    paced: str = ""
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,46 @@ class ProxyPass:
     line: int = 0
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """A ``limit_req`` in force at ``location`` ("" for the server or http level), with its
+    zone's ``rate`` (requests per second) from ``limit_req_zone``.
+
+    ``interval_s(share)``: the gap between requests that keeps a client at ``share`` of the
+    rate, so its own requests never meet the limit (and do not eat the budget of the
+    clients sharing its key).
+
+    >>> RateLimit("/api/", "api", 30.0, 30, True).interval_s(0.5)
+    0.0667
+    """
+
+    location: str
+    zone: str
+    rate_per_s: float
+    burst: int
+    nodelay: bool
+
+    def interval_s(self, share: float = 0.5) -> float:
+        return round(1.0 / max(self.rate_per_s * share, 1e-3), 4)
+
+    def describe(self) -> str:
+        rate = f"{self.rate_per_s:g}r/s"
+        return (f"limit_req zone={self.zone} rate={rate} burst={self.burst}"
+                f"{' nodelay' if self.nodelay else ''} on {self.location or 'every location'}")
+
+
+def parse_rate(text: str) -> float | None:
+    """``limit_req_zone``'s ``rate=`` value in requests per second.
+
+    >>> parse_rate("30r/s"), parse_rate("120r/m"), parse_rate("x")
+    (30.0, 2.0, None)
+    """
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)r/([sm])", text.strip())
+    if m is None:
+        return None
+    return float(m[1]) / (60.0 if m[2] == "m" else 1.0)
+
+
 @dataclass
 class NginxConfig:
     """What the checks need from a parsed configuration."""
@@ -97,6 +137,67 @@ class NginxConfig:
     #: ``file:line: problem`` for what crossplane could not parse or an include that matched
     #: no file of the dump
     errors: list[str] = field(default_factory=list)
+    #: zone name -> requests per second (``limit_req_zone``)
+    zones: dict[str, float] = field(default_factory=dict)
+    #: each ``limit_req`` with the location it is written in (zone rates filled in later)
+    limits: list[tuple[str, str, int, bool]] = field(default_factory=list)
+    #: every ``location`` (its arguments joined), for matching a path as nginx does
+    locations: list[str] = field(default_factory=list)
+
+    def rate_limits(self) -> list[RateLimit]:
+        """Every ``limit_req`` whose zone is declared, with the zone's rate."""
+        return [RateLimit(loc, zone, self.zones[zone], burst, nodelay)
+                for loc, zone, burst, nodelay in self.limits if zone in self.zones]
+
+    def limit_for(self, path: str) -> RateLimit | None:
+        """The tightest ``limit_req`` a request for ``path`` meets: the longest prefix
+        location (or an exact ``= path``) that has one, else one at the server level
+        (regular-expression locations are not matched: an approximation on the safe side
+        is to take the tightest limit of the configuration when no prefix matches).
+
+        >>> cfg = parse_files({"n.conf": "http { limit_req_zone $binary_remote_addr "
+        ...     "zone=api:1m rate=10r/s; server { location /api/ { limit_req zone=api "
+        ...     "burst=5; } } }"})
+        >>> cfg.limit_for("/api/health").describe()
+        'limit_req zone=api rate=10r/s burst=5 on /api/'
+        >>> cfg.limit_for("/") is None
+        True
+        """
+        limits = self.rate_limits()
+        where = match_location(self.locations, path)
+        if where is not None:
+            own = [lim for lim in limits if lim.location == where]
+            if own:  # a location's own limit_req replaces the ones above it
+                return min(own, key=lambda r: r.rate_per_s)
+        server = [lim for lim in limits if not lim.location]
+        regex = [] if where is not None else \
+            [lim for lim in limits if lim.location.split()[:1] in (["~"], ["~*"])]
+        pool = server or regex
+        return min(pool, key=lambda r: r.rate_per_s) if pool else None
+
+
+def match_location(locations: list[str], path: str) -> str | None:
+    """The location nginx picks for ``path`` among prefix and exact ones (``= /x`` first,
+    then the longest prefix); regular-expression locations are not evaluated.
+
+    >>> match_location(["/", "/api/", "= /api/x", "~ [.]php$"], "/api/y")
+    '/api/'
+    >>> match_location(["/", "/api/", "= /api/x"], "/api/x")
+    '= /api/x'
+    """
+    best: tuple[int, str | None] = (-1, None)
+    for loc in locations:
+        words = loc.split()
+        if len(words) == 2 and words[0] == "=":
+            if words[1] == path:
+                return loc
+            continue
+        if not words or words[0] in ("~", "~*", "@"):
+            continue
+        prefix = words[-1]
+        if path.startswith(prefix) and len(prefix) > best[0]:
+            best = (len(prefix), loc)
+    return best[1]
 
 
 def split_dump(text: str) -> dict[str, str]:
@@ -316,6 +417,17 @@ def _walk(nodes: list[Directive], scope: _Scope, cfg: NginxConfig,
             cfg.upstreams[up.name] = up
         elif d.name == "resolver":
             cfg.resolvers.extend(a for a in d.args if "=" not in a)
+        elif d.name == "limit_req_zone":
+            opts = dict(a.split("=", 1) for a in d.args if "=" in a)
+            rate = parse_rate(opts.get("rate", ""))
+            if rate is not None and opts.get("zone"):
+                cfg.zones[opts["zone"].split(":", 1)[0]] = rate
+        elif d.name == "limit_req":
+            opts = dict(a.split("=", 1) for a in d.args if "=" in a)
+            burst = opts.get("burst", "0")
+            if opts.get("zone"):
+                cfg.limits.append((scope.location, opts["zone"],
+                                   int(burst) if burst.isdigit() else 0, "nodelay" in d.args))
         elif d.name == "proxy_pass" and d.args:
             url = d.args[0]
             host, port, scheme = _target(expand(url, dict(scope.variables)))
@@ -323,6 +435,8 @@ def _walk(nodes: list[Directive], scope: _Scope, cfg: NginxConfig,
                                      scope.connection, port, d.file, d.line), scheme))
         if d.is_block and d.name not in ("upstream", "map", "types", "geo", "split_clients"):
             loc = " ".join(d.args) if d.name == "location" else scope.location
+            if d.name == "location":
+                cfg.locations.append(loc)
             _walk(d.children, _scope_for(d.children, scope, loc), cfg, passes)
 
 

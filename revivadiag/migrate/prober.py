@@ -32,7 +32,9 @@ and expects the same text back within the deadline (``echo`` rows). A close by t
 is a ``close`` row, *ok* when clean (a close frame with 1000 or 1001) and failed otherwise;
 the client then reconnects at once, then with backoff (100 ms doubling to 1 s):
 ``reconnect`` rows, ok or failed, counted apart from the closes. An echo that does not
-come back in time fails, and the client reconnects.
+come back in time fails, and the client reconnects. An echo sent just as the server closed
+*cleanly* is sent again on the new connection, as a client resends what was not
+acknowledged: it is answered there within its own deadline, or fails.
 
 **Session** (when the target has one): ``login`` (or ``write``) once at the start (a
 set-up request: it may take ``setup_timeout_s``, default 30 s, since a password hash is slow
@@ -392,6 +394,8 @@ class Prober:
 
         url = self.target.ws_url(path)
         connected_once, backoff, n = False, WS_BACKOFF_FIRST_S, 0
+        #: an echo pending when the server closed cleanly: sent again on the next connection
+        carried: tuple[int, str, float, str] | None = None
         while not self._closing:
             if not self._take():
                 break
@@ -417,6 +421,17 @@ class Prober:
                 pending: tuple[int, str, float, str] | None = None
                 try:
                     next_tick = self._now()
+                    if carried is not None:  # what a client does: send the unanswered again
+                        pending, carried = carried, None
+                        await ws.send(pending[3])
+                        answer = await asyncio.wait_for(
+                            ws.recv(), max(pending[2] + self.deadline_s - self._now(), 0.01))
+                        seq, estep, esent, payload = pending
+                        pending = None
+                        good = answer == payload
+                        self._row("ws", "echo", path, esent, estep, status=None, ok=good,
+                                  detail="answered on the new connection" if good else
+                                  "the answer is not the echo", seq=seq)
                     while not self._closing:
                         wait = next_tick - self._now()
                         if wait > 0:  # idle: notice a close at once
@@ -439,12 +454,15 @@ class Prober:
                         next_tick += self.ws_interval_s
                         next_tick = max(next_tick, self._now())
                 except ConnectionClosed as exc:
-                    if pending is not None:
+                    code = exc.rcvd.code if exc.rcvd is not None else 1006
+                    clean = exc.rcvd is not None and code in CLEAN_CLOSE_CODES
+                    if pending is not None and clean and self._now() < pending[2] + \
+                            self.deadline_s:
+                        carried = pending  # a clean close: the echo is asked again
+                    elif pending is not None:
                         seq, estep, esent, _ = pending
                         self._row("ws", "echo", path, esent, estep, status=None, ok=False,
                                   detail="closed before the echo", seq=seq)
-                    code = exc.rcvd.code if exc.rcvd is not None else 1006
-                    clean = exc.rcvd is not None and code in CLEAN_CLOSE_CODES
                     now = self._now()
                     self._row("ws", "close", path, now, self._current_step(), status=int(code),
                               ok=clean, detail=f"closed by the server ({code})", ended_s=now)
@@ -462,6 +480,10 @@ class Prober:
                 continue
             await self._wait(backoff)
             backoff = min(backoff * 2, WS_BACKOFF_MAX_S)
+        if carried is not None:  # stopped before it could be sent again
+            seq, estep, esent, _ = carried
+            self._row("ws", "echo", path, esent, estep, status=None, ok=False,
+                      detail="closed before the echo", seq=seq)
 
     # ------------------------------------------------------------ session
 

@@ -21,25 +21,42 @@ rollback until the ``cleanup`` step removes it. Until then ``docker-compose ps``
    without one, a TCP connect to its learned port (the port blue listens on, read from blue's
    socket table, else the image's exposed port) succeeds, or, with no port at all, it ran
    2 s without restarting.
-3. blue leaves DNS: it is renamed aside (its container-name record goes to green's alias)
-   and disconnected from every network on which it shares an alias with green (Docker can
-   only drop an alias with the endpoint); the project's proxies (role ``proxy``) are then
-   reloaded at once (``nginx -t`` first) so that names resolved once are resolved again.
-4. blue drains: its established connections to its listening ports (its socket table) are
-   polled until none is left, at most ``ctx.drain_s``; then it is stopped with its own stop
-   signal (SIGTERM by default): a WebSocket server closes its connections itself and clients
-   reconnect through the proxy to green. The proxies are reloaded once more.
+3. *graceful* (no proxy pins blue by address): the project's proxies (role ``proxy``) are
+   reloaded (``nginx -t`` first; the reload waits until nginx's old workers, which still
+   use the old addresses, are gone) so that names resolved once are resolved again: blue's
+   container name now resolves to green only, a shared alias to both while blue runs.
+4. blue stops gracefully (this is its drain): its own stop signal (an nginx proxy: SIGQUIT),
+   then the engine's stop after its StopTimeout. A well-behaved server closes its listening
+   socket at once (new connections are refused, so nginx moves them to green and marks
+   blue down), lets its requests in flight finish, closes its WebSockets with 1001 (going
+   away: clients reconnect through the proxy to green) and exits; the lab's backend, the
+   shop's api and web linger ``SHUTDOWN_LAMEDUCK_S`` (1 s) meanwhile. Once stopped it is
+   out of DNS, and the proxies are reloaded once more. Blue is not disconnected first: a
+   request in flight there, or one sent to its cached address, would hang.
+
+*Pinned* (a proxy's running configuration names blue by address: a watcher beside nginx
+rewrites it on its own schedule, as the lab target's frontend does): blue leaves DNS while it
+still serves — it is disconnected, at a quiet moment, from each network where it shares an
+alias a client uses — the proxies are reloaded, blue drains (its established connections,
+polled in its socket table, at most ``ctx.drain_s``) while the watcher moves, then stops
+gracefully; the proxies are reloaded again.
 
 **The edge proxy** (a service holding the ``proxy`` role that publishes a host port: where
-the traffic enters) cannot have two containers on the same port. Green is first started
-*unpublished* (no port binding, no alias) to prove its configuration healthy, then removed;
-the final green is created with the port, blue is stopped (freeing the port) and green
-started at once. The window — from the first request on the host port that gets no HTTP
-answer to the first that gets one again — is measured by ``HEAD /`` to 127.0.0.1 every 5 ms
-during the move (the engine's port forwarder accepts connections even with no container
-behind it, so a TCP connect proves nothing) and reported as ``window_ms``: requests arriving
-then fail (nothing in Docker
-lets two containers hold one published port, so this window cannot be zero).
+the traffic enters) cannot have two containers on the same host port. Where the engine runs
+on this host and iptables answers (:mod:`revivadiag.migrate.hostport`): an *interim* green
+(``<name>_rdprobe``, the target configuration published on a port the engine picks) starts
+and proves healthy; a netfilter redirect (nat ``REDIRECT``, tagged with the step, journaled
+through the log, removed by ``undo`` and seen by ``classify``) sends new connections for the
+host port to the interim; blue stops gracefully (requests in flight on it finish); the final
+green starts on the host port and proves ready; the redirect goes; the interim stops
+gracefully and is removed. No connection is refused (``window_ms`` 0; ``redirected_ms`` is
+how long the redirect was in place). Elsewhere: green is first started *unpublished* to
+prove its configuration healthy, then removed; the final green is created with the port,
+blue is stopped (freeing the port) and green started at once. The window — from the first
+request on the host port that gets no HTTP answer to the first that gets one again — is
+measured by ``HEAD /`` to 127.0.0.1 every 5 ms during the move (the engine's port forwarder
+accepts connections even with no container behind it, so a TCP connect proves nothing) and
+reported as ``window_ms``, with ``redirect`` saying why no redirect was used.
 
 **Another service that publishes a host port** (a backend published for debugging): the
 traffic through the proxy must not see the port move. Blue-green runs twice: first to an
@@ -64,7 +81,9 @@ from typing import Any
 
 import docker.errors
 
+from revivadiag.collect.live import NGINX_SOFTWARE
 from revivadiag.errors import StepError
+from revivadiag.migrate import hostport
 from revivadiag.migrate.model import Applied, Context, Mode
 from revivadiag.migrate.steps import engine as eng
 from revivadiag.migrate.steps.compose_target import load_target
@@ -114,6 +133,9 @@ def capture(ctx: Context, service: str, from_name: str | None, to_name: str | No
     exposed = eng.Spec("", {"ExposedPorts": state["config"].get("ExposedPorts") or {}}, {})
     return {"service": service, "blue": state, "to": to_name or state["name"],
             "proxies": proxies, "proxy_services": roles.services("proxy"),
+            "nginx": service in roles.services("proxy")
+            and roles.software(service) in NGINX_SOFTWARE,
+            "software": roles.software(service),
             "aliases_in_use": {n: names[n] for n in sorted(mine & set(names))},
             # the port blue serves on, read while it runs (None: it serves nothing): what
             # tells an undo that blue is back
@@ -175,15 +197,22 @@ def green_spec(ctx: Context, step_id: str, before: Mapping[str, Any], name: str,
     return spec
 
 
-def _with_switch_aliases(client: Any, spec: eng.Spec, before: Mapping[str, Any], temp: bool
-                         ) -> list[str]:
+def _with_switch_aliases(client: Any, spec: eng.Spec, before: Mapping[str, Any], temp: bool,
+                         uses: set[str] | None = None) -> list[str]:
     """Add the old and new names as aliases, and temporary endpoints on blue's networks the
-    target lacks; returns those temporary networks."""
+    target lacks; returns those temporary networks.
+
+    ``uses`` (a proxy: the hosts its configuration routes to) drops a temporary network that
+    green needs neither as a server (no client uses its names there) nor as a client (every
+    host it routes to is served on its target networks): a proxy there would resolve its
+    upstreams to addresses on that network, which vanish when it is removed."""
     blue = before["blue"]
     extra = [blue["name"]] if blue["name"] != before["to"] else []
     for net in spec.networks:  # the old name where blue's clients are: blue's own networks
         if net in blue["networks"]:
             spec.networks[net] = list(dict.fromkeys([*spec.networks[net], *extra]))
+    in_use = dict(before.get("aliases_in_use") or {})
+    served = _served_names(client, before, set(spec.networks)) if uses is not None else set()
     temporary = []
     for net, ep in blue["networks"].items():
         if net in spec.networks:
@@ -192,32 +221,45 @@ def _with_switch_aliases(client: Any, spec: eng.Spec, before: Mapping[str, Any],
             client.api.inspect_network(net)
         except docker.errors.NotFound:  # removed since: nothing to join
             continue
+        if uses is not None and not any(net in nets for nets in in_use.values()) \
+                and uses <= served:
+            continue
         spec.networks[net] = list(dict.fromkeys([*ep.get("aliases", []), *extra]))
         temporary.append(net)
     return temporary
 
 
-def _drain(ctx: Context, blue_id: str, ports: list[int]) -> dict[str, Any]:
-    """Wait until blue has no established connection to ``ports`` (two polls in a row), at
-    most ``ctx.drain_s``."""
-    started = time.monotonic()
-    quiet = 0
-    left = 0
-    polls = 0
-    while time.monotonic() - started < ctx.drain_s:
-        found = eng.inspect(ctx.client, blue_id)
-        if found is None or not (found.get("State") or {}).get("Running"):
-            left = 0
-            break
-        left = eng.established(eng.socket_table(ctx.client, found), ports,
-                               set(eng.ips(found)))
-        polls += 1
-        quiet = quiet + 1 if left == 0 else 0
-        if quiet >= 2:
-            break
-        time.sleep(0.25)
-    return {"drain_ms": round((time.monotonic() - started) * 1000), "left": left,
-            "polls": polls, "bounded": time.monotonic() - started >= ctx.drain_s}
+def _served_names(client: Any, before: Mapping[str, Any], networks: set[str]) -> set[str]:
+    """Names (container names, aliases) other running containers of the project answer to on
+    ``networks``."""
+    out: set[str] = set()
+    project = str(before["blue"].get("project") or "")
+    if not project:
+        return out
+    for found in eng.project_containers(client, project):
+        if found["Id"] == before["blue"]["id"] or not (found.get("State") or {}).get("Running"):
+            continue
+        state = eng.container_state(found)
+        for net, ep in state["networks"].items():
+            if net in networks:
+                out |= {state["name"], *ep.get("aliases", [])}
+    return out
+
+
+def nginx_hosts(client: Any, name: str) -> set[str] | None:
+    """Hosts the proxy container's running nginx configuration routes to (proxy_pass hosts,
+    ``set`` variables substituted, and upstream servers); None when it cannot be read."""
+    from revivadiag.collect.nginx_conf import parse_files
+    from revivadiag.collect.proxy_config import read_nginx_config
+
+    files, _how = read_nginx_config(client, name)
+    if not files:
+        return None
+    cfg = parse_files(files)
+    hosts = {p.host for p in cfg.proxy_passes if p.host and p.host not in cfg.upstreams}
+    hosts |= {addr.rsplit(":", 1)[0] for up in cfg.upstreams.values()
+              for addr, _params in up.servers}
+    return hosts
 
 
 def answers_http(host: str, port: int, timeout_s: float = 0.5) -> bool:
@@ -287,6 +329,30 @@ def _loopback_port(bindings: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _drain(ctx: Context, blue_id: str, ports: list[int]) -> dict[str, Any]:
+    """Wait until blue has no established connection to ``ports`` (two polls in a row), at
+    most ``ctx.drain_s``."""
+    started = time.monotonic()
+    quiet = 0
+    left = 0
+    polls = 0
+    while time.monotonic() - started < ctx.drain_s:
+        found = eng.inspect(ctx.client, blue_id)
+        if found is None or not (found.get("State") or {}).get("Running"):
+            left = 0
+            break
+        left = eng.established(eng.socket_table(ctx.client, found), ports,
+                               set(eng.ips(found)))
+        polls += 1
+        quiet = quiet + 1 if left == 0 else 0
+        if quiet >= 2:
+            break
+        time.sleep(0.25)
+    return {"drain_ms": round((time.monotonic() - started) * 1000), "left": left,
+            "polls": polls, "bounded": time.monotonic() - started >= ctx.drain_s}
+
+
+
 def _shared_aliases(client: Any, old_id: str, spec: eng.Spec, in_use: Mapping[str, list[str]]
                     ) -> list[str]:
     """Networks on which the running container ``old_id`` has an alias (not its name) that
@@ -304,6 +370,7 @@ def _shared_aliases(client: Any, old_id: str, spec: eng.Spec, in_use: Mapping[st
         if any(net in in_use.get(a, []) for a in shared):
             out.append(net)
     return out
+
 
 
 def _quiet_disconnect(client: Any, ref: str, network: str, ports: list[int],
@@ -327,12 +394,53 @@ def _quiet_disconnect(client: Any, ref: str, network: str, ports: list[int],
     eng.disconnect(client, ref, network)
 
 
+
+def graceful_stop(client: Any, ref: str, timeout_s: float, signal: str | None) -> float:
+    """Stop ``ref`` letting its requests in flight finish: ``signal`` (a proxy's graceful
+    stop, e.g. nginx's SIGQUIT) and a wait of at most ``timeout_s``, else the container's own
+    stop signal through ``docker stop`` (the engine kills it after ``timeout_s``). Returns the
+    ms it took."""
+    t0 = time.monotonic()
+    if signal:
+        try:
+            client.api.kill(ref, signal=signal)
+        except docker.errors.APIError:
+            signal = None  # not running, or the signal is refused: docker stop decides
+    while signal and time.monotonic() - t0 < timeout_s:
+        found = eng.inspect(client, ref)
+        if found is None or not (found.get("State") or {}).get("Running"):
+            break
+        time.sleep(0.05)
+    eng.stop(client, ref, max(1.0, timeout_s - (time.monotonic() - t0)))
+    return round((time.monotonic() - t0) * 1000, 1)
+
+
+def pinning_proxies(client: Any, proxies: list[str], blue_ips: list[str]) -> list[str]:
+    """The proxies whose running nginx configuration names blue by *address* (an upstream
+    server or a proxy_pass host that is one of ``blue_ips``): something outside nginx (a
+    watcher re-resolving on its own schedule) writes it, so neither a reload nor blue
+    refusing connections moves it; only blue leaving DNS while it still serves does."""
+    ips = set(blue_ips)
+    return [name for name in proxies if (nginx_hosts(client, name) or set()) & ips]
+
+
 def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str | None,
           final: str | None, proxies: list[str], port: int | None, ports: list[int],
-          stop_s: float, in_use: Mapping[str, list[str]]) -> dict[str, Any]:
+          stop_s: float, in_use: Mapping[str, list[str]], signal: str | None = None
+          ) -> dict[str, Any]:
     """Blue-green from the running ``old_id`` to a new container of ``spec``: create, start,
-    wait ready; rename old aside (``aside``) and new to ``final``; take old out of DNS; reload
-    the proxies; drain old; stop it; reload again. Returns the new id and the figures."""
+    wait ready (the names clients use only then); rename old aside (``aside``) and new to
+    ``final``; then one of two ways (module doc, steps 3-4):
+
+    - *graceful* (no proxy pins old by address): reload the proxies (they resolve the names
+      again), stop old gracefully — it refuses new connections at once, so a proxy moves to
+      green, and its requests in flight finish within ``stop_s`` (the drain) — reload again;
+    - *pinned* (a proxy names old's address, rewritten by a watcher on its own schedule):
+      take old out of DNS where it shares a name clients use (a quiet moment on that
+      network), reload, wait until old has no established connection (``ctx.drain_s``),
+      stop it gracefully, reload again.
+
+    Returns the new id and the figures."""
     client = ctx.client
     early = {n: [a for a in aliases if n not in in_use.get(a, [])]
              for n, aliases in spec.networks.items()}
@@ -344,23 +452,150 @@ def _move(ctx: Context, step_id: str, old_id: str, spec: eng.Spec, *, aside: str
         if aliases != early[net]:  # names clients use: only once green is ready
             eng.disconnect(client, gid, net)
             eng.connect(client, gid, net, aliases)
+    old = eng.inspect(client, old_id) or {}
+    pinned = pinning_proxies(client, proxies, eng.ips(old)) if proxies else []
     if aside:
         eng.rename(client, old_id, aside)
     if final:
         eng.rename(client, gid, final)
-    cut = _shared_aliases(client, old_id, spec, in_use)
-    for net in cut:
-        _quiet_disconnect(client, old_id, net, ports or ([port] if port else []))
+    cut: list[str] = []
+    served = ports or ([port] if port else [])
+    if pinned:
+        ctx.log(f"{step_id}: {', '.join(pinned)} name the old container by address: it "
+                "leaves DNS while it serves, then drains")
+        cut = _shared_aliases(client, old_id, spec, in_use)
+        for net in cut:
+            _quiet_disconnect(client, old_id, net, served)
     reloads = reload_proxies(client, proxies, ctx.log)
-    drain = _drain(ctx, old_id, ports or ([port] if port else []))
-    ctx.log(f"{step_id}: drained in {drain['drain_ms']} ms ({drain['left']} connections left)")
-    t_stop = time.monotonic()
-    eng.stop(client, old_id, stop_s)
-    stop_ms = round((time.monotonic() - t_stop) * 1000, 1)
-    reloads += reload_proxies(client, proxies, ctx.log)
-    return {"id": gid, "ready_s": round(waited, 2), "out_of_dns": cut, "drain": drain,
+    drain = _drain(ctx, old_id, served) if pinned else {}
+    stop_ms = graceful_stop(client, old_id, stop_s, signal)
+    # at once (no nginx -t: tested above): until then old addresses may still be used
+    reloads += reload_proxies(client, proxies, ctx.log, tested=True)
+    ctx.log(f"{step_id}: the old container stopped gracefully in {stop_ms} ms (bound "
+            f"{stop_s:g} s)")
+    return {"id": gid, "ready_s": round(waited, 2), "how": "pinned" if pinned else "graceful",
+            "out_of_dns": cut, "drain": {**drain, "stop_ms": stop_ms, "bound_s": stop_s,
+                                         "signal": signal or "the image's stop signal"},
             "stop_ms": stop_ms, "proxies": reloads,
             "switch_ms": round((time.monotonic() - t_ready) * 1000, 1)}
+
+
+def _published_port(client: Any, ref: str, container_port: str) -> int | None:
+    found = eng.inspect(client, ref) or {}
+    for b in ((found.get("NetworkSettings") or {}).get("Ports") or {}).get(container_port) or []:
+        if b.get("HostPort"):
+            return int(b["HostPort"])
+    return None
+
+
+def _wait_http(host: str, port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if answers_http(host, port):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+#: a container label naming the signal on which the service closes its WebSockets with 1001
+#: and goes on serving (the lab's backend: SIGUSR1)
+WS_CLOSE_LABEL = "io.revivadiag.ws-close-signal"
+
+
+def ws_handoff(ctx: Context, step_id: str) -> list[str]:
+    """Ask every running container of the project that declares ``WS_CLOSE_LABEL`` to close
+    its WebSockets (1001, going away): before a proxy instance stops, so that the WebSockets
+    through it end with a close frame and their clients reconnect through the proxy that
+    takes the traffic (a proxy cannot close a WebSocket cleanly itself: stopping it cuts the
+    TCP connection, a 1006 for the client)."""
+    done = []
+    for found in eng.project_containers(ctx.client, ctx.project):
+        sig = str(((found.get("Config") or {}).get("Labels") or {}).get(WS_CLOSE_LABEL) or "")
+        if not sig or not (found.get("State") or {}).get("Running"):
+            continue
+        try:
+            ctx.client.api.kill(found["Id"], signal=sig)
+        except docker.errors.APIError as exc:
+            ctx.log(f"{step_id}: {eng.name_of(found)} refused {sig}: {exc}")
+            continue
+        done.append(f"{eng.name_of(found)}: {sig}")
+    if done:
+        ctx.log(f"{step_id}: WebSockets closed with 1001 by {', '.join(done)}")
+    return done
+
+
+def _edge_by_redirect(ctx: Context, step_id: str, blue_id: str, spec: eng.Spec, *, to: str,
+                      temp: bool, aside: str, port: int | None, stop_s: float,
+                      signal: str | None) -> dict[str, Any]:
+    """The edge's host port moves with no refused connection (see
+    :mod:`revivadiag.migrate.hostport`): an interim green published on a port the engine
+    picks takes new connections through a redirect while blue stops gracefully and the final
+    green starts on the port; then the redirect goes and the interim stops gracefully."""
+    client = ctx.client
+    bindings = spec.port_bindings
+    cport, first = next((k, v[0]) for k, v in bindings.items() if v)
+    host_port, host_ip = int(first["HostPort"]), str(first.get("HostIp") or "")
+    host = dict(spec.body.get("HostConfig") or {})
+    host["PortBindings"] = {k: [{"HostIp": b.get("HostIp", ""), "HostPort": ""} for b in v]
+                            for k, v in bindings.items()}
+    interim = eng.Spec(f"{to}{PROBE_SUFFIX}", {**spec.body, "HostConfig": host},
+                       {n: [] for n in spec.networks})
+    comment = hostport.tag(ctx.project, step_id)
+    pid = eng.create(client, interim)
+    try:
+        eng.start(client, pid)
+        proven_s = eng.wait_ready(client, pid, ctx.health_timeout_s, port)
+        to_port = _published_port(client, pid, cport)
+        if to_port is None or not _wait_http("127.0.0.1", to_port, 10.0):
+            raise StepError(f"replace {to}", f"the interim {to}{PROBE_SUFFIX} does not answer "
+                            f"HTTP on its published port {to_port}")
+        gid = eng.create(client, spec)
+        redirect = hostport.Redirect(comment, host_port, to_port, host_ip)
+        redirect.add(ctx.log)
+        try:
+            t_stop = time.monotonic()
+            handoffs = ws_handoff(ctx, step_id)  # clients reconnect through the interim
+            stop_ms = graceful_stop(client, blue_id, stop_s, signal)
+            eng.rename(client, blue_id, aside)
+            if temp:
+                eng.rename(client, gid, to)
+            eng.start(client, gid)
+            ready_s = eng.wait_ready(client, gid, ctx.health_timeout_s, port)
+            green_ips = eng.ips(eng.inspect(client, gid) or {})
+            inner = int(cport.split("/")[0])
+            if green_ips:
+                _wait_http(green_ips[0], inner, 10.0)
+            held_ms = round((time.monotonic() - t_stop) * 1000, 1)
+        finally:
+            redirect.remove(ctx.log)
+        handoffs += ws_handoff(ctx, step_id)  # and now through green
+        interim_ms = graceful_stop(client, pid, stop_s, signal)
+    finally:
+        eng.remove(client, pid)
+    return {"id": gid, "mode": "port-move+redirect", "proven_s": round(proven_s, 2),
+            "stop_ms": stop_ms, "ready_s": round(ready_s, 2), "redirected_ms": held_ms,
+            "interim_stop_ms": interim_ms, "window_ms": 0.0, "host_port": host_port,
+            "ws_handoffs": handoffs,
+            "interim_port": to_port}
+
+
+#: software names (roles) of a PostgreSQL server
+POSTGRES_SOFTWARE = ("postgres", "postgresql", "postgis", "timescaledb")
+
+
+def _checkpoint(ctx: Context, step_id: str, blue: Mapping[str, Any]) -> str:
+    """``CHECKPOINT`` in a PostgreSQL blue before it stops: its shutdown checkpoint then has
+    almost nothing to write, so the stop (the clients' gap) is shorter. Best effort: a failure
+    is logged and the switch goes on."""
+    from revivadiag.migrate import readiness
+
+    t0 = time.monotonic()
+    try:
+        readiness.Psql(ctx.client, blue).script(b"CHECKPOINT;")
+    except (StepError, docker.errors.APIError) as exc:
+        ctx.log(f"{step_id}: CHECKPOINT before the stop failed ({exc}); going on")
+        return f"failed: {type(exc).__name__}"
+    return f"done in {round((time.monotonic() - t0) * 1000)} ms"
 
 
 def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bool = False,
@@ -380,16 +615,19 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
     temp = eng.name_of(blue) == to
     green_name = f"{to}{GREEN_SUFFIX}" if temp else to
     spec = green_spec(ctx, step_id, before, green_name, env_set, env_unset)
-    temporary = _with_switch_aliases(client, spec, before, temp)
+    uses = nginx_hosts(client, eng.name_of(blue)) if before.get("nginx") else None
+    temporary = _with_switch_aliases(client, spec, before, temp, uses)
     port = learned_port(client, blue, spec)
     running = bool(blue["State"]["Running"])
-    listening = eng.listening(eng.socket_table(client, blue)) if running else []
     published = bool(spec.port_bindings)
     edge = published and before["service"] in before.get("proxy_services", [])
     stop_s = float(blue_state["config"].get("StopTimeout") or 10)
     aside = aside_name(blue_state["name"], step_id)
     proxies = list(before.get("proxies") or [])
     in_use = dict(before.get("aliases_in_use") or {})
+    # nginx's graceful stop (requests in flight finish) for a proxy; else the image's own
+    signal = "SIGQUIT" if before.get("nginx") else None
+    listening = eng.listening(eng.socket_table(client, blue)) if running else []
     result: dict[str, Any] = {"service": before["service"], "to": to, "temporary": temporary,
                               "blue": {"id": blue["Id"], "aside": aside}}
     t0 = time.monotonic()
@@ -397,12 +635,15 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
         how = "stop-start" if stateful else "in-place"
         ctx.log(f"{step_id}: {how}: create {green_name}, stop {eng.name_of(blue)}, start green")
         gid = eng.create(client, spec)
-        t_stop = time.monotonic()
-        eng.stop(client, blue["Id"], stop_s)
-        t_stopped = time.monotonic()
+        if running and before.get("software") in POSTGRES_SOFTWARE:
+            result["checkpoint"] = _checkpoint(ctx, step_id, blue)
+        # the renames first: between blue's exit and green's start only ``start`` remains
         eng.rename(client, blue["Id"], aside)
         if temp:
             eng.rename(client, gid, to)
+        t_stop = time.monotonic()
+        eng.stop(client, blue["Id"], stop_s)
+        t_stopped = time.monotonic()
         eng.start(client, gid)
         t_started = time.monotonic()
         eng.wait_ready(client, gid, ctx.health_timeout_s, port)
@@ -411,6 +652,14 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
                       stop_ms=round((t_stopped - t_stop) * 1000, 1),
                       ready_ms=round((t_ready - t_stop) * 1000, 1))
         result["proxies"] = reload_proxies(client, proxies, ctx.log)
+    elif edge and _loopback_port(spec.port_bindings) and \
+            hostport.unusable(client) is None:
+        ctx.log(f"{step_id}: the edge publishes {list(spec.port_bindings)}: an interim green "
+                "takes new connections through a redirect while the port moves")
+        moved = _edge_by_redirect(ctx, step_id, blue["Id"], spec, to=to, temp=temp,
+                                  aside=aside, port=port, stop_s=stop_s, signal=signal)
+        gid = moved.pop("id")
+        result.update(moved)
     elif edge:
         ctx.log(f"{step_id}: the edge publishes {list(spec.port_bindings)}: prove green "
                 "unpublished, then move the port")
@@ -443,6 +692,7 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
             if watch:
                 watch.__exit__()
         result.update(mode="port-move", proven_s=round(proven_s, 2),
+                      redirect=hostport.unusable(client),
                       stop_ms=round((t_stopped - t_stop) * 1000, 1),
                       start_ms=round((t_started - t_stopped) * 1000, 1),
                       window_ms=watch.window_ms if watch else None, host_port=host_port)
@@ -453,11 +703,11 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
         interim = eng.Spec(f"{to}{PROBE_SUFFIX}", spec.without_ports().body, dict(nets))
         first = _move(ctx, step_id, blue["Id"], interim, aside=aside, final=to,
                       proxies=proxies, port=port, ports=listening, stop_s=stop_s,
-                      in_use=in_use)
+                      in_use=in_use, signal=signal)
         final_spec = eng.Spec(f"{to}{GREEN_SUFFIX}", spec.body, dict(nets))
         second = _move(ctx, step_id, first["id"], final_spec, aside=f"{to}{PROBE_SUFFIX}",
                        final=to, proxies=proxies, port=port, ports=listening, stop_s=stop_s,
-                       in_use=in_use)
+                       in_use=in_use, signal=signal)
         eng.remove(client, first["id"])
         gid = second["id"]
         result.update(mode="blue-green+port", window_ms=0.0, interim=first, final=second,
@@ -466,7 +716,7 @@ def apply(ctx: Context, step_id: str, before: Mapping[str, Any], *, stateful: bo
         ctx.log(f"{step_id}: blue-green: create {green_name} beside {eng.name_of(blue)}")
         moved = _move(ctx, step_id, blue["Id"], spec, aside=aside, final=to if temp else None,
                       proxies=proxies, port=port, ports=listening, stop_s=stop_s,
-                      in_use=in_use)
+                      in_use=in_use, signal=signal)
         gid = moved.pop("id")
         result.update(mode="blue-green", window_ms=0.0, **moved)
     green = eng.inspect(client, gid)
@@ -521,6 +771,8 @@ def classify(ctx: Context, step_id: str, before: Mapping[str, Any]) -> Applied:
     greens = eng.step_containers(client, step_id)
     blue_as_before = blue is not None and eng.name_of(blue) == blue_state["name"] and \
         bool(blue["State"]["Running"]) == bool(blue_state["running"])
+    if hostport.tagged_rules(hostport.tag(ctx.project, step_id)):
+        return Applied.PARTIAL  # killed while the host port was redirected: undo removes it
     if not greens and blue_as_before:
         return Applied.NOT_APPLIED
     green_done = [g for g in greens if eng.name_of(g) == before["to"]
@@ -537,6 +789,7 @@ def undo(ctx: Context, step_id: str, before: Mapping[str, Any]) -> dict[str, Any
     remove green, from any of the three classify states."""
     client = ctx.client
     blue_state = before["blue"]
+    hostport.remove_tagged(hostport.tag(ctx.project, step_id), ctx.log)
     blue = kept_blue(client, step_id, before)
     if blue is None:
         raise StepError(f"undo {step_id}", f"{blue_state['name']} was removed (cleanup ran?): "

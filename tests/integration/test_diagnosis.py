@@ -115,6 +115,16 @@ def test_target_proxy_checks_pass(target_dev: Diagnosis) -> None:
             target_dev.checks["check_id"] == check][["subject", "evidence"]].to_dict("records")
 
 
+def test_target_live_checks_stay_under_the_declared_rate_limit(target_dev: Diagnosis) -> None:
+    """The target's nginx declares limit_req on /api/: diagnose's own requests (the reuse
+    measurement, the burst) are paced under it, so no other client of the proxy is limited
+    because of them, and the check and the measurement say so."""
+    row = target_dev.checks[target_dev.checks["check_id"] == "rate-limit"].iloc[0]
+    assert "declared: limit_req zone=api rate=" in row["evidence"], row["evidence"]
+    assert "paced" in row["evidence"] and "429" not in row["evidence"], row["evidence"]
+    assert target_dev.reuse is not None and "paced at" in target_dev.reuse.detail
+
+
 def test_target_reuse_is_measured_near_full(target_dev: Diagnosis) -> None:
     """Upstream keep-alive: almost no new backend connections."""
     reuse = target_dev.reuse

@@ -146,8 +146,12 @@ def test_backend_blue_green_zero_failures_then_undo(engine: Any, lab_target_prod
         result = step.apply(ctx, before)
         time.sleep(6)  # the proxy re-resolves every 5 s: requests keep flowing after it
     loop.report("lab backend blue-green")
-    print({k: result.get(k) for k in ("mode", "ready_s", "switch_ms", "drain", "total_ms")})
+    print({k: result.get(k) for k in ("mode", "how", "ready_s", "switch_ms", "drain",
+                                      "total_ms")})
     assert result["mode"] == "blue-green"
+    # the target frontend's watcher writes the backend's address into nginx: blue leaves DNS
+    # while it serves, the watcher moves, blue drains
+    assert result["how"] == "pinned"
     assert step.classify(ctx, before) is Applied.APPLIED
     assert step.drift(ctx, result) == []
     green = now_state(engine, result["green"]["id"])
@@ -155,7 +159,7 @@ def test_backend_blue_green_zero_failures_then_undo(engine: Any, lab_target_prod
     assert set(green["networks"]) == set(before["blue"]["networks"])
     # every variable of blue, same value (a rebuilt shared image may add its own defaults)
     assert {tuple(e) for e in before["blue"]["env"]} <= {tuple(e) for e in green["env"]}
-    assert not loop.failures, loop.report("lab backend blue-green")
+    assert loop.failures == [], loop.report("lab backend blue-green")
     # cleanup removes the kept blue; its undo recreates it from live sources (no secret kept)
     cleanup = build(StepSpec("cleanup", "cleanup"))
     bc = cleanup.capture(ctx)
@@ -227,14 +231,19 @@ def test_shop_api_blue_green_zero_failures(engine: Any, lab_factory: Factory,
         result = step.apply(ctx, before)
         time.sleep(3)
     loop.report("shop api blue-green")
-    print({k: result.get(k) for k in ("mode", "ready_s", "switch_ms", "out_of_dns", "drain")})
+    print({k: result.get(k) for k in ("mode", "how", "ready_s", "switch_ms", "out_of_dns",
+                                      "drain")})
     assert step.classify(ctx, before) is Applied.APPLIED
     green = now_state(engine, result["green"]["id"])
     assert all("api" in ep["aliases"] for ep in green["networks"].values())
-    assert result["out_of_dns"] == [f"{inst.prefix}_front"]  # only where the proxy asks `api`
-    # Goal 0. The proxy resolves the alias `api`, which Docker drops only with blue's endpoint:
-    # a request a proxy worker already sent to blue's address when it leaves `front` hangs
-    # (seen: 1 in each of 4 runs here). More than that is a regression.
+    # the proxy resolves `api` itself (nginx's resolver): it is reloaded while blue still
+    # serves, blue then refuses new connections (nginx moves to green) and finishes the rest
+    assert result["how"] == "graceful" and result["out_of_dns"] == []
+    # Goal 0; not met yet here: right after green's endpoint on `front` is made again with
+    # the alias `api` (once green is ready), nginx's first resolution of `api` has been seen
+    # to hold an address that refuses, and the request then hangs past its deadline (1 in
+    # each of 3 runs, the nginx log showing "connect() failed (111)" to that address). More
+    # than one is a regression.
     assert len(loop.failures) <= 1, loop.report("shop api blue-green")
     step.undo(ctx, before, step.inverse(before))
     assert_restored(engine, before)
@@ -390,3 +399,35 @@ def test_sql_proxy_reload_readiness_verify(engine: Any, lab_target_prod: LabInst
     assert sql.classify(ctx, bs) is Applied.NOT_APPLIED
     psql = rd.Psql(engine, eng.inspect(engine, inst.containers["database"]) or {})
     assert psql.query("select to_regclass('public.notes') is null;") == [["t"]]
+
+
+def test_edge_host_port_moves_through_a_redirect_with_zero_failures(
+        engine: Any, lab_target_prod: LabInstance, tmp_path: Path) -> None:
+    """The edge (the proxy publishing the host port) is replaced while requests arrive on
+    that port: an interim takes new connections through a netfilter redirect, so none is
+    refused; the redirect is gone afterwards. A redirect left by a crash makes the step
+    partial and its undo removes it."""
+    from revivadiag.migrate import hostport
+
+    inst = lab_target_prod
+    ctx = make_ctx(engine, inst, tmp_path)
+    assert hostport.unusable(engine) is None, "this test needs a local engine and iptables"
+    step, before = replace(ctx, "edge", service="frontend")
+    comment = hostport.tag(inst.prefix, "edge")
+    with Loop(inst.url("/")) as loop:
+        result = step.apply(ctx, before)
+        time.sleep(2)
+    loop.report("lab edge port move")
+    print({k: result.get(k) for k in ("mode", "stop_ms", "redirected_ms", "interim_port",
+                                      "total_ms")})
+    assert result["mode"] == "port-move+redirect" and result["window_ms"] == 0.0
+    assert loop.failures == [], loop.report("lab edge port move")
+    assert hostport.tagged_rules(comment) == []
+    assert step.classify(ctx, before) is Applied.APPLIED
+    # a run killed while the redirect was in place: partial, and undo removes it
+    hostport.Redirect(comment, result["host_port"], 1, "127.0.0.1").add(print)
+    assert step.classify(ctx, before) is Applied.PARTIAL
+    step.undo(ctx, before, step.inverse(before))
+    assert hostport.tagged_rules(comment) == []
+    assert_restored(engine, before)
+    assert httpx.get(inst.url("/"), timeout=10).status_code == 200

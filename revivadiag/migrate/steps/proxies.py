@@ -9,6 +9,7 @@ first with ``nginx -t``; a reload only happens when the check passes. A proxy wi
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -99,32 +100,99 @@ def _exec(client: Any, name: str, argv: list[str]) -> tuple[int, str]:
     return int(code if code is not None else 1), bytes(out or b"").decode("utf-8", "replace")
 
 
-def reload_nginx(client: Any, name: str, check_only: bool = False) -> str:
-    """``nginx -t`` then ``nginx -s reload`` with the master's own configuration file.
-    Returns what was done; StepError when the configuration check fails (nothing reloaded)."""
+#: how long a reload may take to replace nginx's workers (see :func:`_settle`)
+RELOAD_SETTLE_S = 3.0
+
+
+def reload_nginx(client: Any, name: str, check_only: bool = False, tested: bool = False
+                 ) -> str:
+    """``nginx -t`` then a reload with the master's own configuration file. Returns what was
+    done; StepError when the configuration check fails (nothing reloaded).
+
+    ``tested``: the configuration was checked a moment ago and is unchanged (a second reload
+    that only re-resolves names): no ``nginx -t``, and when nginx's master is the container's
+    PID 1 the reload is a SIGHUP through the engine's API (no exec: the moment it takes is a
+    moment old workers keep the old addresses)."""
     try:
-        conf = nginx_conf_path(client.api.top(name))
+        top = client.api.top(name)
+        conf = nginx_conf_path(top)
     except docker.errors.APIError as exc:
         raise StepError(f"reload {name}", str(exc.explanation or exc)) from exc
-    code, out = _exec(client, name, ["nginx", "-t", "-c", conf])
-    if code == 127 or ("OCI runtime exec failed" in out):
-        return f"{name}: no nginx binary, not reloaded"
-    if code != 0:
-        found = client.api.inspect_container(name)
-        scrub = project_scrubber([found])
-        lines = [ln for ln in out.splitlines() if ln.strip()][-3:]
-        raise StepError(f"reload {name}", "nginx -t rejects the configuration: "
-                        + scrub.scrub(" | ".join(lines)))
+    if not tested:
+        code, out = _exec(client, name, ["nginx", "-t", "-c", conf])
+        if code == 127 or ("OCI runtime exec failed" in out):
+            return f"{name}: no nginx binary, not reloaded"
+        if code != 0:
+            found = client.api.inspect_container(name)
+            scrub = project_scrubber([found])
+            lines = [ln for ln in out.splitlines() if ln.strip()][-3:]
+            raise StepError(f"reload {name}", "nginx -t rejects the configuration: "
+                            + scrub.scrub(" | ".join(lines)))
     if check_only:
         return f"{name}: nginx -t -c {conf} ok"
-    code, out = _exec(client, name, ["nginx", "-s", "reload", "-c", conf])
-    if code != 0:
-        raise StepError(f"reload {name}", f"nginx -s reload exited {code}")
-    return f"{name}: nginx -t ok, reloaded ({conf})"
+    before = _workers(client, name)[0]
+    if tested and _master_is_pid1(client, name, top):
+        client.api.kill(name, signal="SIGHUP")
+        how = "SIGHUP to the master"
+    else:
+        code, _out = _exec(client, name, ["nginx", "-s", "reload", "-c", conf])
+        if code != 0:
+            raise StepError(f"reload {name}", f"nginx -s reload exited {code}")
+        how = "nginx -t ok, reloaded" if not tested else "reloaded"
+    return f"{name}: {how} ({conf}); {_settle(client, name, before)}"
 
 
-def reload_proxies(client: Any, names: list[str], log: Any = None) -> list[str]:
-    """Reload each named proxy container that still runs; what was done, one line each."""
+def _master_is_pid1(client: Any, name: str, top: dict[str, Any]) -> bool:
+    """Whether the container's main process is nginx's master (a signal to the container
+    reaches nginx itself, not a wrapper that might not forward it)."""
+    pid = str(((client.api.inspect_container(name) or {}).get("State") or {}).get("Pid") or "")
+    titles = [str(t).upper() for t in top.get("Titles") or []]
+    if not pid or "PID" not in titles:
+        return False
+    pid_at = titles.index("PID")
+    cmd_at = titles.index("CMD") if "CMD" in titles else len(titles) - 1
+    return any(str(p[pid_at]) == pid and "nginx" in str(p[cmd_at]) and "master" in str(p[cmd_at])
+               for p in top.get("Processes") or [])
+
+
+def _workers(client: Any, name: str) -> tuple[set[str], set[str]]:
+    """PIDs of nginx's serving workers and of those shutting down (``docker top``)."""
+    try:
+        top = client.api.top(name)
+    except docker.errors.APIError:
+        return set(), set()
+    titles = [str(t).upper() for t in top.get("Titles") or []]
+    pid_at = titles.index("PID") if "PID" in titles else 1
+    cmd_at = titles.index("CMD") if "CMD" in titles else len(titles) - 1
+    active: set[str] = set()
+    leaving: set[str] = set()
+    for proc in top.get("Processes") or []:
+        cmd = str(proc[cmd_at])
+        if "worker process" in cmd:
+            (leaving if "shutting down" in cmd else active).add(str(proc[pid_at]))
+    return active, leaving
+
+
+def _settle(client: Any, name: str, before: set[str], max_s: float = RELOAD_SETTLE_S) -> str:
+    """Wait (at most ``max_s``) until the reload took effect: new workers serve and the old
+    ones, which still answer requests arriving on their open connections with the old
+    configuration (old addresses), are gone. A worker kept by a long-lived connection (a
+    WebSocket) may outlast the bound; it then serves only that connection."""
+    t0 = time.monotonic()
+    active, leaving = _workers(client, name)
+    while time.monotonic() - t0 < max_s and ((active & before) or leaving):
+        time.sleep(0.05)
+        active, leaving = _workers(client, name)
+    ms = round((time.monotonic() - t0) * 1000)
+    if (active & before) or leaving:
+        return f"{len(leaving | (active & before))} old worker(s) still closing after {ms} ms"
+    return f"old workers gone in {ms} ms"
+
+
+def reload_proxies(client: Any, names: list[str], log: Any = None, tested: bool = False
+                   ) -> list[str]:
+    """Reload each named proxy container that still runs; what was done, one line each
+    (``tested``: see :func:`reload_nginx`)."""
     done = []
     for name in names:
         try:
@@ -133,7 +201,7 @@ def reload_proxies(client: Any, names: list[str], log: Any = None) -> list[str]:
             continue
         if not (found.get("State") or {}).get("Running"):
             continue
-        line = reload_nginx(client, name)
+        line = reload_nginx(client, name, tested=tested)
         done.append(line)
         if log is not None:
             log(line)

@@ -17,6 +17,20 @@ Routes:
 Configuration comes from the environment: DATABASE_URL (or DATABASE_INTERNAL_HOST, _PORT,
 _NAME, _USER, _PASSWORD), REDIS_INTERNAL_URL, REDIS_PASSWORD, JWT_SECRET, APP_ENV.
 No secret value is ever logged or returned.
+
+Riding out a restarted dependency (a stateful service stopped and started on its volume):
+a health check, and a GET whose handler meets a database or Redis error, try again with
+backoff (50 ms doubling to 400 ms) for at most DEPENDENCY_RETRY_S seconds (default 1.8,
+under a client's usual 2 s), then answer 503 naming the dependency.
+
+SIGUSR1 (the image's label ``io.revivadiag.ws-close-signal``): every WebSocket is closed
+with 1001 (going away) and the server goes on; its clients reconnect (through a new proxy
+when the one in between is being replaced).
+
+Stopping (SIGTERM, the image's stop signal): the listening socket closes at once (new
+connections are refused, so a proxy moves them to another server), every WebSocket is closed
+with 1001 (going away) so its client reconnects, the process lingers SHUTDOWN_LAMEDUCK_S
+seconds (default 1.0) while requests in flight finish, then exits.
 """
 
 import asyncio
@@ -25,16 +39,20 @@ import hmac
 import json
 import os
 import secrets
+import signal
 import time
+import weakref
 
 import psycopg
 import redis.asyncio as aioredis
 import redis.exceptions
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 SESSION_TTL_S = 3600
 MAX_DELAY_MS = 5000
 CHECK_TIMEOUT_S = 2.0
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 0.4
 MASKED_HEADERS = ("authorization", "cookie")
 
 
@@ -113,10 +131,33 @@ class Database:
                 raise
 
 
+def retry_budget_s():
+    try:
+        return min(max(float(os.environ.get("DEPENDENCY_RETRY_S", "1.8")), 0.0), 10.0)
+    except ValueError:
+        return 1.8
+
+
+async def with_retry(coro_factory, budget_s, timeout_s=CHECK_TIMEOUT_S):
+    """Await ``coro_factory()``; on a failure try again with backoff while ``budget_s``
+    allows (each try bounded by what is left, at least 0.2 s); the last failure is raised."""
+    end = time.monotonic() + budget_s
+    backoff = RETRY_FIRST_S
+    while True:
+        left = max(end - time.monotonic(), 0.2)
+        try:
+            return await asyncio.wait_for(coro_factory(), min(left, timeout_s))
+        except (asyncio.TimeoutError, psycopg.Error, redis.exceptions.RedisError, OSError):
+            if time.monotonic() + backoff >= end:
+                raise
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, RETRY_MAX_S)
+
+
 async def timed_check(coro_factory):
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(coro_factory(), CHECK_TIMEOUT_S)
+        await with_retry(coro_factory, retry_budget_s())
         status, error = "healthy", None
     except asyncio.TimeoutError:
         status, error = "unhealthy", "timeout"
@@ -226,12 +267,44 @@ async def delay(request):
 async def websocket(request):
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
-    async for msg in ws:
-        if msg.type == WSMsgType.TEXT:
-            await ws.send_str(msg.data)
-        elif msg.type == WSMsgType.BINARY:
-            await ws.send_bytes(msg.data)
+    request.app["websockets"].add(ws)
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await ws.send_str(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await ws.send_bytes(msg.data)
+    finally:
+        request.app["websockets"].discard(ws)
+    # ended by close_websockets: this close frame (1001) goes out first (aiohttp would send
+    # 1000 once the handler returns)
+    going = request.app["going_away"]
+    if going:
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=going)
     return ws
+
+
+async def close_websockets(app, why):
+    app["going_away"] = why
+    for ws in list(app["websockets"]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=why)
+
+
+async def on_ws_close_signal(app):
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(
+        close_websockets(app, b"reconnect")))
+
+
+async def going_away(app):
+    """On SIGTERM (the listener is closed already): close every WebSocket with 1001, then
+    linger SHUTDOWN_LAMEDUCK_S while requests in flight finish."""
+    await close_websockets(app, b"server shutting down")
+    try:
+        lameduck = min(max(float(os.environ.get("SHUTDOWN_LAMEDUCK_S", "1.0")), 0.0), 10.0)
+    except ValueError:
+        lameduck = 1.0
+    await asyncio.sleep(lameduck)
 
 
 async def close_clients(app):
@@ -254,13 +327,21 @@ async def injected_delay(request, handler):
 
 @web.middleware
 async def dependency_errors(request, handler):
-    """A database or Redis failure inside a request is a 503 naming the dependency."""
-    try:
-        return await handler(request)
-    except psycopg.Error:
-        return web.json_response({"error": "dependency unavailable: database"}, status=503)
-    except redis.exceptions.RedisError:
-        return web.json_response({"error": "dependency unavailable: redis"}, status=503)
+    """A database or Redis failure inside a request is a 503 naming the dependency; a GET or
+    HEAD (safe to repeat) is tried again with backoff within DEPENDENCY_RETRY_S first."""
+    end = time.monotonic() + (retry_budget_s() if request.method in ("GET", "HEAD") else 0.0)
+    backoff = RETRY_FIRST_S
+    while True:
+        try:
+            return await handler(request)
+        except psycopg.Error:
+            failed = "database"
+        except redis.exceptions.RedisError:
+            failed = "redis"
+        if time.monotonic() + backoff >= end:
+            return web.json_response({"error": f"dependency unavailable: {failed}"}, status=503)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, RETRY_MAX_S)
 
 
 def make_app(env):
@@ -273,6 +354,10 @@ def make_app(env):
         socket_timeout=CHECK_TIMEOUT_S, socket_connect_timeout=CHECK_TIMEOUT_S,
     )
     app["sessions"] = Sessions(app["redis"], env.get("JWT_SECRET", ""))
+    app["websockets"] = weakref.WeakSet()
+    app["going_away"] = b""
+    app.on_startup.append(on_ws_close_signal)
+    app.on_shutdown.append(going_away)
     app.on_cleanup.append(close_clients)
     app.router.add_get("/health", health)
     app.router.add_get("/api/health", health)

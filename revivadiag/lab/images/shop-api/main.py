@@ -10,9 +10,16 @@
   ANY  /echo              the request line and headers received (Authorization, Cookie masked)
 
 Behind the proxy these are under /api/ (the proxy strips the prefix).
+
+A restarted dependency (stop-start on its volume) is ridden out: a health check, and a GET
+whose handler meets a PostgreSQL or Redis error, try again with backoff (50 ms doubling to
+400 ms) for at most DEPENDENCY_RETRY_S seconds (default 1.8), then answer 503.
+On SIGTERM the listener closes at once and requests in flight get SHUTDOWN_LAMEDUCK_S seconds
+(default 1.0) before the process exits.
 """
 
 import asyncio
+import itertools
 import json
 import os
 import time
@@ -26,6 +33,34 @@ from aiohttp import web
 from common import JOB_QUEUE, database_url, injected_delay_s, redis_url, where
 
 CHECK_TIMEOUT_S = 2.0
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 0.4
+
+
+def seconds_from_env(name, default):
+    try:
+        return min(max(float(os.environ.get(name, str(default))), 0.0), 10.0)
+    except ValueError:
+        return default
+
+
+def pauses(budget_s):
+    """The waits before each try again of a failed dependency call: 50 ms doubling to 400 ms,
+    for as long as ``budget_s`` (counted from now) leaves room for one more try."""
+    end = time.monotonic() + budget_s
+    pause = RETRY_FIRST_S
+    while time.monotonic() + pause < end:
+        yield pause
+        pause = min(pause * 2, RETRY_MAX_S)
+
+
+def retry_budget_s(request=None):
+    """DEPENDENCY_RETRY_S; 0 for a request that is not safe to repeat (not GET/HEAD)."""
+    if request is not None and request.method not in ("GET", "HEAD"):
+        return 0.0
+    return seconds_from_env("DEPENDENCY_RETRY_S", 1.8)
+
+
 MASKED = ("authorization", "cookie")
 
 
@@ -54,13 +89,17 @@ class Database:
 
 async def timed(factory):
     started = time.perf_counter()
-    try:
-        await asyncio.wait_for(factory(), CHECK_TIMEOUT_S)
-        out = {"status": "ok"}
-    except asyncio.TimeoutError:
-        out = {"status": "down", "error": "timeout"}
-    except Exception as exc:  # a dependency's failure is a health result, not a crash
-        out = {"status": "down", "error": type(exc).__name__}
+    out = {"status": "ok"}
+    for pause in itertools.chain([0.0], pauses(retry_budget_s())):
+        await asyncio.sleep(pause)
+        try:
+            await asyncio.wait_for(factory(), CHECK_TIMEOUT_S)
+            out = {"status": "ok"}
+            break
+        except asyncio.TimeoutError:
+            out = {"status": "down", "error": "timeout"}
+        except Exception as exc:  # a dependency's failure is a health result, not a crash
+            out = {"status": "down", "error": type(exc).__name__}
     out["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return out
 
@@ -153,12 +192,21 @@ async def injected_delay(request, handler):
 
 @web.middleware
 async def dependency_errors(request, handler):
-    try:
-        return await handler(request)
-    except psycopg.Error:
-        return web.json_response({"error": "dependency unavailable: postgres"}, status=503)
-    except redis.exceptions.RedisError:
-        return web.json_response({"error": "dependency unavailable: redis"}, status=503)
+    """A dependency's failure is a 503 naming it; a GET or HEAD is tried again with backoff
+    within DEPENDENCY_RETRY_S first."""
+    failed = ""
+    for pause in itertools.chain([0.0], pauses(retry_budget_s(request))):
+        await asyncio.sleep(pause)
+        try:
+            return await handler(request)
+        except (psycopg.Error, redis.exceptions.RedisError) as exc:
+            failed = "postgres" if isinstance(exc, psycopg.Error) else "redis"
+    return web.json_response({"error": f"dependency unavailable: {failed}"}, status=503)
+
+
+async def lameduck(app):
+    """On SIGTERM (the listener is closed already): linger while requests finish."""
+    await asyncio.sleep(seconds_from_env("SHUTDOWN_LAMEDUCK_S", 1.0))
 
 
 async def close(app):
@@ -172,6 +220,7 @@ def make_app():
     app["db"] = Database(database_url())
     app["redis"] = aioredis.from_url(redis_url(), socket_timeout=CHECK_TIMEOUT_S,
                                      socket_connect_timeout=CHECK_TIMEOUT_S)
+    app.on_shutdown.append(lameduck)
     app.on_cleanup.append(close)
     app.router.add_get("/healthz", health)
     app.router.add_get("/health", health)

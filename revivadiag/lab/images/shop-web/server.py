@@ -1,8 +1,15 @@
 """The shop's web server on PORT (3000): ``/`` is index.html with VITE_API_URL filled in,
-``/healthz`` answers ok. HTTP/1.1 with keep-alive (the proxy may pool connections)."""
+``/healthz`` answers ok. HTTP/1.1 with keep-alive (the proxy may pool connections).
+
+On SIGTERM (the image's stop signal) the listening socket closes at once (new connections are
+refused: a proxy moves them to another server), requests in flight get SHUTDOWN_LAMEDUCK_S
+seconds (default 1.0) to finish, then the process exits."""
 
 import json
 import os
+import signal
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 with open("/app/index.html", encoding="utf-8") as fh:
@@ -42,4 +49,16 @@ class Handler(BaseHTTPRequestHandler):
 if __name__ == "__main__":
     server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "3000"))), Handler)
     server.daemon_threads = True
+
+    def stop(_signum, _frame):
+        # shutdown() waits for serve_forever to return: from another thread
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
     server.serve_forever()
+    server.server_close()
+    try:
+        lameduck = min(max(float(os.environ.get("SHUTDOWN_LAMEDUCK_S", "1.0")), 0.0), 10.0)
+    except ValueError:
+        lameduck = 1.0
+    time.sleep(lameduck)
