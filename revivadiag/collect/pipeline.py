@@ -295,8 +295,8 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
     with timer.step("roles"), ThreadPoolExecutor(1, "revivadiag-compose") as pool:
         # Compose is asked (a subprocess, up to a second) while the roles' facts are read
         declared = pool.submit(_compose_data, inv, frames, compose, meta)
-        frames["roles"] = _roles_frame(client, inv, frames, local, policy_roles,
-                                       declared.result, meta)
+        frames["roles"], quiet = _roles_frame(client, inv, frames, local, policy_roles,
+                                              declared.result, meta)
     roles = Roles(frames["roles"])
     for creds in all_credentials(members(inv), roles):
         creds.register(scrubber)
@@ -314,7 +314,7 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
             frames.update(collect_swarm(client, prober, engine, engine_info or {}, inv,
                                         frames, meta))
         with timer.step("connections"):
-            frames["connections"] = _connections_frame(prober, frames, meta)
+            frames["connections"] = _connections_frame(prober, frames, meta, quiet)
     for name, cols in FREE_TEXT.items():
         frames[name] = scrub_columns(frames[name], cols, scrubber)
     meta.method = methods_used(frames)
@@ -327,18 +327,19 @@ def _roles_frame(client: docker.DockerClient, inv: RawInventory,
                  frames: Mapping[str, pd.DataFrame], local: bool,
                  policy_roles: Mapping[str, Sequence[str]],
                  compose: Callable[[], Mapping[str, Any] | None],
-                 meta: SnapshotMeta) -> pd.DataFrame:
+                 meta: SnapshotMeta) -> tuple[pd.DataFrame, set[str]]:
     """The roles from every fact the stack gives; from its API frames alone if that fails.
-    ``compose`` gives the declared project once the facts are read."""
+    ``compose`` gives the declared project once the facts are read. Also the containers
+    whose socket tables held no connection (none when they could not be read)."""
     try:
         roles, facts = collect_roles(client, inv, frames, local=local, compose=compose,
                                      policy_roles=policy_roles)
     except (docker.errors.DockerException, OSError) as exc:
         meta.notes.append(f"roles: decided from the API frames only: {type(exc).__name__}")
         return infer_roles(frames["containers"], endpoints=frames["endpoints"],
-                           compose=compose(), policy_roles=policy_roles)
+                           compose=compose(), policy_roles=policy_roles), set()
     meta.notes.extend(facts.notes)
-    return roles
+    return roles, facts.without_connections
 
 
 def _probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame], samples: int,
@@ -373,12 +374,16 @@ def _probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame]
 
 
 def _connections_frame(prober: ProbeEngine, frames: Mapping[str, pd.DataFrame],
-                       meta: SnapshotMeta) -> pd.DataFrame:
-    """The ``connections`` frame; a failure as a whole gives an empty frame and a note."""
+                       meta: SnapshotMeta, quiet: set[str]) -> pd.DataFrame:
+    """The ``connections`` frame, from the containers not in ``quiet`` (their socket tables,
+    read moments before for the roles, held no connection: named in the frame's
+    ``attrs["not_read"]``); a failure as a whole gives an empty frame and a note."""
     try:
-        return collect_connections(lambda batches, known: prober.run(batches, known=known),
-                                   frames["containers"], frames["endpoints"], frames["roles"],
-                                   frames.get("swarm_services"))
+        frame = collect_connections(lambda batches, known: prober.run(batches, known=known),
+                                    frames["containers"], frames["endpoints"], frames["roles"],
+                                    frames.get("swarm_services"), skip=quiet)
+        frame.attrs["not_read"] = sorted(quiet)  # held no connection: nothing to report
+        return frame
     except (EngineError, ParameterError):
         raise
     except RevivadiagError as exc:

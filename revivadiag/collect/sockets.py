@@ -39,7 +39,7 @@ the timer was set. The socket's own ``TCP_KEEPIDLE`` is not in the kernel's sock
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,10 +170,13 @@ Runner = Callable[[dict[str, list[dict[str, Any]]], dict[str, tuple[str, int]]],
 
 def collect_connections(run: Runner, containers: pd.DataFrame, endpoints: pd.DataFrame,
                         roles: pd.DataFrame,
-                        swarm_services: pd.DataFrame | None = None) -> pd.DataFrame:
+                        swarm_services: pd.DataFrame | None = None,
+                        skip: Collection[str] = ()) -> pd.DataFrame:
     """Read every running container's socket table (``run``: a probe engine's ``run`` with
-    ``known=``) into the ``connections`` frame."""
-    running = containers[containers["state"] == "running"]
+    ``known=``) into the ``connections`` frame; containers named in ``skip`` are not read
+    (the snapshot passes those that held no connection moments before)."""
+    running = containers[(containers["state"] == "running")
+                         & ~containers["name"].astype(str).isin(set(skip))]
     members = {str(r["container_id"]): (str(r["name"]), str(r["service"]))
                for r in running.to_dict("records")}
     if not members:

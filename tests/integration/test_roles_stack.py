@@ -23,7 +23,7 @@ import yaml
 
 import revivadiag as rd
 from revivadiag.analyze.diagnosis import diagnose
-from revivadiag.lab import BuildReport
+from revivadiag.lab import BuildReport, LabInstance
 from revivadiag.lab.compose import compose_command
 from revivadiag.lab.images import base_tag, service_tag
 from revivadiag.lab.lifecycle import unique_prefix
@@ -239,3 +239,21 @@ def test_diagnose_measures_every_kpi(shop_snap: rd.Snapshot) -> None:
     judged = set(zip(d.violations["source_service"], d.violations["target_service"],
                      strict=True))
     assert {("proxy", "db"), ("proxy", "cache"), ("api", "db"), ("proxy", "api")} <= judged
+
+
+def test_local_programs_match_docker_top(lab_current: LabInstance,
+                                        engine: docker.DockerClient) -> None:
+    """The programs read from /proc for a container on this host are those ``docker top``
+    lists (processes a healthcheck starts come and go: the container's main program is in
+    both), and a pid that is not the container's gives None (the engine is asked then)."""
+    from revivadiag.collect.roles import command_words
+    from revivadiag.collect.stack import local_programs, top_programs
+
+    for name in lab_current.containers.values():
+        inspect = engine.api.inspect_container(name)
+        pid, cid = int(inspect["State"]["Pid"]), str(inspect["Id"])
+        here = local_programs(pid, cid)
+        assert here, name
+        main = command_words(here[0])[0]
+        assert main in top_programs(engine, cid), (name, here)
+        assert local_programs(os.getpid(), cid) is None  # this process is not the container's
