@@ -7,7 +7,8 @@ not answer is :class:`~revivadiag.errors.EngineUnreachable`), inventory (one API
 :mod:`revivadiag.collect.inventory`), the API frames (pure parsing), the roles (who is the
 proxy, the backend, a database..., learned from the stack: :mod:`revivadiag.collect.stack`),
 then the probe frames from inside the containers' namespaces (dns, reachability, latency)
-and health, which work from the roles.
+and health, which work from the roles. The lookups (dns) need no roles: they run in the probe
+workers while the roles' facts are read, so the two steps' times overlap.
 
 A probe collector that fails as a whole leaves its frame empty and says why in
 ``meta.notes``; a container that vanished mid-snapshot gives rows with
@@ -292,17 +293,22 @@ def _collect(client: docker.DockerClient, project: str | None, samples: int, met
         frames = api_frames(inv, scrubber)
     meta = SnapshotMeta(project=inv.project, method_requested=method, samples=samples,
                         api_calls=inv.api_calls, revivadiag_version=_version())
-    with timer.step("roles"), ThreadPoolExecutor(1, "revivadiag-compose") as pool:
-        # Compose is asked (a subprocess, up to a second) while the roles' facts are read
-        declared = pool.submit(_compose_data, inv, frames, compose, meta)
-        frames["roles"], quiet = _roles_frame(client, inv, frames, local, policy_roles,
-                                              declared.result, meta)
-    roles = Roles(frames["roles"])
-    for creds in all_credentials(members(inv), roles):
-        creds.register(scrubber)
     # ParameterError when an explicit method cannot work here
     with ProbeEngine(client, method=method) as prober:
-        for name in ("dns", "reachability", "latency"):
+        with ThreadPoolExecutor(2, "revivadiag-beside-roles") as pool:
+            # the lookups need no roles: they run (in the probe workers) while the roles'
+            # facts are read here, and Compose (a subprocess, up to a second) is asked
+            dns = pool.submit(_timed_probe_frame, "dns", prober, frames, samples, meta, timer,
+                              full)
+            with timer.step("roles"):
+                declared = pool.submit(_compose_data, inv, frames, compose, meta)
+                frames["roles"], quiet = _roles_frame(client, inv, frames, local,
+                                                      policy_roles, declared.result, meta)
+            frames["dns"] = dns.result()
+        roles = Roles(frames["roles"])
+        for creds in all_credentials(members(inv), roles):
+            creds.register(scrubber)
+        for name in ("reachability", "latency"):
             with timer.step(name):
                 frames[name] = _probe_frame(name, prober, frames, samples, meta, timer.probed,
                                             full)
@@ -340,6 +346,14 @@ def _roles_frame(client: docker.DockerClient, inv: RawInventory,
                            compose=compose(), policy_roles=policy_roles), set()
     meta.notes.extend(facts.notes)
     return roles, facts.without_connections
+
+
+def _timed_probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame],
+                       samples: int, meta: SnapshotMeta, timer: _Timer,
+                       full: bool = False) -> pd.DataFrame:
+    """:func:`_probe_frame` timed as step ``name`` (for a thread of its own)."""
+    with timer.step(name):
+        return _probe_frame(name, prober, frames, samples, meta, timer.probed, full)
 
 
 def _probe_frame(name: str, prober: ProbeEngine, frames: dict[str, pd.DataFrame], samples: int,
