@@ -1,8 +1,9 @@
 """Facts about a running stack for the role inference, and :func:`collect_roles`.
 
 Gathers, for the project's running containers: the TCP ports each LISTENs on and the
-connections between services (socket tables of each container's network namespace: read
-from ``/proc/<pid>/net/tcp{,6}`` as root on the engine host, else ``cat`` through ``exec``),
+connections between services (socket tables of each container's network namespace: asked
+of the kernel over netlink as root on the engine host (:mod:`revivadiag.engine.nsdiag`), else
+``/proc/<pid>/net/tcp{,6}``, else ``cat`` through ``exec``),
 the program of each process (``/proc`` on the engine's host, else ``docker top``), the HTTP
 path of each Docker healthcheck, and the routes of the proxy (its nginx configuration
 through the engine, or Traefik labels). The decision itself is the pure
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from revivadiag.collect.containers import compose_identity, container_name
 from revivadiag.collect.inventory import RawInventory
 from revivadiag.collect.proxy_config import nginx_routes, read_nginx_config, traefik_routes
 from revivadiag.collect.roles import Edge, ProxyRoute, command_words, infer_roles
+from revivadiag.engine.nsdiag import namespace_sockets, open_diag_sockets
 from revivadiag.schemas import to_frame
 
 _URL_PATH = re.compile(r"https?://[^/\s'\"]+(/[^\s'\"|;&>]*)")
@@ -139,6 +142,9 @@ FACT_THREADS = 8
 MAX_PROCESSES = 256
 #: socket states that are a connection (what the ``connections`` frame reports)
 CONNECTED_STATES = frozenset({"ESTABLISHED", "SYN_SENT", "CLOSE_WAIT"})
+#: the states asked of the kernel: listening ports, connections, and those just closed
+#: (``TIME_WAIT``: the trace of a client that does not keep its connections)
+DIAG_STATES = tuple(sorted(_TALKING | CONNECTED_STATES | {"LISTEN"}))
 
 
 def socket_facts(inv: RawInventory, reader: conn.TableReader, how: str,
@@ -152,10 +158,21 @@ def socket_facts(inv: RawInventory, reader: conn.TableReader, how: str,
         for ip in _ips(inspect):
             owner[ip] = _service
 
+    diag = _diag_sockets(running) if how == "procfs" else {}
+
     def read(item: tuple[str, str, Mapping[str, Any]]) -> list[conn.Socket] | None:
         _service, name, inspect = item
+        pid = int((inspect.get("State") or {}).get("Pid") or 0)
+        sock = diag.get(pid)
+        if isinstance(sock, socket.socket):
+            try:
+                return [conn.Socket(str(r["local"]), int(r["lport"]), str(r["remote"]),
+                                    int(r["rport"]), str(r["state"]))
+                        for r in namespace_sockets(sock, DIAG_STATES)]
+            except OSError:
+                pass  # the proc files below say the same, slower
         try:
-            text = reader(name, int((inspect.get("State") or {}).get("Pid") or 0))
+            text = reader(name, pid)
         except OSError:
             return None
         return [s for chunk in conn.split_tables(text) for s in conn.parse_proc_net_tcp(chunk)]
@@ -174,6 +191,17 @@ def socket_facts(inv: RawInventory, reader: conn.TableReader, how: str,
     facts.edges = service_edges(tables, owner, facts.listening)
     if unread:
         facts.notes.append(f"roles: socket tables unreadable ({how}) in {', '.join(unread)}")
+
+
+def _diag_sockets(running: Sequence[tuple[str, str, Mapping[str, Any]]]
+                  ) -> dict[int, socket.socket | OSError]:
+    """A socket-diagnostics socket in each running container's network namespace
+    (:mod:`revivadiag.engine.nsdiag`), by init pid; nothing when they cannot be opened."""
+    pids = [int((inspect.get("State") or {}).get("Pid") or 0) for _s, _n, inspect in running]
+    try:
+        return open_diag_sockets(p for p in pids if p > 0)
+    except OSError:
+        return {}
 
 
 def process_facts(client: Any, inv: RawInventory, facts: StackFacts,

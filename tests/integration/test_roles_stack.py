@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pandas as pd
@@ -257,3 +258,31 @@ def test_local_programs_match_docker_top(lab_current: LabInstance,
         main = command_words(here[0])[0]
         assert main in top_programs(engine, cid), (name, here)
         assert local_programs(os.getpid(), cid) is None  # this process is not the container's
+
+
+def test_socket_facts_from_netlink_match_the_proc_files(lab_current: LabInstance,
+                                                        engine: docker.DockerClient) -> None:
+    """The roles' socket facts asked of the kernel over netlink (a socket opened in each
+    container's namespace) are those the ``/proc/<pid>/net/tcp{,6}`` files give."""
+    import urllib.request
+
+    from revivadiag.collect import connections as conn
+    from revivadiag.collect import stack
+    from revivadiag.collect.inventory import gather
+
+    for _ in range(3):  # the proxy opens (and, without keep-alive, closes) connections
+        with urllib.request.urlopen(
+                f"http://127.0.0.1:{lab_current.ports['frontend']}/api/health") as res:
+            assert res.status == 200
+    inv = gather(engine, lab_current.prefix)
+    by_netlink, by_files = stack.StackFacts(), stack.StackFacts()
+    stack.socket_facts(inv, conn.read_procfs_tables, "procfs", by_netlink)
+    stack.socket_facts(inv, conn.read_procfs_tables, "proc files", by_files)
+
+    def key(e: Any) -> tuple[str, str, int]:
+        return (e.source, e.target, e.port)
+
+    assert by_netlink.listening == by_files.listening
+    assert len(by_netlink.listening) == len(lab_current.containers)
+    assert sorted(by_netlink.edges, key=key) == sorted(by_files.edges, key=key)
+    assert by_netlink.edges  # the stack's services talk to each other

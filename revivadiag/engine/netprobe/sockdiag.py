@@ -134,19 +134,24 @@ def parse_dump(data: bytes) -> list[dict[str, Any]]:
     return rows
 
 
-def dump(family: int, states: int, timeout_s: float = 2.0) -> bytes:
-    """The raw answers of one dump, up to and including ``NLMSG_DONE``."""
+def dump(family: int, states: int, timeout_s: float = 2.0,
+         sock: socket.socket | None = None) -> bytes:
+    """The raw answers of one dump, up to and including ``NLMSG_DONE``: over ``sock`` (a
+    ``NETLINK_SOCK_DIAG`` socket opened in the namespace to read; left open), else over one
+    opened here, in this process's namespace."""
+    if sock is None:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as own:
+            return dump(family, states, timeout_s, own)
     chunks: list[bytes] = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as sock:
-        sock.settimeout(timeout_s)
-        sock.sendto(request(family, states), (0, 0))
-        while True:
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if _done(chunk):
-                break
+    sock.settimeout(timeout_s)
+    sock.sendto(request(family, states), (0, 0))
+    while True:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if _done(chunk):
+            break
     return b"".join(chunks)
 
 
