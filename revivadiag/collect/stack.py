@@ -196,12 +196,9 @@ def socket_facts(inv: RawInventory, reader: conn.TableReader, how: str,
 def _diag_sockets(running: Sequence[tuple[str, str, Mapping[str, Any]]]
                   ) -> dict[int, socket.socket | OSError]:
     """A socket-diagnostics socket in each running container's network namespace
-    (:mod:`revivadiag.engine.nsdiag`), by init pid; nothing when they cannot be opened."""
+    (:mod:`revivadiag.engine.nsdiag`), by init pid (an OSError where none could be opened)."""
     pids = [int((inspect.get("State") or {}).get("Pid") or 0) for _s, _n, inspect in running]
-    try:
-        return open_diag_sockets(p for p in pids if p > 0)
-    except OSError:
-        return {}
+    return open_diag_sockets(p for p in pids if p > 0)
 
 
 def process_facts(client: Any, inv: RawInventory, facts: StackFacts,

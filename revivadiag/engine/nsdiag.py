@@ -40,7 +40,10 @@ def open_diag_sockets(pids: Iterable[int]) -> dict[int, socket.socket | OSError]
 
     def run() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        except OSError:
+            return  # no namespace to come back to: nothing is entered
         try:
             for pid in wanted:
                 try:
@@ -77,11 +80,7 @@ def namespace_sockets(sock: socket.socket, states: Sequence[str],
     """The TCP sockets in ``states`` of the namespace ``sock`` was opened in (IPv4 and IPv6;
     rows as :func:`~revivadiag.engine.netprobe.sockdiag.parse_message` gives them). Closes
     ``sock``."""
-    mask = sockdiag.state_mask(tuple(states))
     try:
-        rows: list[dict[str, Any]] = []
-        for family in (socket.AF_INET, socket.AF_INET6):
-            rows += sockdiag.parse_dump(sockdiag.dump(family, mask, timeout_s, sock))
-        return rows
+        return sockdiag.read_sockets(sockdiag.state_mask(tuple(states)), timeout_s, sock)
     finally:
         sock.close()

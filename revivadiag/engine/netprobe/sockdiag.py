@@ -155,6 +155,16 @@ def dump(family: int, states: int, timeout_s: float = 2.0,
     return b"".join(chunks)
 
 
+def read_sockets(states: int, timeout_s: float = 2.0,
+                 sock: socket.socket | None = None) -> list[dict[str, Any]]:
+    """The TCP sockets (IPv4 and IPv6) in the ``states`` bit mask of the namespace ``sock``
+    was opened in (default: this process's), parsed."""
+    rows: list[dict[str, Any]] = []
+    for family in (socket.AF_INET, socket.AF_INET6):
+        rows += parse_dump(dump(family, states, timeout_s, sock))
+    return rows
+
+
 def _done(chunk: bytes) -> bool:
     offset = 0
     while offset + _HDR.size <= len(chunk):
@@ -176,10 +186,8 @@ def sockets_job(job: Job) -> Result:
         res["error"] = f"unknown TCP state {exc}"
         return res
     limit = int(job.get("max_rows", MAX_ROWS))
-    rows: list[dict[str, Any]] = []
     try:
-        for family in (socket.AF_INET, socket.AF_INET6):
-            rows += parse_dump(dump(family, mask, float(job.get("timeout_s", 2.0))))
+        rows = read_sockets(mask, float(job.get("timeout_s", 2.0)))
     except OSError as exc:
         res["error"] = f"sock_diag: {exc}"[:300]
         return res
